@@ -1,0 +1,325 @@
+//! The JSONPath side of ASL data flow: selecting with Paths (`InputPath`, `OutputPath`, `.$`
+//! fields, `$$` for the context object), writing with Reference Paths (`ResultPath`), and
+//! expanding payload templates (`Parameters`, `ResultSelector`).
+//!
+//! Selection uses `serde_json_path` (RFC 9535); Reference Paths are parsed here because they are
+//! a write target, which no JSONPath crate offers.
+
+use serde_json::{Map, Value};
+use serde_json_path::JsonPath;
+
+/// A path that cannot be parsed or applied; the message follows Step Functions' wording.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The path is not valid JSONPath.
+    #[error("Invalid path '{path}': {reason}")]
+    Invalid {
+        /// The path as written.
+        path: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A definite path selected nothing.
+    #[error("Invalid path '{path}' : No results for path: {path}")]
+    NoResults {
+        /// The path as written.
+        path: String,
+    },
+    /// ResultPath cannot be written into the input.
+    #[error("Unable to apply ResultPath '{path}' to the input: {reason}")]
+    CannotWrite {
+        /// The path as written.
+        path: String,
+        /// Why it cannot be written.
+        reason: String,
+    },
+    /// A feature the engine does not evaluate yet.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Whether a JSONPath can select at most one node (no wildcard, descendant, filter, slice or
+/// union): such a path yields its value, any other yields an array of the matches.
+fn is_definite(path: &str) -> bool {
+    !(path.contains('*')
+        || path.contains("..")
+        || path.contains("[?")
+        || path.contains(',')
+        || path.contains(':'))
+}
+
+/// Selects `path` from `input`, or from `context` when the path starts with `$$`.
+pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
+    let (doc, query) = match path.strip_prefix("$$") {
+        Some(rest) => (context, format!("${rest}")),
+        None => (input, path.to_string()),
+    };
+    let parsed = JsonPath::parse(&query).map_err(|e| PathError::Invalid {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })?;
+    let nodes = parsed.query(doc);
+    if is_definite(&query) {
+        match nodes.exactly_one() {
+            Ok(v) => Ok(v.clone()),
+            Err(_) => Err(PathError::NoResults {
+                path: path.to_string(),
+            }),
+        }
+    } else {
+        Ok(Value::Array(nodes.all().into_iter().cloned().collect()))
+    }
+}
+
+/// Applies an `InputPath` or `OutputPath`: absent keeps the value, `null` gives `{}`.
+pub fn apply_path_filter(
+    path: Option<&Value>,
+    input: &Value,
+    context: &Value,
+) -> Result<Value, PathError> {
+    match path {
+        None => Ok(input.clone()),
+        Some(Value::Null) => Ok(Value::Object(Map::new())),
+        Some(Value::String(p)) => select(p, input, context),
+        Some(other) => Err(PathError::Invalid {
+            path: other.to_string(),
+            reason: "a path must be a string or null".into(),
+        }),
+    }
+}
+
+/// Expands a payload template: every field whose name ends in `.$` is replaced by the value its
+/// path selects (the name loses the suffix); other values are copied. Recurses into objects and
+/// arrays.
+pub fn expand_template(
+    template: &Value,
+    input: &Value,
+    context: &Value,
+) -> Result<Value, PathError> {
+    match template {
+        Value::Object(fields) => {
+            let mut out = Map::with_capacity(fields.len());
+            for (key, value) in fields {
+                if let Some(name) = key.strip_suffix(".$") {
+                    let Value::String(expr) = value else {
+                        return Err(PathError::Invalid {
+                            path: value.to_string(),
+                            reason: format!("the value of field '{key}' must be a path string"),
+                        });
+                    };
+                    out.insert(name.to_string(), evaluate_expression(expr, input, context)?);
+                } else {
+                    out.insert(key.clone(), expand_template(value, input, context)?);
+                }
+            }
+            Ok(Value::Object(out))
+        }
+        Value::Array(items) => Ok(Value::Array(
+            items
+                .iter()
+                .map(|v| expand_template(v, input, context))
+                .collect::<Result<_, _>>()?,
+        )),
+        other => Ok(other.clone()),
+    }
+}
+
+fn evaluate_expression(expr: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
+    if expr.starts_with('$') {
+        select(expr, input, context)
+    } else if expr.starts_with("States.") {
+        Err(PathError::Unsupported(format!(
+            "intrinsic functions are not supported by this engine yet: '{expr}'"
+        )))
+    } else {
+        Err(PathError::Invalid {
+            path: expr.to_string(),
+            reason: "a path must start with '$'".into(),
+        })
+    }
+}
+
+/// One step of a Reference Path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Field(String),
+    Index(usize),
+}
+
+/// Parses a Reference Path: `$`, then `.name`, `['name']` or `[n]` steps.
+fn parse_reference_path(path: &str) -> Result<Vec<Step>, PathError> {
+    let invalid = |reason: &str| PathError::Invalid {
+        path: path.to_string(),
+        reason: reason.into(),
+    };
+    let rest = path
+        .strip_prefix('$')
+        .ok_or_else(|| invalid("must start with '$'"))?;
+    let chars: Vec<char> = rest.chars().collect();
+    let mut steps = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '.' => {
+                let start = i + 1;
+                let mut end = start;
+                while end < chars.len() && chars[end] != '.' && chars[end] != '[' {
+                    end += 1;
+                }
+                if end == start {
+                    return Err(invalid("empty field name"));
+                }
+                steps.push(Step::Field(chars[start..end].iter().collect()));
+                i = end;
+            }
+            '[' => {
+                let close = chars[i..]
+                    .iter()
+                    .position(|c| *c == ']')
+                    .map(|p| p + i)
+                    .ok_or_else(|| invalid("unclosed '['"))?;
+                let inner: String = chars[i + 1..close].iter().collect();
+                let inner = inner.trim();
+                if let Some(quoted) = inner
+                    .strip_prefix('\'')
+                    .and_then(|s| s.strip_suffix('\''))
+                    .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+                {
+                    steps.push(Step::Field(quoted.to_string()));
+                } else {
+                    let n: usize = inner
+                        .parse()
+                        .map_err(|_| invalid("a reference path allows only names and indexes"))?;
+                    steps.push(Step::Index(n));
+                }
+                i = close + 1;
+            }
+            _ => return Err(invalid("unexpected character")),
+        }
+    }
+    Ok(steps)
+}
+
+/// Applies a `ResultPath`: absent puts the result in place of the input, `null` discards the
+/// result, a Reference Path writes the result into a copy of the input.
+pub fn apply_result_path(
+    result_path: Option<&Value>,
+    input: &Value,
+    result: Value,
+) -> Result<Value, PathError> {
+    let path = match result_path {
+        None => return Ok(result),
+        Some(Value::Null) => return Ok(input.clone()),
+        Some(Value::String(p)) => p,
+        Some(other) => {
+            return Err(PathError::Invalid {
+                path: other.to_string(),
+                reason: "ResultPath must be a string or null".into(),
+            })
+        }
+    };
+    let steps = parse_reference_path(path)?;
+    if steps.is_empty() {
+        return Ok(result);
+    }
+    let mut out = input.clone();
+    let mut slot = &mut out;
+    let (last, parents) = steps.split_last().ok_or_else(|| PathError::Invalid {
+        path: path.clone(),
+        reason: "empty".into(),
+    })?;
+    let cannot = |reason: String| PathError::CannotWrite {
+        path: path.clone(),
+        reason,
+    };
+    for step in parents {
+        slot = match step {
+            Step::Field(name) => {
+                let obj = slot
+                    .as_object_mut()
+                    .ok_or_else(|| cannot(format!("'{name}' is not inside an object")))?;
+                obj.entry(name.clone())
+                    .or_insert_with(|| Value::Object(Map::new()))
+            }
+            Step::Index(i) => slot
+                .as_array_mut()
+                .and_then(|a| a.get_mut(*i))
+                .ok_or_else(|| cannot(format!("no array element at index {i}")))?,
+        };
+    }
+    match last {
+        Step::Field(name) => {
+            let obj = slot
+                .as_object_mut()
+                .ok_or_else(|| cannot(format!("'{name}' is not inside an object")))?;
+            obj.insert(name.clone(), result);
+        }
+        Step::Index(i) => {
+            let item = slot
+                .as_array_mut()
+                .and_then(|a| a.get_mut(*i))
+                .ok_or_else(|| cannot(format!("no array element at index {i}")))?;
+            *item = result;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn selects_definite_and_indefinite_paths() {
+        let input = json!({"a": {"b": [1, 2, 3]}, "c": "x"});
+        let ctx = json!({"Execution": {"Name": "e1"}});
+        assert_eq!(select("$.a.b[1]", &input, &ctx), Ok(json!(2)));
+        assert_eq!(select("$.a.b[*]", &input, &ctx), Ok(json!([1, 2, 3])));
+        assert_eq!(select("$$.Execution.Name", &input, &ctx), Ok(json!("e1")));
+        assert!(matches!(
+            select("$.zzz", &input, &ctx),
+            Err(PathError::NoResults { .. })
+        ));
+    }
+
+    #[test]
+    fn input_path_null_gives_an_empty_object() {
+        let v = json!({"a": 1});
+        assert_eq!(
+            apply_path_filter(Some(&Value::Null), &v, &json!({})),
+            Ok(json!({}))
+        );
+        assert_eq!(apply_path_filter(None, &v, &json!({})), Ok(v));
+    }
+
+    #[test]
+    fn expands_templates_recursively() {
+        let input = json!({"name": "Ada", "n": [1, 2]});
+        let t = json!({"greeting.$": "$.name", "fixed": 1, "nested": {"first.$": "$.n[0]"},
+            "list": [{"x.$": "$.n[1]"}]});
+        assert_eq!(
+            expand_template(&t, &input, &json!({})),
+            Ok(json!({"greeting": "Ada", "fixed": 1, "nested": {"first": 1}, "list": [{"x": 2}]}))
+        );
+    }
+
+    #[test]
+    fn result_path_writes_creating_objects() {
+        let input = json!({"a": 1});
+        assert_eq!(apply_result_path(None, &input, json!(5)), Ok(json!(5)));
+        assert_eq!(
+            apply_result_path(Some(&Value::Null), &input, json!(5)),
+            Ok(input.clone())
+        );
+        assert_eq!(
+            apply_result_path(Some(&json!("$.x.y")), &input, json!(5)),
+            Ok(json!({"a": 1, "x": {"y": 5}}))
+        );
+        assert_eq!(
+            apply_result_path(Some(&json!("$['q r']")), &input, json!(true)),
+            Ok(json!({"a": 1, "q r": true}))
+        );
+        assert!(apply_result_path(Some(&json!("$.a.b")), &input, json!(1)).is_err());
+    }
+}

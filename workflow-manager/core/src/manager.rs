@@ -1,0 +1,463 @@
+//! The `WorkflowManager`: the one implementation of the service's behaviour, written over the
+//! `Store` and `StepFunctions` traits. It validates requests, records workflows before starting
+//! their executions, and brings execution status and history back into the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::conventions::{expand_for_namespace, state_machine_name};
+use crate::jobs::{jobs_from_history, last_lines, REASON_WORKFLOW_TIMED_OUT};
+use crate::model::{
+    NewWorkflowDefinitionRequest, StartWorkflowRequest, Tags, Workflow, WorkflowDefinition,
+    WorkflowStatus,
+};
+use crate::sfn::{ExecutionStatus, SfnError, StepFunctions};
+use crate::store::{Store, StoreError};
+
+/// A manager failure, by how the API should answer it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManagerError {
+    /// The request is wrong (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Something named does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with stored state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A backend failed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ManagerError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => ManagerError::NotFound(m),
+            StoreError::Conflict(m) => ManagerError::Conflict(m),
+            e @ StoreError::TerminalToNonTerminal { .. } => ManagerError::Conflict(e.to_string()),
+            e @ StoreError::InvalidPageToken(_) => ManagerError::BadRequest(e.to_string()),
+            StoreError::Backend(m) => ManagerError::Internal(format!("store: {m}")),
+        }
+    }
+}
+
+impl From<SfnError> for ManagerError {
+    fn from(e: SfnError) -> Self {
+        match e {
+            SfnError::InvalidDefinition(m) | SfnError::InvalidInput(m) => {
+                ManagerError::BadRequest(m)
+            }
+            SfnError::ExecutionAlreadyExists(m) => ManagerError::Conflict(m),
+            SfnError::ExecutionDoesNotExist(m) | SfnError::Other(m) => {
+                ManagerError::Internal(format!("step functions: {m}"))
+            }
+        }
+    }
+}
+
+/// Tunables of the manager.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// How long an execution may be missing before its workflow is marked failed.
+    pub zombie_grace: Duration,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            zombie_grace: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The workflow manager.
+#[derive(Clone)]
+pub struct WorkflowManager {
+    store: Arc<dyn Store>,
+    sfn: Arc<dyn StepFunctions>,
+    config: ManagerConfig,
+}
+
+/// Definition names become part of state machine names: keep them to safe characters.
+fn check_definition_name(name: &str) -> Result<(), ManagerError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ManagerError::BadRequest(format!(
+            "name: '{name}' is not a valid workflow definition name (1 to 64 letters, digits, \
+             '-', '_', '.' or ':')"
+        )))
+    }
+}
+
+/// Tags must map strings to strings; the error names the offending tag.
+pub fn string_tags(
+    tags: &serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<Tags, ManagerError> {
+    tags.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            other => Err(ManagerError::BadRequest(format!(
+                "{field}.{k}: tag values must be strings, got {other}"
+            ))),
+        })
+        .collect()
+}
+
+impl WorkflowManager {
+    /// A manager over a store and a Step Functions backend.
+    pub fn new(store: Arc<dyn Store>, sfn: Arc<dyn StepFunctions>, config: ManagerConfig) -> Self {
+        Self { store, sfn, config }
+    }
+
+    /// The store (read paths of the API go straight to it).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn definition_from_request(
+        &self,
+        name: &str,
+        version: i64,
+        req: &NewWorkflowDefinitionRequest,
+    ) -> Result<WorkflowDefinition, ManagerError> {
+        check_definition_name(name)?;
+        if let Some(m) = &req.manager {
+            if m != "step-functions" {
+                return Err(ManagerError::BadRequest(format!(
+                    "manager: '{m}' is not supported; use 'step-functions'"
+                )));
+            }
+        }
+        let raw = req
+            .state_machine
+            .as_ref()
+            .ok_or_else(|| ManagerError::BadRequest("stateMachine: required".into()))?;
+        let machine = wfm_asl::parse_definition_value(raw)
+            .and_then(|m| wfm_asl::validate(&m).map(|()| m))
+            .map_err(|e| {
+                ManagerError::BadRequest(format!(
+                    "stateMachine: invalid at {}: {}",
+                    e.path, e.message
+                ))
+            })?;
+        Ok(WorkflowDefinition {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_string(),
+            version,
+            created_at: Utc::now(),
+            manager: "step-functions".into(),
+            state_machine: machine,
+            default_tags: string_tags(&req.default_tags, "defaultTags")?,
+        })
+    }
+
+    /// Creates version 0 of a new definition; 409 if the name exists.
+    pub async fn new_workflow_definition(
+        &self,
+        req: &NewWorkflowDefinitionRequest,
+    ) -> Result<WorkflowDefinition, ManagerError> {
+        let def = self.definition_from_request(&req.name, 0, req)?;
+        self.store.save_workflow_definition(&def).await.map_err(|e| match e {
+            StoreError::Conflict(_) => ManagerError::Conflict(format!(
+                "workflow definition '{}' already exists; update it with PUT to create a new version",
+                def.name
+            )),
+            other => other.into(),
+        })?;
+        Ok(def)
+    }
+
+    /// Creates the next version of an existing definition.
+    pub async fn update_workflow_definition(
+        &self,
+        name: &str,
+        req: &NewWorkflowDefinitionRequest,
+    ) -> Result<WorkflowDefinition, ManagerError> {
+        if !req.name.is_empty() && req.name != name {
+            return Err(ManagerError::BadRequest(format!(
+                "name: '{}' does not match the definition in the path, '{name}'",
+                req.name
+            )));
+        }
+        let latest = self.store.latest_workflow_definition(name).await?;
+        let def = self.definition_from_request(name, latest.version + 1, req)?;
+        self.store.save_workflow_definition(&def).await?;
+        Ok(def)
+    }
+
+    /// Starts a workflow: resolves the definition version, merges tags, stores the workflow,
+    /// then starts its execution (and removes the workflow again if the start fails).
+    pub async fn create_workflow(
+        &self,
+        req: &StartWorkflowRequest,
+    ) -> Result<Workflow, ManagerError> {
+        let def_ref = &req.workflow_definition;
+        if def_ref.name.is_empty() {
+            return Err(ManagerError::BadRequest(
+                "workflowDefinition.name: required".into(),
+            ));
+        }
+        let definition = match def_ref.version {
+            -1 => self.store.latest_workflow_definition(&def_ref.name).await,
+            v if v < 0 => {
+                return Err(ManagerError::BadRequest(format!(
+                    "workflowDefinition.version: {v} is not a version (use -1 for the latest)"
+                )))
+            }
+            v => self.store.get_workflow_definition(&def_ref.name, v).await,
+        }
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => ManagerError::NotFound(format!(
+                "workflow definition not found: {} version {}",
+                def_ref.name,
+                if def_ref.version == -1 {
+                    "latest".to_string()
+                } else {
+                    def_ref.version.to_string()
+                }
+            )),
+            other => other.into(),
+        })?;
+
+        let input_text = if req.input.trim().is_empty() {
+            "{}"
+        } else {
+            req.input.as_str()
+        };
+        let mut input: Value = serde_json::from_str(input_text)
+            .map_err(|e| ManagerError::BadRequest(format!("input: not valid JSON: {e}")))?;
+        if !input.is_object() {
+            return Err(ManagerError::BadRequest(format!(
+                "input: must be a JSON object, got {}",
+                match &input {
+                    Value::Array(_) => "an array",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    Value::Bool(_) => "a boolean",
+                    _ => "null",
+                }
+            )));
+        }
+        let mut tags = definition.default_tags.clone();
+        tags.extend(string_tags(&req.tags, "tags")?);
+        let namespace = if req.namespace.is_empty() {
+            "default"
+        } else {
+            req.namespace.as_str()
+        };
+        let queue = if req.queue.is_empty() {
+            "default"
+        } else {
+            req.queue.as_str()
+        };
+        for (field, value) in [("namespace", namespace), ("queue", queue)] {
+            if !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+                || value.len() > 64
+            {
+                return Err(ManagerError::BadRequest(format!(
+                    "{field}: '{value}' may only hold letters, digits, '-' and '_' (64 at most)"
+                )));
+            }
+        }
+
+        let mut id = uuid::Uuid::new_v4().to_string();
+        if !req.id_suffix.is_empty() {
+            id = format!("{id}-{}", req.id_suffix);
+            id.truncate(80);
+        }
+        let now = Utc::now();
+        let workflow = Workflow {
+            id: id.clone(),
+            created_at: now,
+            last_updated: now,
+            stopped_at: None,
+            workflow_definition: definition.clone(),
+            status: WorkflowStatus::Queued,
+            namespace: namespace.to_string(),
+            queue: queue.to_string(),
+            input: input_text.to_string(),
+            resolved_by_user: false,
+            retry_for: None,
+            retries: Vec::new(),
+            tags,
+            last_job: None,
+            status_reason: String::new(),
+            output: String::new(),
+            jobs: Vec::new(),
+        };
+
+        let sm_name = state_machine_name(
+            &definition.name,
+            definition.version,
+            namespace,
+            &definition.state_machine.start_at,
+        );
+        let sfn = self.sfn.clone();
+        let activity_arn = move |name: &str| sfn.activity_arn(name);
+        let expanded = expand_for_namespace(&definition.state_machine, namespace, &activity_arn);
+        let sm_arn = self.sfn.ensure_state_machine(&sm_name, &expanded).await?;
+
+        if let Some(obj) = input.as_object_mut() {
+            obj.insert("_EXECUTION_NAME".into(), Value::String(id.clone()));
+        }
+        self.store.save_workflow(&workflow).await?;
+        if let Err(e) = self
+            .sfn
+            .start_execution(&sm_arn, &id, &input.to_string())
+            .await
+        {
+            if let Err(del) = self.store.delete_workflow(&id).await {
+                tracing::error!(workflow_id = %id, error = %del, "cannot remove a workflow whose start failed");
+            }
+            return Err(e.into());
+        }
+        Ok(workflow)
+    }
+
+    fn execution_arn(&self, wf: &Workflow) -> String {
+        let def = &wf.workflow_definition;
+        let sm_name = state_machine_name(
+            &def.name,
+            def.version,
+            &wf.namespace,
+            &def.state_machine.start_at,
+        );
+        self.sfn.execution_arn(&sm_name, &wf.id)
+    }
+
+    /// Brings status, stop time, output and (on failure) the last job from the execution into
+    /// `wf`. Returns false when the execution is not (yet) visible and nothing changed.
+    async fn apply_summary(&self, wf: &mut Workflow) -> Result<bool, ManagerError> {
+        let arn = self.execution_arn(wf);
+        let description = match self.sfn.describe_execution(&arn).await {
+            Ok(d) => d,
+            Err(SfnError::ExecutionDoesNotExist(_)) => {
+                let age = Utc::now().signed_duration_since(wf.last_updated);
+                if age.to_std().unwrap_or_default() > self.config.zombie_grace {
+                    wf.status = WorkflowStatus::Failed;
+                    wf.status_reason = "execution not found".into();
+                    wf.last_updated = Utc::now();
+                    return Ok(true);
+                }
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        wf.status = match description.status {
+            ExecutionStatus::Running | ExecutionStatus::PendingRedrive => WorkflowStatus::Running,
+            ExecutionStatus::Succeeded => WorkflowStatus::Succeeded,
+            ExecutionStatus::Failed | ExecutionStatus::TimedOut => WorkflowStatus::Failed,
+            ExecutionStatus::Aborted => WorkflowStatus::Cancelled,
+        };
+        if description.status == ExecutionStatus::TimedOut {
+            wf.status_reason = REASON_WORKFLOW_TIMED_OUT.into();
+        }
+        if description.status == ExecutionStatus::Failed && wf.status_reason.is_empty() {
+            wf.status_reason = [
+                last_lines(description.cause.as_deref().unwrap_or("")),
+                description.error.clone().unwrap_or_default(),
+            ]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        }
+        if description.status == ExecutionStatus::Aborted && wf.status_reason.is_empty() {
+            wf.status_reason = "cancelled by user".into();
+        }
+        wf.stopped_at = description.stop_date;
+        if matches!(
+            wf.status,
+            WorkflowStatus::Succeeded | WorkflowStatus::Cancelled
+        ) {
+            wf.resolved_by_user = true;
+        }
+        wf.output = description.output.unwrap_or_default();
+        wf.last_updated = Utc::now();
+        Ok(true)
+    }
+
+    /// Rebuilds `wf.jobs` from the whole execution history, and `lastJob` for failures.
+    async fn apply_history(&self, wf: &mut Workflow) -> Result<(), ManagerError> {
+        let arn = self.execution_arn(wf);
+        let mut events = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = match self
+                .sfn
+                .execution_history_page(&arn, token.as_deref())
+                .await
+            {
+                Ok(p) => p,
+                Err(SfnError::ExecutionDoesNotExist(_)) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            };
+            events.extend(page.events);
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        wf.jobs = jobs_from_history(&events, wf);
+        if wf.status == WorkflowStatus::Failed {
+            wf.last_job = wf
+                .jobs
+                .iter()
+                .rev()
+                .find(|j| j.status == crate::model::JobStatus::Failed)
+                .or(wf.jobs.last())
+                .cloned();
+        }
+        Ok(())
+    }
+
+    /// Refreshes status and summary fields of a workflow from its execution, and stores it.
+    pub async fn update_workflow_summary(&self, wf: &mut Workflow) -> Result<(), ManagerError> {
+        if wf.status.is_terminal() {
+            return Ok(());
+        }
+        if self.apply_summary(wf).await? {
+            if wf.status == WorkflowStatus::Failed {
+                self.apply_history(wf).await?;
+            }
+            self.store.update_workflow(wf).await?;
+        }
+        Ok(())
+    }
+
+    /// Refreshes the jobs of a workflow from its execution history, and stores it.
+    pub async fn update_workflow_history(&self, wf: &mut Workflow) -> Result<(), ManagerError> {
+        self.apply_history(wf).await?;
+        self.store.update_workflow(wf).await?;
+        Ok(())
+    }
+
+    /// Refreshes summary and jobs in one store write (the sync path). The summary is read
+    /// before the history, so a terminal status is never stored with an incomplete history.
+    pub async fn sync_workflow(&self, id: &str) -> Result<Workflow, ManagerError> {
+        let mut wf = self.store.get_workflow(id).await?;
+        if wf.status.is_terminal() {
+            return Ok(wf);
+        }
+        if self.apply_summary(&mut wf).await? {
+            self.apply_history(&mut wf).await?;
+            self.store.update_workflow(&wf).await?;
+        }
+        Ok(wf)
+    }
+}

@@ -1,0 +1,283 @@
+//! The behaviour every [`Store`] must have, as a suite of checks that any implementation's
+//! tests run against a fresh store (SQLite now, DynamoDB later). Each check panics with a
+//! message on the first deviation.
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+
+use crate::model::{StateResource, Workflow, WorkflowDefinition, WorkflowStatus};
+use crate::store::{Store, StoreError, WorkflowQuery};
+
+/// A definition for tests.
+pub fn sample_definition(name: &str, version: i64) -> WorkflowDefinition {
+    WorkflowDefinition {
+        id: format!("{name}-{version}"),
+        name: name.to_string(),
+        version,
+        created_at: Utc::now(),
+        manager: "step-functions".into(),
+        state_machine: serde_json::from_value(
+            json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}),
+        )
+        .expect("valid machine"),
+        default_tags: [("team".to_string(), "core".to_string())].into(),
+    }
+}
+
+/// A queued workflow for tests.
+pub fn sample_workflow(id: &str, def: &WorkflowDefinition) -> Workflow {
+    let now = Utc::now();
+    Workflow {
+        id: id.to_string(),
+        created_at: now,
+        last_updated: now,
+        stopped_at: None,
+        workflow_definition: def.clone(),
+        status: WorkflowStatus::Queued,
+        namespace: "ns".into(),
+        queue: "q".into(),
+        input: r#"{"a":1}"#.into(),
+        resolved_by_user: false,
+        retry_for: None,
+        retries: Vec::new(),
+        tags: [("k".to_string(), "v".to_string())].into(),
+        last_job: None,
+        status_reason: String::new(),
+        output: String::new(),
+        jobs: Vec::new(),
+    }
+}
+
+/// Runs every check.
+pub async fn run_all(store: &dyn Store) {
+    definitions_are_versioned(store).await;
+    state_resources_round_trip(store).await;
+    workflows_round_trip_and_refuse_terminal_to_non_terminal(store).await;
+    paging_never_skips_or_repeats(store).await;
+}
+
+/// Versions: 0 first, latest is the highest, a duplicate version conflicts.
+pub async fn definitions_are_versioned(store: &dyn Store) {
+    let v0 = sample_definition("suite-def", 0);
+    store.save_workflow_definition(&v0).await.expect("save v0");
+    assert_eq!(
+        store
+            .latest_workflow_definition("suite-def")
+            .await
+            .expect("latest"),
+        v0
+    );
+    let mut v1 = sample_definition("suite-def", 1);
+    v1.created_at = v0.created_at + Duration::milliseconds(5);
+    store.save_workflow_definition(&v1).await.expect("save v1");
+    assert_eq!(
+        store
+            .latest_workflow_definition("suite-def")
+            .await
+            .expect("latest")
+            .version,
+        1
+    );
+    assert!(matches!(
+        store
+            .save_workflow_definition(&sample_definition("suite-def", 1))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .get_workflow_definition("suite-def", 0)
+            .await
+            .expect("get v0"),
+        v0
+    );
+    assert!(matches!(
+        store.get_workflow_definition("suite-def", 7).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let versions: Vec<i64> = store
+        .workflow_definition_versions("suite-def")
+        .await
+        .expect("versions")
+        .iter()
+        .map(|d| d.version)
+        .collect();
+    assert_eq!(versions, vec![1, 0]);
+    store
+        .save_workflow_definition(&sample_definition("suite-other", 0))
+        .await
+        .expect("other");
+    let latest: Vec<(String, i64)> = store
+        .latest_workflow_definitions()
+        .await
+        .expect("latest all")
+        .into_iter()
+        .map(|d| (d.name, d.version))
+        .filter(|(n, _)| n.starts_with("suite-"))
+        .collect();
+    assert_eq!(
+        latest,
+        vec![("suite-def".to_string(), 1), ("suite-other".to_string(), 0)]
+    );
+    assert!(matches!(
+        store.latest_workflow_definition("suite-missing").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Save, get, replace, delete.
+pub async fn state_resources_round_trip(store: &dyn Store) {
+    let mut r = StateResource {
+        name: "res".into(),
+        namespace: "ns".into(),
+        uri: "arn:aws:batch:x".into(),
+        last_updated: Utc::now(),
+        resource_type: None,
+    };
+    store.save_state_resource(&r).await.expect("save");
+    assert_eq!(store.get_state_resource("ns", "res").await.expect("get"), r);
+    r.uri = "arn:aws:batch:y".into();
+    store.save_state_resource(&r).await.expect("replace");
+    assert_eq!(
+        store
+            .get_state_resource("ns", "res")
+            .await
+            .expect("get")
+            .uri,
+        "arn:aws:batch:y"
+    );
+    store
+        .delete_state_resource("ns", "res")
+        .await
+        .expect("delete");
+    assert!(matches!(
+        store.get_state_resource("ns", "res").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_state_resource("ns", "res").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Workflows persist verbatim; terminal statuses stick.
+pub async fn workflows_round_trip_and_refuse_terminal_to_non_terminal(store: &dyn Store) {
+    let def = sample_definition("suite-wf", 0);
+    let mut wf = sample_workflow("suite-wf-1", &def);
+    store.save_workflow(&wf).await.expect("save");
+    assert_eq!(store.get_workflow("suite-wf-1").await.expect("get"), wf);
+    assert!(matches!(
+        store.save_workflow(&wf).await,
+        Err(StoreError::Conflict(_))
+    ));
+    wf.status = WorkflowStatus::Succeeded;
+    wf.output = r#"{"done":true}"#.into();
+    wf.last_updated = Utc::now();
+    store.update_workflow(&wf).await.expect("update");
+    let got = store.get_workflow("suite-wf-1").await.expect("get");
+    assert_eq!(got.status, WorkflowStatus::Succeeded);
+    assert!(got.last_updated > got.created_at);
+    wf.status = WorkflowStatus::Running;
+    assert!(matches!(
+        store.update_workflow(&wf).await,
+        Err(StoreError::TerminalToNonTerminal { .. })
+    ));
+    assert_eq!(
+        store.get_workflow("suite-wf-1").await.expect("get").status,
+        WorkflowStatus::Succeeded
+    );
+    store.delete_workflow("suite-wf-1").await.expect("delete");
+    assert!(matches!(
+        store.get_workflow("suite-wf-1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let ghost = sample_workflow("suite-ghost", &def);
+    assert!(matches!(
+        store.update_workflow(&ghost).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn collect_ids(store: &dyn Store, mut q: WorkflowQuery) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let page = store.list_workflows(&q).await.expect("page");
+        assert!(
+            page.workflows.len() <= q.limit,
+            "page larger than the limit"
+        );
+        ids.extend(page.workflows.into_iter().map(|w| w.id));
+        match page.next_page_token {
+            Some(t) => q.page_token = Some(t),
+            None => return ids,
+        }
+    }
+}
+
+/// Newest and oldest first, ties in creation time, filters, bad tokens.
+pub async fn paging_never_skips_or_repeats(store: &dyn Store) {
+    let def = sample_definition("suite-page", 0);
+    let base = Utc::now();
+    let mut expected_oldest = Vec::new();
+    for i in 0..23 {
+        let mut wf = sample_workflow(&format!("suite-page-{i:02}"), &def);
+        // Groups of three share a creation time.
+        wf.created_at = base + Duration::milliseconds((i / 3) as i64);
+        wf.last_updated = wf.created_at;
+        if i % 4 == 0 {
+            wf.status = WorkflowStatus::Failed;
+        }
+        store.save_workflow(&wf).await.expect("save");
+        expected_oldest.push(wf.id);
+    }
+    let q = WorkflowQuery {
+        definition_name: "suite-page".into(),
+        limit: 4,
+        oldest_first: true,
+        ..Default::default()
+    };
+    assert_eq!(collect_ids(store, q.clone()).await, expected_oldest);
+    let mut expected_newest = expected_oldest.clone();
+    expected_newest.reverse();
+    let newest = WorkflowQuery {
+        oldest_first: false,
+        ..q.clone()
+    };
+    assert_eq!(collect_ids(store, newest.clone()).await, expected_newest);
+
+    // A row inserted between pages (newer than all) does not shift the pages already read.
+    let first = store.list_workflows(&newest).await.expect("first page");
+    let mut late = sample_workflow("suite-page-late", &def);
+    late.created_at = base + Duration::seconds(10);
+    store.save_workflow(&late).await.expect("late");
+    let second = store
+        .list_workflows(&WorkflowQuery {
+            page_token: first.next_page_token.clone(),
+            ..newest.clone()
+        })
+        .await
+        .expect("second page");
+    assert_eq!(second.workflows[0].id, expected_newest[4]);
+
+    let failed = WorkflowQuery {
+        statuses: vec![WorkflowStatus::Failed],
+        ..q.clone()
+    };
+    let failed_ids = collect_ids(store, failed).await;
+    assert_eq!(failed_ids.len(), 6);
+    assert!(failed_ids.iter().all(|id| id.ends_with("00")
+        || id.ends_with('4')
+        || id.ends_with('8')
+        || id.ends_with("12")
+        || id.ends_with("16")
+        || id.ends_with("20")));
+
+    let bad = WorkflowQuery {
+        page_token: Some("not-a-token".into()),
+        ..q
+    };
+    assert!(matches!(
+        store.list_workflows(&bad).await,
+        Err(StoreError::InvalidPageToken(_))
+    ));
+}

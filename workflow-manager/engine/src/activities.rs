@@ -1,0 +1,217 @@
+//! Activity tasks: a queue per activity that hands a scheduled task to a waiting poller at once
+//! (or keeps it until one asks), the outstanding tasks by token, and the tokens themselves
+//! (32 random bytes from the OS-seeded CSPRNG, so they cannot be guessed).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::EngineError;
+use crate::log::ExecutionLog;
+
+const TOKEN_PREFIX: &str = "wfm1.";
+
+/// A new unguessable task token.
+pub(crate) fn new_task_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Checks that a token is one this engine could have issued.
+pub(crate) fn check_token_format(token: &str) -> Result<(), EngineError> {
+    let malformed =
+        || EngineError::InvalidToken("Invalid Token: 'Provided task token is malformed'".into());
+    let body = token.strip_prefix(TOKEN_PREFIX).ok_or_else(malformed)?;
+    match URL_SAFE_NO_PAD.decode(body) {
+        Ok(bytes) if bytes.len() == 32 => Ok(()),
+        _ => Err(malformed()),
+    }
+}
+
+/// What a worker reported for a task.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TaskOutcome {
+    Success(String),
+    Failure {
+        error: Option<String>,
+        cause: Option<String>,
+    },
+}
+
+/// A task handed to a poller.
+#[derive(Debug, Clone)]
+pub struct ActivityTask {
+    /// The token to answer with.
+    pub task_token: String,
+    /// The task input (JSON text).
+    pub input: String,
+}
+
+/// An outstanding task.
+pub(crate) struct TaskSlot {
+    pub log: Arc<ExecutionLog>,
+    outcome: Mutex<Option<oneshot::Sender<TaskOutcome>>>,
+    /// When a worker took it (the heartbeat clock starts then).
+    pub started: Mutex<Option<Instant>>,
+    pub last_heartbeat: Mutex<Option<Instant>>,
+}
+
+impl TaskSlot {
+    pub fn new(log: Arc<ExecutionLog>, outcome: oneshot::Sender<TaskOutcome>) -> Self {
+        Self {
+            log,
+            outcome: Mutex::new(Some(outcome)),
+            started: Mutex::new(None),
+            last_heartbeat: Mutex::new(None),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Default)]
+struct ActivityQueue {
+    ready: VecDeque<ActivityTask>,
+    waiters: VecDeque<oneshot::Sender<ActivityTask>>,
+}
+
+/// All activity queues and outstanding tasks.
+#[derive(Default)]
+pub(crate) struct ActivityBoard {
+    queues: Mutex<HashMap<String, ActivityQueue>>,
+    tasks: Mutex<HashMap<String, Arc<TaskSlot>>>,
+}
+
+impl ActivityBoard {
+    /// Makes a task available to pollers of `activity_arn`.
+    pub fn schedule(&self, activity_arn: &str, task: ActivityTask, slot: Arc<TaskSlot>) {
+        lock(&self.tasks).insert(task.task_token.clone(), slot);
+        let mut queues = lock(&self.queues);
+        let queue = queues.entry(activity_arn.to_string()).or_default();
+        let mut task = task;
+        while let Some(waiter) = queue.waiters.pop_front() {
+            match waiter.send(task) {
+                Ok(()) => return,
+                Err(back) => task = back,
+            }
+        }
+        queue.ready.push_back(task);
+    }
+
+    fn take_ready(&self, activity_arn: &str) -> Option<ActivityTask> {
+        let mut queues = lock(&self.queues);
+        let queue = queues.get_mut(activity_arn)?;
+        let tasks = lock(&self.tasks);
+        while let Some(t) = queue.ready.pop_front() {
+            if tasks.contains_key(&t.task_token) {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// Waits up to `wait` for a task of `activity_arn`.
+    pub async fn poll(&self, activity_arn: &str, wait: Duration) -> Option<ActivityTask> {
+        let mut rx = {
+            let mut queues = lock(&self.queues);
+            let queue = queues.entry(activity_arn.to_string()).or_default();
+            let tasks = lock(&self.tasks);
+            while let Some(t) = queue.ready.pop_front() {
+                if tasks.contains_key(&t.task_token) {
+                    return Some(t);
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            queue.waiters.push_back(tx);
+            rx
+        };
+        let received = tokio::select! {
+            r = &mut rx => r.ok(),
+            _ = tokio::time::sleep(wait) => {
+                // A task may have been handed over just as the wait ended: keep it.
+                rx.close();
+                rx.try_recv().ok()
+            }
+        };
+        match received {
+            Some(t) if lock(&self.tasks).contains_key(&t.task_token) => Some(t),
+            // A task cancelled while in flight to this poller: look again without waiting.
+            Some(_) => self.take_ready(activity_arn),
+            None => None,
+        }
+    }
+
+    /// The outstanding task with this token.
+    pub fn slot(&self, token: &str) -> Result<Arc<TaskSlot>, EngineError> {
+        check_token_format(token)?;
+        lock(&self.tasks).get(token).cloned().ok_or_else(|| {
+            EngineError::TaskDoesNotExist(
+                "Task Does Not Exist: 'Provided task does not exist anymore'".into(),
+            )
+        })
+    }
+
+    /// Records the worker's answer and wakes the execution.
+    pub fn complete(&self, token: &str, outcome: TaskOutcome) -> Result<(), EngineError> {
+        check_token_format(token)?;
+        let slot = lock(&self.tasks).remove(token).ok_or_else(|| {
+            EngineError::TaskDoesNotExist(
+                "Task Does Not Exist: 'Provided task does not exist anymore'".into(),
+            )
+        })?;
+        if let Some(tx) = lock(&slot.outcome).take() {
+            // The execution may have been stopped meanwhile; then nobody listens.
+            let _ = tx.send(outcome);
+        }
+        Ok(())
+    }
+
+    /// Forgets a task (its execution stopped or its wait ended).
+    pub fn remove(&self, token: &str) {
+        lock(&self.tasks).remove(token);
+    }
+
+    /// Forgets every task of an execution.
+    pub fn remove_execution(&self, execution_arn: &str) {
+        lock(&self.tasks).retain(|_, slot| slot.log.arn != execution_arn);
+    }
+
+    /// Number of outstanding tasks.
+    pub fn outstanding(&self) -> usize {
+        lock(&self.tasks).len()
+    }
+}
+
+/// Reads a slot's mutex-guarded field.
+pub(crate) fn read<T: Copy>(m: &Mutex<T>) -> T {
+    *lock(m)
+}
+
+/// Writes a slot's mutex-guarded field.
+pub(crate) fn write<T>(m: &Mutex<T>, v: T) {
+    *lock(m) = v;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique_and_checked() {
+        let a = new_task_token();
+        let b = new_task_token();
+        assert_ne!(a, b);
+        assert!(check_token_format(&a).is_ok());
+        assert!(check_token_format("bogus").is_err());
+        assert!(check_token_format("wfm1.AAAA").is_err());
+    }
+}

@@ -1,0 +1,335 @@
+//! The engine's SQLite database: state machines, activities, executions and their history
+//! events. Every event is written before the engine acts on it, so history read back is the
+//! history that happened.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use wfm_asl::HistoryEvent;
+
+use crate::error::EngineError;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS state_machines (
+    arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    definition TEXT NOT NULL,
+    role_arn TEXT NOT NULL,
+    type TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS activities (
+    arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+    arn TEXT PRIMARY KEY,
+    state_machine_arn TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    cause TEXT,
+    start_ms INTEGER NOT NULL,
+    stop_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS executions_by_machine ON executions (state_machine_arn, start_ms);
+CREATE TABLE IF NOT EXISTS events (
+    execution_arn TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (execution_arn, id)
+) WITHOUT ROWID;
+"#;
+
+/// A stored state machine.
+#[derive(Debug, Clone)]
+pub struct StateMachineRow {
+    /// ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// ASL JSON text.
+    pub definition: String,
+    /// Role.
+    pub role_arn: String,
+    /// STANDARD or EXPRESS.
+    pub machine_type: String,
+    /// Creation time.
+    pub created: DateTime<Utc>,
+}
+
+/// A stored execution.
+#[derive(Debug, Clone)]
+pub struct ExecutionRow {
+    /// ARN.
+    pub arn: String,
+    /// Its state machine.
+    pub state_machine_arn: String,
+    /// Name.
+    pub name: String,
+    /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED.
+    pub status: String,
+    /// Input JSON text.
+    pub input: String,
+    /// Output JSON text once succeeded.
+    pub output: Option<String>,
+    /// Error once failed.
+    pub error: Option<String>,
+    /// Cause once failed.
+    pub cause: Option<String>,
+    /// Start.
+    pub start: DateTime<Utc>,
+    /// Stop.
+    pub stop: Option<DateTime<Utc>>,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// The engine's database handle (one connection; writes are short).
+pub struct EngineDb {
+    conn: Mutex<Connection>,
+}
+
+impl EngineDb {
+    /// Opens (creating) the database at `path`, in WAL mode.
+    pub fn open(path: &Path) -> Result<Self, EngineError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory() -> Result<Self, EngineError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, EngineError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "busy_timeout", 5000)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent: keep going.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Inserts a state machine.
+    pub fn insert_state_machine(&self, row: &StateMachineRow) -> Result<(), EngineError> {
+        self.conn().execute(
+            "INSERT INTO state_machines (arn, name, definition, role_arn, type, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                row.arn,
+                row.name,
+                row.definition,
+                row.role_arn,
+                row.machine_type,
+                ms(row.created)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Reads a state machine by ARN.
+    pub fn state_machine(&self, arn: &str) -> Result<Option<StateMachineRow>, EngineError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT arn, name, definition, role_arn, type, created_ms FROM state_machines
+                 WHERE arn = ?1",
+                params![arn],
+                |r| {
+                    Ok(StateMachineRow {
+                        arn: r.get(0)?,
+                        name: r.get(1)?,
+                        definition: r.get(2)?,
+                        role_arn: r.get(3)?,
+                        machine_type: r.get(4)?,
+                        created: from_ms(r.get(5)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Inserts an activity unless it exists; returns its creation time.
+    pub fn ensure_activity(
+        &self,
+        arn: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, EngineError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO activities (arn, name, created_ms) VALUES (?1, ?2, ?3)",
+            params![arn, name, ms(now)],
+        )?;
+        let created: i64 = conn.query_row(
+            "SELECT created_ms FROM activities WHERE arn = ?1",
+            params![arn],
+            |r| r.get(0),
+        )?;
+        Ok(from_ms(created))
+    }
+
+    /// Whether an activity exists.
+    pub fn activity_exists(&self, arn: &str) -> Result<bool, EngineError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM activities WHERE arn = ?1",
+                params![arn],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Inserts a new RUNNING execution together with its first event.
+    pub fn insert_execution(
+        &self,
+        row: &ExecutionRow,
+        first_event: &HistoryEvent,
+    ) -> Result<(), EngineError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO executions (arn, state_machine_arn, name, status, input, start_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                row.arn,
+                row.state_machine_arn,
+                row.name,
+                row.status,
+                row.input,
+                ms(row.start)
+            ],
+        )?;
+        insert_event(&tx, &row.arn, first_event)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Reads an execution.
+    pub fn execution(&self, arn: &str) -> Result<Option<ExecutionRow>, EngineError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT arn, state_machine_arn, name, status, input, output, error, cause,
+                        start_ms, stop_ms
+                 FROM executions WHERE arn = ?1",
+                params![arn],
+                |r| {
+                    Ok(ExecutionRow {
+                        arn: r.get(0)?,
+                        state_machine_arn: r.get(1)?,
+                        name: r.get(2)?,
+                        status: r.get(3)?,
+                        input: r.get(4)?,
+                        output: r.get(5)?,
+                        error: r.get(6)?,
+                        cause: r.get(7)?,
+                        start: from_ms(r.get(8)?),
+                        stop: r.get::<_, Option<i64>>(9)?.map(from_ms),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Appends an event.
+    pub fn append_event(
+        &self,
+        execution_arn: &str,
+        event: &HistoryEvent,
+    ) -> Result<(), EngineError> {
+        insert_event(&self.conn(), execution_arn, event)
+    }
+
+    /// Appends the closing event and records the terminal status in one transaction.
+    pub fn finish_execution(
+        &self,
+        execution_arn: &str,
+        event: &HistoryEvent,
+        status: &str,
+        output: Option<&str>,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        insert_event(&tx, execution_arn, event)?;
+        tx.execute(
+            "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stop_ms = ?6
+             WHERE arn = ?1",
+            params![
+                execution_arn,
+                status,
+                output,
+                error,
+                cause,
+                ms(event.timestamp)
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Events of an execution with ids in `[from, to]`, ascending or descending.
+    pub fn events(
+        &self,
+        execution_arn: &str,
+        from: i64,
+        to: i64,
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<HistoryEvent>, EngineError> {
+        let sql = if reverse {
+            "SELECT body FROM events WHERE execution_arn = ?1 AND id BETWEEN ?2 AND ?3
+             ORDER BY id DESC LIMIT ?4"
+        } else {
+            "SELECT body FROM events WHERE execution_arn = ?1 AND id BETWEEN ?2 AND ?3
+             ORDER BY id ASC LIMIT ?4"
+        };
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![execution_arn, from, to, limit as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = Vec::new();
+        for body in rows {
+            let body = body?;
+            out.push(
+                serde_json::from_str(&body)
+                    .map_err(|e| EngineError::Storage(format!("corrupt event: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn insert_event(
+    conn: &Connection,
+    execution_arn: &str,
+    event: &HistoryEvent,
+) -> Result<(), EngineError> {
+    let body = serde_json::to_string(event).map_err(|e| EngineError::Storage(e.to_string()))?;
+    conn.prepare_cached("INSERT INTO events (execution_arn, id, body) VALUES (?1, ?2, ?3)")?
+        .execute(params![execution_arn, event.id, body])?;
+    Ok(())
+}

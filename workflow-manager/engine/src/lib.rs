@@ -1,0 +1,606 @@
+//! The embedded Step Functions engine: state machines, executions and activities, run inside the
+//! service process and kept in SQLite. Its API mirrors the Step Functions API (the service
+//! serves it on the wire under `/sfn`), and it writes history events as Step Functions does.
+//!
+//! This crate owns interpretation and the engine's own database. It must not depend on the
+//! workflow-manager's domain model, its store, HTTP or any AWS SDK.
+
+mod activities;
+mod choice;
+mod db;
+mod error;
+mod interpreter;
+mod log;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use wfm_asl::{HistoryEvent, StateMachine};
+
+pub use activities::ActivityTask;
+pub use error::EngineError;
+
+use activities::{ActivityBoard, TaskOutcome};
+use db::{EngineDb, ExecutionRow, StateMachineRow};
+use interpreter::Run;
+use log::{Ending, ExecutionLog};
+
+/// Told whenever an execution's history grows, so that status can be pushed rather than polled.
+pub trait ExecutionObserver: Send + Sync {
+    /// `execution_arn` (named `execution_name`) has a new event.
+    fn execution_changed(&self, execution_arn: &str, execution_name: &str);
+}
+
+/// Where the engine pretends to live, for the ARNs it hands out.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Region in ARNs.
+    pub region: String,
+    /// Account id in ARNs.
+    pub account: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        }
+    }
+}
+
+/// A state machine as DescribeStateMachine shows it.
+#[derive(Debug, Clone)]
+pub struct StateMachineInfo {
+    /// ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// ASL JSON text.
+    pub definition: String,
+    /// Role.
+    pub role_arn: String,
+    /// STANDARD or EXPRESS.
+    pub machine_type: String,
+    /// Creation time.
+    pub created: DateTime<Utc>,
+}
+
+/// An execution as DescribeExecution shows it.
+#[derive(Debug, Clone)]
+pub struct ExecutionInfo {
+    /// ARN.
+    pub execution_arn: String,
+    /// Its state machine.
+    pub state_machine_arn: String,
+    /// Name.
+    pub name: String,
+    /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED.
+    pub status: String,
+    /// Input JSON text.
+    pub input: String,
+    /// Output JSON text, once succeeded.
+    pub output: Option<String>,
+    /// Error, once failed or aborted.
+    pub error: Option<String>,
+    /// Cause, once failed or aborted.
+    pub cause: Option<String>,
+    /// Start.
+    pub start_date: DateTime<Utc>,
+    /// Stop.
+    pub stop_date: Option<DateTime<Utc>>,
+}
+
+impl From<ExecutionRow> for ExecutionInfo {
+    fn from(r: ExecutionRow) -> Self {
+        Self {
+            execution_arn: r.arn,
+            state_machine_arn: r.state_machine_arn,
+            name: r.name,
+            status: r.status,
+            input: r.input,
+            output: r.output,
+            error: r.error,
+            cause: r.cause,
+            start_date: r.start,
+            stop_date: r.stop,
+        }
+    }
+}
+
+/// A page of history.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    /// The events.
+    pub events: Vec<HistoryEvent>,
+    /// Token for the next page.
+    pub next_token: Option<String>,
+}
+
+struct Live {
+    log: Arc<ExecutionLog>,
+    abort: Option<tokio::task::AbortHandle>,
+}
+
+pub(crate) struct Inner {
+    config: EngineConfig,
+    db: Arc<EngineDb>,
+    board: ActivityBoard,
+    live: Mutex<HashMap<String, Live>>,
+    machines: Mutex<HashMap<String, Arc<StateMachine>>>,
+    observer: Option<Arc<dyn ExecutionObserver>>,
+}
+
+impl Inner {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn forget_live(&self, execution_arn: &str) {
+        self.live().remove(execution_arn);
+    }
+}
+
+/// The engine. Cheap to clone; all clones share one engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// Step Functions' rule for names of state machines, executions and activities.
+fn check_name(name: &str, what: &str) -> Result<(), EngineError> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= 80
+        && name.chars().all(|c| {
+            !c.is_whitespace() && !c.is_control() && !"<>{}[]?*\"#%\\^|~`$&,;:/".contains(c)
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidName(format!(
+            "Invalid Name: '{name}' is not a valid {what} name (1 to 80 characters, no \
+             whitespace, brackets, wildcards or special characters)"
+        )))
+    }
+}
+
+/// The last `:`-separated part of an ARN.
+fn arn_resource_name(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
+impl Engine {
+    /// Opens the engine over the database at `path` (created if missing).
+    pub fn open(
+        path: &Path,
+        config: EngineConfig,
+        observer: Option<Arc<dyn ExecutionObserver>>,
+    ) -> Result<Self, EngineError> {
+        Ok(Self::with_db(EngineDb::open(path)?, config, observer))
+    }
+
+    /// An engine over an in-memory database (tests, benchmarks).
+    pub fn in_memory(
+        config: EngineConfig,
+        observer: Option<Arc<dyn ExecutionObserver>>,
+    ) -> Result<Self, EngineError> {
+        Ok(Self::with_db(EngineDb::in_memory()?, config, observer))
+    }
+
+    fn with_db(
+        db: EngineDb,
+        config: EngineConfig,
+        observer: Option<Arc<dyn ExecutionObserver>>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                db: Arc::new(db),
+                board: ActivityBoard::default(),
+                live: Mutex::new(HashMap::new()),
+                machines: Mutex::new(HashMap::new()),
+                observer,
+            }),
+        }
+    }
+
+    /// The engine's region and account.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    fn arn(&self, kind: &str, rest: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:{kind}:{rest}",
+            self.inner.config.region, self.inner.config.account
+        )
+    }
+
+    /// The ARN of a state machine of this name.
+    pub fn state_machine_arn(&self, name: &str) -> String {
+        self.arn("stateMachine", name)
+    }
+
+    /// The ARN of an activity of this name.
+    pub fn activity_arn(&self, name: &str) -> String {
+        self.arn("activity", name)
+    }
+
+    /// Creates a state machine; the same name with the same definition returns the existing one.
+    pub fn create_state_machine(
+        &self,
+        name: &str,
+        definition: &str,
+        role_arn: &str,
+        machine_type: &str,
+    ) -> Result<StateMachineInfo, EngineError> {
+        check_name(name, "state machine")?;
+        let machine = wfm_asl::parse_definition(definition)
+            .and_then(|m| wfm_asl::validate(&m).map(|()| m))
+            .map_err(|e| {
+                EngineError::InvalidDefinition(format!("Invalid State Machine Definition: '{e}'"))
+            })?;
+        if machine_type != "STANDARD" && machine_type != "EXPRESS" {
+            return Err(EngineError::Validation(format!(
+                "invalid type '{machine_type}'"
+            )));
+        }
+        let arn = self.state_machine_arn(name);
+        if let Some(existing) = self.inner.db.state_machine(&arn)? {
+            let same: bool = serde_json::from_str::<Value>(&existing.definition).ok()
+                == serde_json::from_str::<Value>(definition).ok()
+                && existing.role_arn == role_arn;
+            return if same {
+                Ok(machine_info(existing))
+            } else {
+                Err(EngineError::StateMachineAlreadyExists(format!(
+                    "State Machine Already Exists: '{arn}'"
+                )))
+            };
+        }
+        let row = StateMachineRow {
+            arn: arn.clone(),
+            name: name.to_string(),
+            definition: definition.to_string(),
+            role_arn: role_arn.to_string(),
+            machine_type: machine_type.to_string(),
+            created: Utc::now(),
+        };
+        self.inner.db.insert_state_machine(&row)?;
+        self.machines().insert(arn, Arc::new(machine));
+        Ok(machine_info(row))
+    }
+
+    fn machines(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<StateMachine>>> {
+        self.inner
+            .machines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Describes a state machine.
+    pub fn describe_state_machine(&self, arn: &str) -> Result<StateMachineInfo, EngineError> {
+        self.inner
+            .db
+            .state_machine(arn)?
+            .map(machine_info)
+            .ok_or_else(|| {
+                EngineError::StateMachineDoesNotExist(format!(
+                    "State Machine Does Not Exist: '{arn}'"
+                ))
+            })
+    }
+
+    fn parsed_machine(&self, row: &StateMachineRow) -> Result<Arc<StateMachine>, EngineError> {
+        if let Some(m) = self.machines().get(&row.arn) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(
+            wfm_asl::parse_definition(&row.definition)
+                .map_err(|e| EngineError::Storage(format!("stored definition is invalid: {e}")))?,
+        );
+        self.machines().insert(row.arn.clone(), m.clone());
+        Ok(m)
+    }
+
+    /// Starts an execution. A name already used with the same input returns the running
+    /// execution; with another input it is `ExecutionAlreadyExists`.
+    pub fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: Option<&str>,
+        input: Option<&str>,
+    ) -> Result<ExecutionInfo, EngineError> {
+        let machine_row = self
+            .inner
+            .db
+            .state_machine(state_machine_arn)?
+            .ok_or_else(|| {
+                EngineError::StateMachineDoesNotExist(format!(
+                    "State Machine Does Not Exist: '{state_machine_arn}'"
+                ))
+            })?;
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        check_name(&name, "execution")?;
+        let input_text = input.unwrap_or("{}");
+        let input_value: Value = serde_json::from_str(input_text).map_err(|e| {
+            EngineError::InvalidExecutionInput(format!(
+                "Invalid State Machine Execution Input: '{e}'"
+            ))
+        })?;
+        let arn = self.arn("execution", &format!("{}:{name}", machine_row.name));
+        if let Some(existing) = self.inner.db.execution(&arn)? {
+            let same_input =
+                serde_json::from_str::<Value>(&existing.input).ok() == Some(input_value);
+            return if same_input && existing.status == "RUNNING" {
+                Ok(existing.into())
+            } else {
+                Err(EngineError::ExecutionAlreadyExists(format!(
+                    "Execution Already Exists: '{arn}'"
+                )))
+            };
+        }
+        let machine = self.parsed_machine(&machine_row)?;
+        let now = Utc::now();
+        let row = ExecutionRow {
+            arn: arn.clone(),
+            state_machine_arn: state_machine_arn.to_string(),
+            name: name.clone(),
+            status: "RUNNING".into(),
+            input: input_text.to_string(),
+            output: None,
+            error: None,
+            cause: None,
+            start: now,
+            stop: None,
+        };
+        let mut started = HistoryEvent::new(1, 0, "ExecutionStarted", now);
+        started.execution_started_event_details = Some(wfm_asl::history::ExecutionStartedDetails {
+            input: Some(input_text.to_string()),
+            input_details: Some(wfm_asl::history::PayloadDetails { truncated: false }),
+            role_arn: Some(machine_row.role_arn.clone()),
+        });
+        self.inner.db.insert_execution(&row, &started)?;
+        let log = Arc::new(ExecutionLog::new(
+            arn.clone(),
+            name,
+            self.inner.db.clone(),
+            self.inner.observer.clone(),
+            1,
+        ));
+        if let Some(o) = &self.inner.observer {
+            o.execution_changed(&arn, &log.name);
+        }
+        let run = Run {
+            inner: self.inner.clone(),
+            log: log.clone(),
+            machine,
+            state_machine_arn: machine_row.arn.clone(),
+            state_machine_name: machine_row.name.clone(),
+            role_arn: machine_row.role_arn.clone(),
+            input: input_value,
+            start_time: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        };
+        // Register before spawning so that a stop right after the start finds the run.
+        self.inner
+            .live()
+            .insert(arn.clone(), Live { log, abort: None });
+        let handle = tokio::spawn(run.run());
+        if let Some(live) = self.inner.live().get_mut(&arn) {
+            live.abort = Some(handle.abort_handle());
+        }
+        Ok(row.into())
+    }
+
+    /// Describes an execution.
+    pub fn describe_execution(&self, arn: &str) -> Result<ExecutionInfo, EngineError> {
+        self.inner
+            .db
+            .execution(arn)?
+            .map(Into::into)
+            .ok_or_else(|| {
+                EngineError::ExecutionDoesNotExist(format!("Execution Does Not Exist: '{arn}'"))
+            })
+    }
+
+    /// Stops a running execution at once: it ends ABORTED, its outstanding tasks are withdrawn.
+    pub fn stop_execution(
+        &self,
+        arn: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<DateTime<Utc>, EngineError> {
+        let row = self.inner.db.execution(arn)?.ok_or_else(|| {
+            EngineError::ExecutionDoesNotExist(format!("Execution Does Not Exist: '{arn}'"))
+        })?;
+        if row.status != "RUNNING" {
+            return Ok(row.stop.unwrap_or_else(Utc::now));
+        }
+        let live = self.inner.live().remove(arn);
+        let log = match &live {
+            Some(l) => l.log.clone(),
+            None => Arc::new(ExecutionLog::new(
+                arn.to_string(),
+                row.name.clone(),
+                self.inner.db.clone(),
+                self.inner.observer.clone(),
+                self.last_event_id(arn)?,
+            )),
+        };
+        if let Some(Live { abort: Some(h), .. }) = &live {
+            h.abort();
+        }
+        self.inner.board.remove_execution(arn);
+        log.finish(
+            "ExecutionAborted",
+            |e| {
+                e.execution_aborted_event_details = Some(wfm_asl::history::ErrorDetails {
+                    error: error.map(str::to_string),
+                    cause: cause.map(str::to_string),
+                })
+            },
+            Ending {
+                status: "ABORTED",
+                output: None,
+                error,
+                cause,
+            },
+        )?;
+        Ok(Utc::now())
+    }
+
+    fn last_event_id(&self, arn: &str) -> Result<i64, EngineError> {
+        Ok(self
+            .inner
+            .db
+            .events(arn, 0, i64::MAX, true, 1)?
+            .first()
+            .map(|e| e.id)
+            .unwrap_or(0))
+    }
+
+    /// A page of an execution's history. `next_token` continues a previous page.
+    pub fn get_execution_history(
+        &self,
+        arn: &str,
+        max_results: Option<usize>,
+        next_token: Option<&str>,
+        reverse: bool,
+    ) -> Result<HistoryPage, EngineError> {
+        if self.inner.db.execution(arn)?.is_none() {
+            return Err(EngineError::ExecutionDoesNotExist(format!(
+                "Execution Does Not Exist: '{arn}'"
+            )));
+        }
+        let limit = match max_results {
+            None | Some(0) => 100,
+            Some(n) if n > 1000 => {
+                return Err(EngineError::Validation(
+                    "maxResults must be less than or equal to 1000".into(),
+                ))
+            }
+            Some(n) => n,
+        };
+        let start = match next_token {
+            None => None,
+            Some(t) => Some(
+                t.strip_prefix("h.")
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| EngineError::InvalidToken(format!("Invalid Token: '{t}'")))?,
+            ),
+        };
+        let (from, to) = match (reverse, start) {
+            (false, s) => (s.unwrap_or(1), i64::MAX),
+            (true, s) => (1, s.unwrap_or(i64::MAX)),
+        };
+        let mut events = self.inner.db.events(arn, from, to, reverse, limit + 1)?;
+        let next_token = if events.len() > limit {
+            let extra = events.pop();
+            extra.map(|e| format!("h.{}", e.id))
+        } else {
+            None
+        };
+        Ok(HistoryPage { events, next_token })
+    }
+
+    /// Creates an activity (idempotent); returns its ARN and creation time.
+    pub fn create_activity(&self, name: &str) -> Result<(String, DateTime<Utc>), EngineError> {
+        check_name(name, "activity")?;
+        let arn = self.activity_arn(name);
+        let created = self.inner.db.ensure_activity(&arn, name, Utc::now())?;
+        Ok((arn, created))
+    }
+
+    /// Waits up to `wait` for a task of the activity; `None` when none came.
+    pub async fn get_activity_task(
+        &self,
+        activity_arn: &str,
+        worker_name: Option<&str>,
+        wait: Duration,
+    ) -> Result<Option<ActivityTask>, EngineError> {
+        if !self.inner.db.activity_exists(activity_arn)? {
+            return Err(EngineError::ActivityDoesNotExist(format!(
+                "Activity Does Not Exist: '{activity_arn}'"
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(task) = self.inner.board.poll(activity_arn, left).await else {
+                return Ok(None);
+            };
+            // The task may have been withdrawn (execution stopped) since it was queued.
+            if let Ok(slot) = self.inner.board.slot(&task.task_token) {
+                interpreter::mark_started(&slot, worker_name)?;
+                return Ok(Some(task));
+            }
+            if left.is_zero() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reports a task's success; `output` must be JSON.
+    pub fn send_task_success(&self, token: &str, output: &str) -> Result<(), EngineError> {
+        activities::check_token_format(token)?;
+        serde_json::from_str::<Value>(output)
+            .map_err(|e| EngineError::InvalidOutput(format!("Invalid Output: '{e}'")))?;
+        self.inner
+            .board
+            .complete(token, TaskOutcome::Success(output.to_string()))
+    }
+
+    /// Reports a task's failure.
+    pub fn send_task_failure(
+        &self,
+        token: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<(), EngineError> {
+        self.inner.board.complete(
+            token,
+            TaskOutcome::Failure {
+                error: error.map(str::to_string),
+                cause: cause.map(str::to_string),
+            },
+        )
+    }
+
+    /// Records a heartbeat for a task.
+    pub fn send_task_heartbeat(&self, token: &str) -> Result<(), EngineError> {
+        let slot = self.inner.board.slot(token)?;
+        activities::write(&slot.last_heartbeat, Some(tokio::time::Instant::now()));
+        Ok(())
+    }
+
+    /// Number of activity tasks scheduled and not yet answered.
+    pub fn outstanding_tasks(&self) -> usize {
+        self.inner.board.outstanding()
+    }
+
+    /// The name part of an ARN (helper for callers that build names from ARNs).
+    pub fn name_of(arn: &str) -> &str {
+        arn_resource_name(arn)
+    }
+}
+
+fn machine_info(r: StateMachineRow) -> StateMachineInfo {
+    StateMachineInfo {
+        arn: r.arn,
+        name: r.name,
+        definition: r.definition,
+        role_arn: r.role_arn,
+        machine_type: r.machine_type,
+        created: r.created,
+    }
+}
+
+#[cfg(test)]
+mod tests;

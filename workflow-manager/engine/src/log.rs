@@ -1,0 +1,117 @@
+//! The history log of one running execution: hands out event ids, links each event to the one
+//! before it, writes every event to the database before anyone acts on it, tells the observer,
+//! and refuses further events once the execution has ended (so a stop wins over a late result).
+
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use wfm_asl::HistoryEvent;
+
+use crate::db::EngineDb;
+use crate::error::EngineError;
+use crate::ExecutionObserver;
+
+struct LogState {
+    last_id: i64,
+    finished: bool,
+}
+
+/// How an execution ended.
+pub(crate) struct Ending<'a> {
+    pub status: &'a str,
+    pub output: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub cause: Option<&'a str>,
+}
+
+/// Appends events to one execution's history.
+pub(crate) struct ExecutionLog {
+    pub arn: String,
+    pub name: String,
+    db: Arc<EngineDb>,
+    observer: Option<Arc<dyn ExecutionObserver>>,
+    state: Mutex<LogState>,
+}
+
+impl ExecutionLog {
+    pub fn new(
+        arn: String,
+        name: String,
+        db: Arc<EngineDb>,
+        observer: Option<Arc<dyn ExecutionObserver>>,
+        last_id: i64,
+    ) -> Self {
+        Self {
+            arn,
+            name,
+            db,
+            observer,
+            state: Mutex::new(LogState {
+                last_id,
+                finished: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends an event of `event_type`, filled in by `fill`. Returns its id, or `None` when
+    /// the execution has already ended and the event was dropped.
+    pub fn emit(
+        &self,
+        event_type: &str,
+        fill: impl FnOnce(&mut HistoryEvent),
+    ) -> Result<Option<i64>, EngineError> {
+        let id = {
+            let mut st = self.lock();
+            if st.finished {
+                return Ok(None);
+            }
+            let mut event = HistoryEvent::new(st.last_id + 1, st.last_id, event_type, Utc::now());
+            fill(&mut event);
+            self.db.append_event(&self.arn, &event)?;
+            st.last_id = event.id;
+            event.id
+        };
+        self.notify();
+        Ok(Some(id))
+    }
+
+    /// Appends the closing event and stores the terminal status, unless the execution has
+    /// already ended. Returns whether this call ended it.
+    pub fn finish(
+        &self,
+        event_type: &str,
+        fill: impl FnOnce(&mut HistoryEvent),
+        ending: Ending<'_>,
+    ) -> Result<bool, EngineError> {
+        {
+            let mut st = self.lock();
+            if st.finished {
+                return Ok(false);
+            }
+            let mut event = HistoryEvent::new(st.last_id + 1, st.last_id, event_type, Utc::now());
+            fill(&mut event);
+            self.db.finish_execution(
+                &self.arn,
+                &event,
+                ending.status,
+                ending.output,
+                ending.error,
+                ending.cause,
+            )?;
+            st.last_id = event.id;
+            st.finished = true;
+        }
+        self.notify();
+        Ok(true)
+    }
+
+    fn notify(&self) {
+        if let Some(o) = &self.observer {
+            o.execution_changed(&self.arn, &self.name);
+        }
+    }
+}

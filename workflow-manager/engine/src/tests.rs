@@ -1,0 +1,326 @@
+//! Engine tests over an in-memory database.
+
+use super::*;
+use serde_json::json;
+
+fn engine() -> Engine {
+    Engine::in_memory(EngineConfig::default(), None).expect("engine")
+}
+
+async fn wait_done(e: &Engine, arn: &str) -> ExecutionInfo {
+    for _ in 0..500 {
+        let d = e.describe_execution(arn).expect("describe");
+        if d.status != "RUNNING" {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("execution {arn} did not finish");
+}
+
+fn history_types(e: &Engine, arn: &str) -> Vec<String> {
+    e.get_execution_history(arn, Some(1000), None, false)
+        .expect("history")
+        .events
+        .into_iter()
+        .map(|ev| ev.event_type)
+        .collect()
+}
+
+#[tokio::test]
+async fn pass_and_choice_run_with_data_flow() {
+    let e = engine();
+    let def = json!({"StartAt": "Shape", "States": {
+        "Shape": {"Type": "Pass", "InputPath": "$.order",
+                  "Parameters": {"amount.$": "$.amount", "exec.$": "$$.Execution.Name"},
+                  "ResultPath": "$.shaped", "Next": "Decide"},
+        "Decide": {"Type": "Choice", "Choices": [
+            {"Variable": "$.shaped.amount", "NumericGreaterThan": 100, "Next": "Big"}],
+            "Default": "Small"},
+        "Big": {"Type": "Pass", "Result": "big", "ResultPath": "$.size", "OutputPath": "$.size",
+                "End": true},
+        "Small": {"Type": "Succeed"}
+    }});
+    let sm = e
+        .create_state_machine("m1", &def.to_string(), "arn:role", "STANDARD")
+        .expect("sm");
+    let ex = e
+        .start_execution(
+            &sm.arn,
+            Some("run-1"),
+            Some(r#"{"order": {"amount": 150}}"#),
+        )
+        .expect("start");
+    let done = wait_done(&e, &ex.execution_arn).await;
+    assert_eq!(done.status, "SUCCEEDED");
+    assert_eq!(done.output.as_deref(), Some(r#""big""#));
+    assert_eq!(
+        history_types(&e, &ex.execution_arn),
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "ChoiceStateEntered",
+            "ChoiceStateExited",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    let events = e
+        .get_execution_history(&ex.execution_arn, None, None, false)
+        .expect("h")
+        .events;
+    let shaped: Value = serde_json::from_str(
+        events[2]
+            .state_exited_event_details
+            .as_ref()
+            .and_then(|d| d.output.as_deref())
+            .expect("out"),
+    )
+    .expect("json");
+    assert_eq!(shaped["shaped"], json!({"amount": 150, "exec": "run-1"}));
+    for (i, ev) in events.iter().enumerate() {
+        assert_eq!(ev.id, i as i64 + 1);
+        assert_eq!(ev.previous_event_id, i as i64);
+    }
+}
+
+#[tokio::test]
+async fn fail_state_fails_with_error_and_cause() {
+    let e = engine();
+    let def =
+        json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Bad", "Cause": "why"}}});
+    let sm = e
+        .create_state_machine("m2", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+    let ex = e.start_execution(&sm.arn, None, None).expect("start");
+    let done = wait_done(&e, &ex.execution_arn).await;
+    assert_eq!(
+        (
+            done.status.as_str(),
+            done.error.as_deref(),
+            done.cause.as_deref()
+        ),
+        ("FAILED", Some("Bad"), Some("why"))
+    );
+}
+
+#[tokio::test]
+async fn activity_round_trip_success_and_failure() {
+    let e = engine();
+    let (activity, _) = e.create_activity("work").expect("activity");
+    let (again, _) = e.create_activity("work").expect("idempotent");
+    assert_eq!(activity, again);
+    let def = json!({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": activity, "ResultPath": "$.r", "End": true}}});
+    let sm = e
+        .create_state_machine("m3", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+
+    // A poller waiting before the task exists gets it as soon as it is scheduled.
+    let poller = {
+        let e = e.clone();
+        let a = activity.clone();
+        tokio::spawn(async move {
+            e.get_activity_task(&a, Some("w1"), Duration::from_secs(5))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let ex = e
+        .start_execution(&sm.arn, Some("ok"), Some(r#"{"x": 1}"#))
+        .expect("start");
+    let task = poller.await.expect("join").expect("poll").expect("a task");
+    assert_eq!(
+        serde_json::from_str::<Value>(&task.input).expect("json"),
+        json!({"x": 1})
+    );
+    e.send_task_heartbeat(&task.task_token).expect("heartbeat");
+    assert!(matches!(
+        e.send_task_success(&task.task_token, "not json"),
+        Err(EngineError::InvalidOutput(_))
+    ));
+    e.send_task_success(&task.task_token, r#"{"y": 2}"#)
+        .expect("success");
+    let done = wait_done(&e, &ex.execution_arn).await;
+    assert_eq!(done.status, "SUCCEEDED");
+    assert_eq!(
+        serde_json::from_str::<Value>(done.output.as_deref().expect("out")).expect("json"),
+        json!({"x": 1, "r": {"y": 2}})
+    );
+    assert!(matches!(
+        e.send_task_success(&task.task_token, "{}"),
+        Err(EngineError::TaskDoesNotExist(_))
+    ));
+    assert!(matches!(
+        e.send_task_success("bogus", "{}"),
+        Err(EngineError::InvalidToken(_))
+    ));
+
+    let ex2 = e
+        .start_execution(&sm.arn, Some("bad"), None)
+        .expect("start");
+    let task = e
+        .get_activity_task(&activity, None, Duration::from_secs(5))
+        .await
+        .expect("poll")
+        .expect("task");
+    e.send_task_failure(&task.task_token, Some("Boom"), Some("line1\nline2"))
+        .expect("failure");
+    let done = wait_done(&e, &ex2.execution_arn).await;
+    assert_eq!(
+        (done.error.as_deref(), done.cause.as_deref()),
+        (Some("Boom"), Some("line1\nline2"))
+    );
+    assert_eq!(
+        history_types(&e, &ex2.execution_arn),
+        [
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "ActivityScheduled",
+            "ActivityStarted",
+            "ActivityFailed",
+            "ExecutionFailed"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_empty_poll_returns_none_after_the_wait() {
+    let e = engine();
+    let (activity, _) = e.create_activity("idle").expect("activity");
+    let got = e
+        .get_activity_task(&activity, None, Duration::from_millis(50))
+        .await
+        .expect("poll");
+    assert!(got.is_none());
+    let missing = e
+        .get_activity_task(&e.activity_arn("nope"), None, Duration::from_millis(1))
+        .await;
+    assert!(matches!(missing, Err(EngineError::ActivityDoesNotExist(_))));
+}
+
+#[tokio::test]
+async fn stop_aborts_a_run_waiting_on_an_activity() {
+    let e = engine();
+    let (activity, _) = e.create_activity("slow").expect("activity");
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": activity, "End": true}}});
+    let sm = e
+        .create_state_machine("m4", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+    let ex = e.start_execution(&sm.arn, Some("s"), None).expect("start");
+    let task = e
+        .get_activity_task(&activity, None, Duration::from_secs(5))
+        .await
+        .expect("poll")
+        .expect("task");
+    e.stop_execution(&ex.execution_arn, Some("E"), Some("stopped by test"))
+        .expect("stop");
+    let d = e.describe_execution(&ex.execution_arn).expect("describe");
+    assert_eq!(d.status, "ABORTED");
+    assert!(e.send_task_success(&task.task_token, "{}").is_err());
+    assert_eq!(
+        history_types(&e, &ex.execution_arn)
+            .last()
+            .map(String::as_str),
+        Some("ExecutionAborted")
+    );
+}
+
+#[tokio::test]
+async fn heartbeat_timeout_fails_the_task() {
+    let e = engine();
+    let (activity, _) = e.create_activity("hb").expect("activity");
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": activity,
+        "HeartbeatSeconds": 1, "End": true}}});
+    let sm = e
+        .create_state_machine("m5", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+    let ex = e.start_execution(&sm.arn, None, None).expect("start");
+    let _task = e
+        .get_activity_task(&activity, None, Duration::from_secs(5))
+        .await
+        .expect("poll")
+        .expect("task");
+    let mut done = e.describe_execution(&ex.execution_arn).expect("d");
+    for _ in 0..100 {
+        if done.status != "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        done = e.describe_execution(&ex.execution_arn).expect("d");
+    }
+    assert_eq!(done.error.as_deref(), Some("States.HeartbeatTimeout"));
+}
+
+#[tokio::test]
+async fn names_inputs_and_definitions_are_checked() {
+    let e = engine();
+    let bad = e.create_state_machine("m", r#"{"StartAt": "A", "States": {}}"#, "r", "STANDARD");
+    assert!(matches!(bad, Err(EngineError::InvalidDefinition(_))));
+    assert!(matches!(
+        e.create_state_machine("bad name", "{}", "r", "STANDARD"),
+        Err(EngineError::InvalidName(_))
+    ));
+    let def = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}).to_string();
+    let sm = e
+        .create_state_machine("ok", &def, "r", "STANDARD")
+        .expect("sm");
+    assert_eq!(
+        e.create_state_machine("ok", &def, "r", "STANDARD")
+            .expect("same")
+            .arn,
+        sm.arn
+    );
+    assert!(matches!(
+        e.start_execution(&sm.arn, None, Some("{")),
+        Err(EngineError::InvalidExecutionInput(_))
+    ));
+    e.start_execution(&sm.arn, Some("x"), Some("{}"))
+        .expect("start");
+    wait_done(&e, &format!("{}", e.arn("execution", "ok:x"))).await;
+    assert!(matches!(
+        e.start_execution(&sm.arn, Some("x"), Some(r#"{"a":1}"#)),
+        Err(EngineError::ExecutionAlreadyExists(_))
+    ));
+}
+
+#[tokio::test]
+async fn history_pages_forward_and_backward_without_gaps() {
+    let e = engine();
+    let mut states = serde_json::Map::new();
+    for i in 0..20 {
+        let next = if i == 19 {
+            json!({"Type": "Pass", "End": true})
+        } else {
+            json!({"Type": "Pass", "Next": format!("S{}", i + 1)})
+        };
+        states.insert(format!("S{i}"), next);
+    }
+    let def = json!({"StartAt": "S0", "States": states});
+    let sm = e
+        .create_state_machine("long", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+    let ex = e.start_execution(&sm.arn, None, None).expect("start");
+    wait_done(&e, &ex.execution_arn).await;
+    for reverse in [false, true] {
+        let mut ids = Vec::new();
+        let mut token = None;
+        loop {
+            let page = e
+                .get_execution_history(&ex.execution_arn, Some(7), token.as_deref(), reverse)
+                .expect("page");
+            ids.extend(page.events.iter().map(|e| e.id));
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        let mut expected: Vec<i64> = (1..=42).collect();
+        if reverse {
+            expected.reverse();
+        }
+        assert_eq!(ids, expected);
+    }
+}

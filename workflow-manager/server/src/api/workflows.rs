@@ -1,0 +1,133 @@
+//! `/workflows` routes: start, list (with `X-Next-Page-Path` paging), get. Cancel, resume and
+//! resolve answer 501 until the operator API is built.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::Json;
+use serde_json::Value;
+use wfm_core::model::{StartWorkflowRequest, Workflow, WorkflowStatus};
+use wfm_core::store::WorkflowQuery;
+
+use super::body::{JsonBody, QueryPairs};
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// Default and largest page sizes of GET /workflows.
+pub const DEFAULT_LIMIT: i64 = 10;
+/// The largest page size.
+pub const MAX_LIMIT: i64 = 10_000;
+
+/// POST /workflows: start a workflow.
+pub async fn start(
+    State(app): State<AppState>,
+    JsonBody(req): JsonBody<StartWorkflowRequest>,
+) -> Result<Json<Workflow>, ApiError> {
+    Ok(Json(app.manager.create_workflow(&req).await?))
+}
+
+fn query_from(pairs: &QueryPairs) -> Result<(WorkflowQuery, bool), ApiError> {
+    let definition_name = pairs
+        .get("workflowDefinitionName")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::bad_request("workflowDefinitionName: required"))?
+        .to_string();
+    let limit = pairs.int("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: {limit} is out of range (1 to {MAX_LIMIT})"
+        )));
+    }
+    let mut statuses = Vec::new();
+    for value in pairs.all("status") {
+        for s in value.split(',').filter(|s| !s.is_empty()) {
+            statuses.push(WorkflowStatus::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "status: '{s}' is not a workflow status (queued, running, failed, succeeded, cancelled)"
+                ))
+            })?);
+        }
+    }
+    let query = WorkflowQuery {
+        definition_name,
+        statuses,
+        resolved_by_user: pairs.bool("resolvedByUser")?,
+        oldest_first: pairs.bool("oldestFirst")?.unwrap_or(false),
+        limit: limit as usize,
+        page_token: pairs
+            .get("pageToken")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    };
+    Ok((query, pairs.bool("summaryOnly")?.unwrap_or(false)))
+}
+
+/// A workflow without its definition's state machine, jobs and output.
+fn summary(wf: &Workflow) -> Value {
+    let mut v = serde_json::to_value(wf).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("jobs");
+        o.remove("output");
+        if let Some(Value::Object(def)) = o.get_mut("workflowDefinition") {
+            def.remove("stateMachine");
+            def.remove("defaultTags");
+        }
+    }
+    v
+}
+
+/// GET /workflows: a page of one definition's workflows, newest first unless `oldestFirst`.
+/// When more rows exist, `X-Next-Page-Path` holds the path of the next page.
+pub async fn list(
+    State(app): State<AppState>,
+    pairs: QueryPairs,
+) -> Result<(HeaderMap, Json<Vec<Value>>), ApiError> {
+    let (query, summary_only) = query_from(&pairs)?;
+    let page = app.manager.store().list_workflows(&query).await?;
+    let mut headers = HeaderMap::new();
+    if let Some(token) = &page.next_page_token {
+        let mut next = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs.0.iter().filter(|(k, _)| k != "pageToken") {
+            next.append_pair(k, v);
+        }
+        next.append_pair("pageToken", token);
+        let path = format!("/workflows?{}", next.finish());
+        if let Ok(value) = HeaderValue::from_str(&path) {
+            headers.insert("X-Next-Page-Path", value);
+        }
+    }
+    let body = page
+        .workflows
+        .iter()
+        .map(|wf| {
+            if summary_only {
+                summary(wf)
+            } else {
+                serde_json::to_value(wf).unwrap_or(Value::Null)
+            }
+        })
+        .collect();
+    Ok((headers, Json(body)))
+}
+
+/// GET /workflows/{workflowID}.
+pub async fn get(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Workflow>, ApiError> {
+    Ok(Json(app.manager.store().get_workflow(&id).await?))
+}
+
+/// DELETE /workflows/{workflowID}: cancel (not built yet).
+pub async fn cancel(Path(_id): Path<String>) -> ApiError {
+    ApiError::not_implemented("cancelling a workflow")
+}
+
+/// POST /workflows/{workflowID}: resume from a state (not built yet).
+pub async fn resume(Path(_id): Path<String>) -> ApiError {
+    ApiError::not_implemented("resuming a workflow")
+}
+
+/// POST /workflows/{workflowID}/resolved: mark resolved (not built yet).
+pub async fn resolve(Path(_id): Path<String>) -> ApiError {
+    ApiError::not_implemented("resolving a workflow")
+}

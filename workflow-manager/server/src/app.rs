@@ -1,0 +1,160 @@
+//! Wiring: opens the store and the engine, builds the manager, starts the sync task, loads the
+//! definitions, serves HTTP and starts the local workers. Returns a handle to stop it all.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use wfm_core::{ManagerConfig, WorkflowManager};
+use wfm_engine::{Engine, EngineConfig};
+use wfm_store_sqlite::SqliteStore;
+
+use crate::config::Config;
+use crate::embedded::EmbeddedStepFunctions;
+use crate::sync::{run_sync, SyncObserver};
+use crate::{api, loader, local_workers, sfn_wire};
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The manager (and through it the store).
+    pub manager: WorkflowManager,
+    /// The embedded engine, for the `/sfn` protocol.
+    pub engine: Engine,
+    /// Longest GetActivityTask wait.
+    pub activity_poll_wait: Duration,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    /// The store cannot be opened.
+    #[error("cannot open the store: {0}")]
+    Store(String),
+    /// The engine cannot be opened.
+    #[error("cannot open the embedded engine: {0}")]
+    Engine(String),
+    /// A definition or workers file is invalid.
+    #[error("cannot load definitions: {0}")]
+    Definitions(String),
+    /// The listener cannot be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    /// A local worker cannot start.
+    #[error("cannot start local workers: {0}")]
+    Workers(String),
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    api::router().merge(sfn_wire::router()).with_state(state)
+}
+
+/// A running service.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the workers, then the server (in-flight requests get a few seconds).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for w in self.workers {
+            let _ = tokio::time::timeout(Duration::from_secs(15), w).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+    }
+}
+
+/// Starts the service.
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+    let store = SqliteStore::open(&config.data_dir.join("workflow-manager.db"))
+        .map_err(|e| StartError::Store(e.to_string()))?;
+    let (observer, sync_rx) = SyncObserver::new();
+    let engine = Engine::open(
+        &config.data_dir.join("engine.db"),
+        EngineConfig {
+            region: config.region.clone(),
+            account: config.account.clone(),
+        },
+        Some(Arc::new(observer)),
+    )
+    .map_err(|e| StartError::Engine(e.to_string()))?;
+    let manager = WorkflowManager::new(
+        Arc::new(store),
+        Arc::new(EmbeddedStepFunctions::new(
+            engine.clone(),
+            config.role_arn.clone(),
+        )),
+        ManagerConfig {
+            zombie_grace: Duration::from_secs(config.zombie_grace_seconds),
+        },
+    );
+    tokio::spawn(run_sync(manager.clone(), sync_rx));
+
+    let workers_file = if config.definitions.is_dir() {
+        loader::load_definitions(&manager, &config.definitions)
+            .await
+            .map_err(|e| StartError::Definitions(e.to_string()))?;
+        local_workers::read_workers(&config.definitions)
+            .map_err(|e| StartError::Definitions(e.to_string()))?
+    } else {
+        tracing::warn!(dir = %config.definitions.display(), "no definitions directory; starting empty");
+        None
+    };
+
+    let state = AppState {
+        manager,
+        engine,
+        activity_poll_wait: Duration::from_secs(config.activity_poll_seconds),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError::Listen(config.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Listen(config.listen, e))?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut server_shutdown = shutdown_rx.clone();
+    let app = router(state);
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = server_shutdown.wait_for(|stop| *stop).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    });
+
+    let mut workers = Vec::new();
+    if let (Some(file), false) = (workers_file, config.no_local_workers) {
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        let endpoint = format!("http://{host}:{}/sfn", addr.port());
+        workers = local_workers::start_workers(&file, &config.definitions, &endpoint, shutdown_rx)
+            .await
+            .map_err(StartError::Workers)?;
+    }
+    tracing::info!(%addr, "workflow-manager listening");
+    Ok(Running {
+        addr,
+        shutdown: shutdown_tx,
+        server,
+        workers,
+    })
+}

@@ -1,0 +1,43 @@
+//! Command-line flags and environment of the service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// The workflow-manager service.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "workflow-manager", version, about)]
+pub struct Config {
+    /// Address of the REST API, the UI and the `/sfn` endpoint.
+    #[arg(long, env = "WFM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the SQLite files (created if missing).
+    #[arg(long, env = "WFM_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Directory of workflow definitions to load at start (and of `workers.yaml`).
+    #[arg(long, env = "WFM_DEFINITIONS", default_value = "definitions")]
+    pub definitions: PathBuf,
+    /// Do not start the local workers listed in `workers.yaml`.
+    #[arg(long, env = "WFM_NO_LOCAL_WORKERS")]
+    pub no_local_workers: bool,
+    /// Region used in the embedded engine's ARNs.
+    #[arg(long, env = "WFM_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Account id used in the embedded engine's ARNs.
+    #[arg(long, env = "WFM_ACCOUNT", default_value = "123456789012")]
+    pub account: String,
+    /// Role the state machines run as.
+    #[arg(
+        long,
+        env = "WFM_ROLE_ARN",
+        default_value = "arn:aws:iam::123456789012:role/workflow-manager"
+    )]
+    pub role_arn: String,
+    /// Longest wait of a GetActivityTask long poll, in seconds.
+    #[arg(long, env = "WFM_ACTIVITY_POLL_SECONDS", default_value_t = 60)]
+    pub activity_poll_seconds: u64,
+    /// Seconds a missing execution is tolerated before its workflow is marked failed.
+    #[arg(long, env = "WFM_ZOMBIE_GRACE_SECONDS", default_value_t = 300)]
+    pub zombie_grace_seconds: u64,
+}

@@ -1,0 +1,18 @@
+//! The workflow-manager service: the REST API of `api-spec/openapi.yaml`, the Step Functions
+//! wire protocol under `/sfn`, the embedded engine behind the manager's `StepFunctions` trait,
+//! the sync path from engine to store, definition loading and local workers, and configuration.
+//!
+//! This is the top of the dependency graph: it may use every crate below it, and none of them
+//! may use it. Handlers stay thin; behaviour lives in `wfm-core`'s manager.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod embedded;
+pub mod loader;
+pub mod local_workers;
+pub mod sfn_wire;
+pub mod sync;
+
+pub use app::{start, AppState, Running, StartError};
+pub use config::Config;

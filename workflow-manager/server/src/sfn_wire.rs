@@ -1,0 +1,324 @@
+//! The Step Functions JSON 1.0 wire protocol over the embedded engine, served under `/sfn` (and
+//! `/sfn/`, which aws-sdk-sfn posts to): `X-Amz-Target: AWSStepFunctions.<Operation>`, bodies in
+//! `application/x-amz-json-1.0`, errors as `{"__type": code, "message": ...}`. aws-sdk-sfn,
+//! boto3 and the AWS CLI work against it by endpoint URL alone.
+//!
+//! Request signatures are not checked here (any credentials work); access control will add it.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wfm_engine::{EngineError, ExecutionInfo};
+
+use crate::app::AppState;
+
+const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+
+/// A wire error: `__type` and message, with its HTTP status.
+struct WireError {
+    status: StatusCode,
+    code: String,
+    message: String,
+}
+
+impl WireError {
+    fn client(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<EngineError> for WireError {
+    fn from(e: EngineError) -> Self {
+        let status = if e.is_client_error() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        Self {
+            status,
+            code: e.code().into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn respond(status: StatusCode, body: Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        r.headers_mut().insert("x-amzn-requestid", id);
+    }
+    r
+}
+
+impl IntoResponse for WireError {
+    fn into_response(self) -> Response {
+        respond(
+            self.status,
+            json!({"__type": self.code, "message": self.message}),
+        )
+    }
+}
+
+fn epoch(t: DateTime<Utc>) -> Value {
+    json!(t.timestamp_millis() as f64 / 1000.0)
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
+    let body = if body.is_empty() {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        WireError::client(
+            "ValidationException",
+            format!("1 validation error detected: {e}"),
+        )
+    })
+}
+
+/// Routes of the protocol.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sfn", post(dispatch))
+        .route("/sfn/", post(dispatch))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateActivity {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetActivityTask {
+    activity_arn: String,
+    worker_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskToken {
+    task_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendTaskSuccess {
+    task_token: String,
+    output: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendTaskFailure {
+    task_token: String,
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateStateMachine {
+    name: String,
+    definition: String,
+    role_arn: String,
+    #[serde(rename = "type")]
+    machine_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StateMachineArn {
+    state_machine_arn: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartExecution {
+    state_machine_arn: String,
+    name: Option<String>,
+    input: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecutionArn {
+    execution_arn: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StopExecution {
+    execution_arn: String,
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetExecutionHistory {
+    execution_arn: String,
+    max_results: Option<usize>,
+    next_token: Option<String>,
+    #[serde(default)]
+    reverse_order: bool,
+}
+
+fn execution_json(e: &ExecutionInfo) -> Value {
+    let mut v = json!({
+        "executionArn": e.execution_arn,
+        "stateMachineArn": e.state_machine_arn,
+        "name": e.name,
+        "status": e.status,
+        "startDate": epoch(e.start_date),
+        "input": e.input,
+        "inputDetails": {"included": true},
+    });
+    if let Some(o) = &e.output {
+        v["output"] = json!(o);
+        v["outputDetails"] = json!({"included": true});
+    }
+    if let Some(s) = e.stop_date {
+        v["stopDate"] = epoch(s);
+    }
+    if let Some(x) = &e.error {
+        v["error"] = json!(x);
+    }
+    if let Some(x) = &e.cause {
+        v["cause"] = json!(x);
+    }
+    v
+}
+
+async fn dispatch(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(operation) = target.strip_prefix("AWSStepFunctions.") else {
+        return WireError::client(
+            "UnknownOperationException",
+            format!("missing or unknown X-Amz-Target '{target}'"),
+        )
+        .into_response();
+    };
+    match handle(&app, operation, &body).await {
+        Ok(v) => respond(StatusCode::OK, v),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, WireError> {
+    let engine = &app.engine;
+    match operation {
+        "CreateActivity" => {
+            let r: CreateActivity = parse(body)?;
+            let (arn, created) = engine.create_activity(&r.name)?;
+            Ok(json!({"activityArn": arn, "creationDate": epoch(created)}))
+        }
+        "GetActivityTask" => {
+            let r: GetActivityTask = parse(body)?;
+            let wait = app.activity_poll_wait;
+            match engine
+                .get_activity_task(&r.activity_arn, r.worker_name.as_deref(), wait)
+                .await?
+            {
+                Some(t) => Ok(json!({"taskToken": t.task_token, "input": t.input})),
+                None => Ok(json!({})),
+            }
+        }
+        "SendTaskSuccess" => {
+            let r: SendTaskSuccess = parse(body)?;
+            engine.send_task_success(&r.task_token, &r.output)?;
+            Ok(json!({}))
+        }
+        "SendTaskFailure" => {
+            let r: SendTaskFailure = parse(body)?;
+            engine.send_task_failure(&r.task_token, r.error.as_deref(), r.cause.as_deref())?;
+            Ok(json!({}))
+        }
+        "SendTaskHeartbeat" => {
+            let r: TaskToken = parse(body)?;
+            engine.send_task_heartbeat(&r.task_token)?;
+            Ok(json!({}))
+        }
+        "CreateStateMachine" => {
+            let r: CreateStateMachine = parse(body)?;
+            let sm = engine.create_state_machine(
+                &r.name,
+                &r.definition,
+                &r.role_arn,
+                r.machine_type.as_deref().unwrap_or("STANDARD"),
+            )?;
+            Ok(json!({"stateMachineArn": sm.arn, "creationDate": epoch(sm.created)}))
+        }
+        "DescribeStateMachine" => {
+            let r: StateMachineArn = parse(body)?;
+            let sm = engine.describe_state_machine(&r.state_machine_arn)?;
+            Ok(json!({
+                "stateMachineArn": sm.arn, "name": sm.name, "status": "ACTIVE",
+                "definition": sm.definition, "roleArn": sm.role_arn, "type": sm.machine_type,
+                "creationDate": epoch(sm.created),
+            }))
+        }
+        "StartExecution" => {
+            let r: StartExecution = parse(body)?;
+            let e = engine.start_execution(
+                &r.state_machine_arn,
+                r.name.as_deref(),
+                r.input.as_deref(),
+            )?;
+            Ok(json!({"executionArn": e.execution_arn, "startDate": epoch(e.start_date)}))
+        }
+        "DescribeExecution" => {
+            let r: ExecutionArn = parse(body)?;
+            Ok(execution_json(
+                &engine.describe_execution(&r.execution_arn)?,
+            ))
+        }
+        "StopExecution" => {
+            let r: StopExecution = parse(body)?;
+            let stopped =
+                engine.stop_execution(&r.execution_arn, r.error.as_deref(), r.cause.as_deref())?;
+            Ok(json!({"stopDate": epoch(stopped)}))
+        }
+        "GetExecutionHistory" => {
+            let r: GetExecutionHistory = parse(body)?;
+            let page = engine.get_execution_history(
+                &r.execution_arn,
+                r.max_results,
+                r.next_token.as_deref(),
+                r.reverse_order,
+            )?;
+            let mut v = json!({"events": page.events});
+            if let Some(t) = page.next_token {
+                v["nextToken"] = json!(t);
+            }
+            Ok(v)
+        }
+        other => Err(WireError::client(
+            "UnknownOperationException",
+            format!("the operation {other} is not supported by the embedded engine"),
+        )),
+    }
+}
+
+/// Default long-poll wait of GetActivityTask, as in Step Functions.
+pub const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(60);

@@ -1,0 +1,410 @@
+//! The SQLite implementation of the [`Store`] trait (rusqlite, WAL). Each record is kept as its
+//! JSON body beside the columns that are queried, so the stored shape is exactly the API's.
+//!
+//! Workflow listings page by keyset on `(created_ns, id)`: the page token carries the last row's
+//! key, so a page never skips or repeats a row, also when creation times tie, and rows inserted
+//! meanwhile do not shift it. This crate owns only storage; it knows nothing of HTTP or engines.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use wfm_core::model::{StateResource, Workflow, WorkflowDefinition, WorkflowStatus};
+use wfm_core::store::{Store, StoreError, WorkflowPage, WorkflowQuery};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS workflow_definitions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state_resources (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS workflows (
+    id TEXT PRIMARY KEY,
+    definition_name TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    resolved INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workflows_by_definition
+    ON workflows (definition_name, created_ns, id);
+"#;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Backend(format!("corrupt record: {e}")))
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(backend)
+}
+
+/// The key of the last row of a page.
+#[derive(Serialize, Deserialize)]
+struct PageKey {
+    c: i64,
+    i: String,
+}
+
+fn encode_token(key: &PageKey) -> Result<String, StoreError> {
+    Ok(URL_SAFE_NO_PAD.encode(to_json(key)?))
+}
+
+fn decode_token(token: &str) -> Result<PageKey, StoreError> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| {
+            StoreError::InvalidPageToken(format!("'{token}' was not issued by this store"))
+        })
+}
+
+impl SqliteStore {
+    /// Opens (creating) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::init(Connection::open(path).map_err(backend)?)
+    }
+
+    /// A store in memory, for tests.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "busy_timeout", 5000)
+            .map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn definitions(
+        &self,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+        let bodies = stmt
+            .query_map(args, |r| r.get::<_, String>(0))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        bodies.iter().map(|b| from_json(b)).collect()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn save_workflow_definition(&self, def: &WorkflowDefinition) -> Result<(), StoreError> {
+        let body = to_json(def)?;
+        let inserted = self
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO workflow_definitions (name, version, body) VALUES (?1, ?2, ?3)",
+                params![def.name, def.version, body],
+            )
+            .map_err(backend)?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "workflow definition {} version {} already exists",
+                def.name, def.version
+            )));
+        }
+        Ok(())
+    }
+
+    async fn get_workflow_definition(
+        &self,
+        name: &str,
+        version: i64,
+    ) -> Result<WorkflowDefinition, StoreError> {
+        self.definitions(
+            "SELECT body FROM workflow_definitions WHERE name = ?1 AND version = ?2",
+            &[&name, &version],
+        )?
+        .pop()
+        .ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "workflow definition not found: {name} version {version}"
+            ))
+        })
+    }
+
+    async fn latest_workflow_definition(
+        &self,
+        name: &str,
+    ) -> Result<WorkflowDefinition, StoreError> {
+        self.definitions(
+            "SELECT body FROM workflow_definitions WHERE name = ?1 ORDER BY version DESC LIMIT 1",
+            &[&name],
+        )?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("workflow definition not found: {name}")))
+    }
+
+    async fn workflow_definition_versions(
+        &self,
+        name: &str,
+    ) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        let defs = self.definitions(
+            "SELECT body FROM workflow_definitions WHERE name = ?1 ORDER BY version DESC",
+            &[&name],
+        )?;
+        if defs.is_empty() {
+            return Err(StoreError::NotFound(format!(
+                "workflow definition not found: {name}"
+            )));
+        }
+        Ok(defs)
+    }
+
+    async fn latest_workflow_definitions(&self) -> Result<Vec<WorkflowDefinition>, StoreError> {
+        self.definitions(
+            "SELECT d.body FROM workflow_definitions d
+             JOIN (SELECT name, MAX(version) AS v FROM workflow_definitions GROUP BY name) l
+               ON d.name = l.name AND d.version = l.v
+             ORDER BY d.name",
+            &[],
+        )
+    }
+
+    async fn save_state_resource(&self, resource: &StateResource) -> Result<(), StoreError> {
+        let body = to_json(resource)?;
+        self.conn()
+            .execute(
+                "INSERT INTO state_resources (namespace, name, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (namespace, name) DO UPDATE SET body = excluded.body",
+                params![resource.namespace, resource.name, body],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_state_resource(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<StateResource, StoreError> {
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM state_resources WHERE namespace = ?1 AND name = ?2",
+                params![namespace, name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        match body {
+            Some(b) => from_json(&b),
+            None => Err(StoreError::NotFound(format!(
+                "state resource not found: {namespace}/{name}"
+            ))),
+        }
+    }
+
+    async fn delete_state_resource(&self, namespace: &str, name: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn()
+            .execute(
+                "DELETE FROM state_resources WHERE namespace = ?1 AND name = ?2",
+                params![namespace, name],
+            )
+            .map_err(backend)?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "state resource not found: {namespace}/{name}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn save_workflow(&self, wf: &Workflow) -> Result<(), StoreError> {
+        let body = to_json(wf)?;
+        let inserted = self
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO workflows (id, definition_name, created_ns, status, resolved, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    wf.id,
+                    wf.workflow_definition.name,
+                    nanos(wf.created_at),
+                    wf.status.as_str(),
+                    wf.resolved_by_user,
+                    body
+                ],
+            )
+            .map_err(backend)?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "workflow {} already exists",
+                wf.id
+            )));
+        }
+        Ok(())
+    }
+
+    async fn update_workflow(&self, wf: &Workflow) -> Result<(), StoreError> {
+        let body = to_json(wf)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        let current: Option<String> = tx
+            .query_row(
+                "SELECT status FROM workflows WHERE id = ?1",
+                params![wf.id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        let Some(current) = current else {
+            return Err(StoreError::NotFound(format!(
+                "workflow not found: {}",
+                wf.id
+            )));
+        };
+        let current = WorkflowStatus::parse(&current)
+            .ok_or_else(|| StoreError::Backend(format!("corrupt status '{current}'")))?;
+        if current.is_terminal() && !wf.status.is_terminal() {
+            return Err(StoreError::TerminalToNonTerminal {
+                id: wf.id.clone(),
+                from: current.as_str(),
+                to: wf.status.as_str(),
+            });
+        }
+        tx.execute(
+            "UPDATE workflows SET status = ?2, resolved = ?3, body = ?4 WHERE id = ?1",
+            params![wf.id, wf.status.as_str(), wf.resolved_by_user, body],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_workflow(&self, id: &str) -> Result<Workflow, StoreError> {
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM workflows WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        match body {
+            Some(b) => from_json(&b),
+            None => Err(StoreError::NotFound(format!("workflow not found: {id}"))),
+        }
+    }
+
+    async fn delete_workflow(&self, id: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn()
+            .execute("DELETE FROM workflows WHERE id = ?1", params![id])
+            .map_err(backend)?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("workflow not found: {id}")));
+        }
+        Ok(())
+    }
+
+    async fn list_workflows(&self, q: &WorkflowQuery) -> Result<WorkflowPage, StoreError> {
+        let limit = q.limit.max(1);
+        let mut sql =
+            String::from("SELECT created_ns, id, body FROM workflows WHERE definition_name = ?");
+        let mut args: Vec<rusqlite::types::Value> = vec![q.definition_name.clone().into()];
+        if let Some(token) = &q.page_token {
+            let key = decode_token(token)?;
+            sql.push_str(if q.oldest_first {
+                " AND (created_ns, id) > (?, ?)"
+            } else {
+                " AND (created_ns, id) < (?, ?)"
+            });
+            args.push(key.c.into());
+            args.push(key.i.into());
+        }
+        if !q.statuses.is_empty() {
+            sql.push_str(" AND status IN (");
+            sql.push_str(&vec!["?"; q.statuses.len()].join(", "));
+            sql.push(')');
+            args.extend(q.statuses.iter().map(|s| s.as_str().to_string().into()));
+        }
+        if let Some(resolved) = q.resolved_by_user {
+            sql.push_str(" AND resolved = ?");
+            args.push((resolved as i64).into());
+        }
+        sql.push_str(if q.oldest_first {
+            " ORDER BY created_ns ASC, id ASC LIMIT ?"
+        } else {
+            " ORDER BY created_ns DESC, id DESC LIMIT ?"
+        });
+        args.push(((limit + 1) as i64).into());
+
+        let rows: Vec<(i64, String, String)> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let rows = stmt
+                .query_map(params_from_iter(args), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            rows
+        };
+        let more = rows.len() > limit;
+        let page = &rows[..rows.len().min(limit)];
+        let next_page_token = match (more, page.last()) {
+            (true, Some((c, i, _))) => Some(encode_token(&PageKey {
+                c: *c,
+                i: i.clone(),
+            })?),
+            _ => None,
+        };
+        let workflows = page
+            .iter()
+            .map(|(_, _, b)| from_json(b))
+            .collect::<Result<Vec<Workflow>, _>>()?;
+        Ok(WorkflowPage {
+            workflows,
+            next_page_token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
