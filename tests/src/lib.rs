@@ -1,1 +1,212 @@
-//! stub
+//! Harness of the end-to-end tests: builds the real binaries once, starts the service on a free
+//! port with a fresh data directory, starts real `wfm-worker` processes, and talks to them over
+//! HTTP. Every process is killed when its handle drops.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
+/// Builds the service and worker binaries (once per test process); returns their directory.
+pub fn binaries() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace())
+            .args(["build", "-p", "workflow-manager", "-p", "wfm-workers", "--bins"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build of the binaries failed");
+        target_dir().join("debug")
+    })
+}
+
+/// A running service.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its data directory (kept until the server drops).
+    pub data: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the service with the repository's definitions and `extra` flags.
+    pub fn start(extra: &[&str]) -> Server {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), extra)
+    }
+
+    /// Starts the service on an existing data directory.
+    pub fn start_in(data: tempfile::TempDir, extra: &[&str]) -> Server {
+        let bin = binaries().join("workflow-manager");
+        let log = std::fs::File::create(data.path().join("server.log")).expect("log file");
+        let mut child = Command::new(bin)
+            .current_dir(workspace())
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start workflow-manager");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            let text = std::fs::read_to_string(data.path().join("server.log")).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.starts_with("workflow-manager listening on ")) {
+                break line.trim_start_matches("workflow-manager listening on ").trim().to_string();
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("workflow-manager exited with {status} at start:\n{text}");
+            }
+            assert!(Instant::now() < deadline, "workflow-manager did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Server { child, url, data }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// The `/sfn` endpoint.
+    pub fn sfn_endpoint(&self) -> String {
+        format!("{}/sfn", self.url)
+    }
+
+    /// Kills the process and returns its data directory.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data = std::mem::replace(&mut self.data, tempfile::tempdir().expect("tempdir"));
+        data
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `wfm-worker` process.
+pub struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    /// Starts `wfm-worker --activity-name NAME --endpoint-url ... --cmd CMD...`.
+    pub fn start(endpoint: &str, activity_name: &str, cmd: &[&str], extra: &[&str]) -> WorkerProcess {
+        let bin = binaries().join("wfm-worker");
+        let child = Command::new(bin)
+            .current_dir(workspace().join("definitions"))
+            .args(["--activity-name", activity_name, "--endpoint-url", endpoint])
+            .args(extra)
+            .arg("--cmd")
+            .args(cmd)
+            .env("RUST_LOG", "warn")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_PROFILE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start wfm-worker");
+        WorkerProcess { child }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A JSON HTTP client for the REST API.
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    /// A client for the server at `base`.
+    pub fn new(base: &str) -> Api {
+        Api { client: reqwest::Client::new(), base: base.to_string() }
+    }
+
+    /// Sends a request; returns status and JSON body (null when empty).
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON response") };
+        (status, value)
+    }
+
+    /// Starts a workflow; panics unless the answer is 200.
+    pub async fn start_workflow(&self, body: &Value) -> Value {
+        let (status, v) = self.call(reqwest::Method::POST, "/workflows", Some(body)).await;
+        assert_eq!(status, 200, "start failed: {v}");
+        v
+    }
+
+    /// Polls GET /workflows/{id} until its status is terminal.
+    pub async fn wait_finished(&self, id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, v) = self.call(reqwest::Method::GET, &format!("/workflows/{id}"), None).await;
+            assert_eq!(status, 200, "{v}");
+            if matches!(v["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "workflow {id} did not finish: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// An aws-sdk-sfn client for the server's `/sfn` endpoint, as a worker would build it.
+pub async fn sfn_client(endpoint: &str) -> aws_sdk_sfn::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    aws_sdk_sfn::Client::new(&config)
+}

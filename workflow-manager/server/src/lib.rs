@@ -16,3 +16,6 @@ pub mod sync;
 
 pub use app::{start, AppState, Running, StartError};
 pub use config::Config;
+
+#[cfg(test)]
+mod api_tests;
