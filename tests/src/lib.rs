@@ -11,11 +11,16 @@ use serde_json::Value;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
 }
 
 /// Builds the service and worker binaries (once per test process); returns their directory.
@@ -25,7 +30,14 @@ pub fn binaries() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(workspace())
-            .args(["build", "-p", "workflow-manager", "-p", "wfm-workers", "--bins"])
+            .args([
+                "build",
+                "-p",
+                "workflow-manager",
+                "-p",
+                "wfm-workers",
+                "--bins",
+            ])
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build of the binaries failed");
@@ -65,13 +77,22 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = loop {
             let text = std::fs::read_to_string(data.path().join("server.log")).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.starts_with("workflow-manager listening on ")) {
-                break line.trim_start_matches("workflow-manager listening on ").trim().to_string();
+            if let Some(line) = text
+                .lines()
+                .find(|l| l.starts_with("workflow-manager listening on "))
+            {
+                break line
+                    .trim_start_matches("workflow-manager listening on ")
+                    .trim()
+                    .to_string();
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("workflow-manager exited with {status} at start:\n{text}");
             }
-            assert!(Instant::now() < deadline, "workflow-manager did not start:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "workflow-manager did not start:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         Server { child, url, data }
@@ -91,8 +112,7 @@ impl Server {
     pub fn kill(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let data = std::mem::replace(&mut self.data, tempfile::tempdir().expect("tempdir"));
-        data
+        std::mem::replace(&mut self.data, tempfile::tempdir().expect("tempdir"))
     }
 }
 
@@ -110,7 +130,12 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     /// Starts `wfm-worker --activity-name NAME --endpoint-url ... --cmd CMD...`.
-    pub fn start(endpoint: &str, activity_name: &str, cmd: &[&str], extra: &[&str]) -> WorkerProcess {
+    pub fn start(
+        endpoint: &str,
+        activity_name: &str,
+        cmd: &[&str],
+        extra: &[&str],
+    ) -> WorkerProcess {
         let bin = binaries().join("wfm-worker");
         let child = Command::new(bin)
             .current_dir(workspace().join("definitions"))
@@ -162,11 +187,19 @@ pub struct Api {
 impl Api {
     /// A client for the server at `base`.
     pub fn new(base: &str) -> Api {
-        Api { client: reqwest::Client::new(), base: base.to_string() }
+        Api {
+            client: reqwest::Client::new(),
+            base: base.to_string(),
+        }
     }
 
     /// Sends a request; returns status and JSON body (null when empty).
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(b);
@@ -174,13 +207,19 @@ impl Api {
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON response") };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("JSON response")
+        };
         (status, value)
     }
 
     /// Starts a workflow; panics unless the answer is 200.
     pub async fn start_workflow(&self, body: &Value) -> Value {
-        let (status, v) = self.call(reqwest::Method::POST, "/workflows", Some(body)).await;
+        let (status, v) = self
+            .call(reqwest::Method::POST, "/workflows", Some(body))
+            .await;
         assert_eq!(status, 200, "start failed: {v}");
         v
     }
@@ -189,12 +228,20 @@ impl Api {
     pub async fn wait_finished(&self, id: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            let (status, v) = self.call(reqwest::Method::GET, &format!("/workflows/{id}"), None).await;
+            let (status, v) = self
+                .call(reqwest::Method::GET, &format!("/workflows/{id}"), None)
+                .await;
             assert_eq!(status, 200, "{v}");
-            if matches!(v["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+            if matches!(
+                v["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            ) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "workflow {id} did not finish: {v}");
+            assert!(
+                Instant::now() < deadline,
+                "workflow {id} did not finish: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -205,7 +252,9 @@ pub async fn sfn_client(endpoint: &str) -> aws_sdk_sfn::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "test"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
         .load()
         .await;
     aws_sdk_sfn::Client::new(&config)

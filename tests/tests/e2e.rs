@@ -15,7 +15,12 @@ fn job_states(wf: &Value) -> Vec<(String, String)> {
         .as_array()
         .expect("jobs")
         .iter()
-        .map(|j| (j["state"].as_str().unwrap_or("").to_string(), j["status"].as_str().unwrap_or("").to_string()))
+        .map(|j| {
+            (
+                j["state"].as_str().unwrap_or("").to_string(),
+                j["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect()
 }
 
@@ -29,26 +34,46 @@ async fn readme_quick_start_runs_with_the_local_workers() {
     let api = Api::new(&server.url);
     // The README's curl line, as JSON.
     let wf = api
-        .start_workflow(&json!({"workflowDefinition": {"name": "hello-world"}, "input": "{\"name\": \"Ada\"}"}))
+        .start_workflow(
+            &json!({"workflowDefinition": {"name": "hello-world"}, "input": "{\"name\": \"Ada\"}"}),
+        )
         .await;
     assert_eq!(wf["status"], "queued");
     assert_eq!(wf["tags"], json!({"team": "examples"}));
-    let done = api.wait_finished(wf["id"].as_str().expect("id"), WAIT).await;
+    let done = api
+        .wait_finished(wf["id"].as_str().expect("id"), WAIT)
+        .await;
     assert_eq!(done["status"], "succeeded", "{done}\n{}", server.log());
-    let output: Value = serde_json::from_str(done["output"].as_str().expect("output")).expect("json output");
+    let output: Value =
+        serde_json::from_str(done["output"].as_str().expect("output")).expect("json output");
     assert_eq!(output["message"], "HELLO, ADA!");
     assert_eq!(output["to"], "Ada");
     assert_eq!(
         job_states(&done),
-        vec![pair("Greet", "succeeded"), pair("Decorate", "succeeded"), pair("Shout", "succeeded")]
+        vec![
+            pair("Greet", "succeeded"),
+            pair("Decorate", "succeeded"),
+            pair("Shout", "succeeded")
+        ]
     );
     for job in done["jobs"].as_array().expect("jobs") {
-        for field in ["id", "input", "output", "createdAt", "startedAt", "stoppedAt"] {
+        for field in [
+            "id",
+            "input",
+            "output",
+            "createdAt",
+            "startedAt",
+            "stoppedAt",
+        ] {
             assert!(job[field].is_string(), "job lacks {field}: {job}");
         }
     }
-    let greet_input: Value = serde_json::from_str(done["jobs"][0]["input"].as_str().expect("input")).expect("json");
-    assert_eq!(greet_input, json!({"name": "Ada", "_EXECUTION_NAME": wf["id"]}));
+    let greet_input: Value =
+        serde_json::from_str(done["jobs"][0]["input"].as_str().expect("input")).expect("json");
+    assert_eq!(
+        greet_input,
+        json!({"name": "Ada", "_EXECUTION_NAME": wf["id"]})
+    );
     assert_eq!(done["jobs"][0]["stateResource"]["name"], "greet");
     assert!(done["stoppedAt"].is_string());
 }
@@ -57,17 +82,32 @@ async fn readme_quick_start_runs_with_the_local_workers() {
 async fn a_workflow_runs_on_real_worker_processes() {
     let server = Server::start(&["--no-local-workers"]);
     let endpoint = server.sfn_endpoint();
-    let _greet = WorkerProcess::start(&endpoint, "default--greet", &["python3", "bin/greet.py"], &["--worker-name", "greeter"]);
-    let _shout = WorkerProcess::start(&endpoint, "default--shout", &["python3", "bin/shout.py"], &[]);
+    let _greet = WorkerProcess::start(
+        &endpoint,
+        "default--greet",
+        &["python3", "bin/greet.py"],
+        &["--worker-name", "greeter"],
+    );
+    let _shout = WorkerProcess::start(
+        &endpoint,
+        "default--shout",
+        &["python3", "bin/shout.py"],
+        &[],
+    );
     let api = Api::new(&server.url);
     let wf = api
-        .start_workflow(&json!({"workflowDefinition": {"name": "hello-world", "version": 0},
-            "input": "{\"name\": \"Grace\"}", "tags": {"who": "test"}}))
+        .start_workflow(
+            &json!({"workflowDefinition": {"name": "hello-world", "version": 0},
+            "input": "{\"name\": \"Grace\"}", "tags": {"who": "test"}}),
+        )
         .await;
-    let done = api.wait_finished(wf["id"].as_str().expect("id"), WAIT).await;
+    let done = api
+        .wait_finished(wf["id"].as_str().expect("id"), WAIT)
+        .await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["tags"], json!({"team": "examples", "who": "test"}));
-    let output: Value = serde_json::from_str(done["output"].as_str().expect("output")).expect("json");
+    let output: Value =
+        serde_json::from_str(done["output"].as_str().expect("output")).expect("json");
     // Decorate's Parameters drop `_EXECUTION_NAME`, so Shout's output does not carry it.
     assert_eq!(output, json!({"message": "HELLO, GRACE!", "to": "Grace"}));
     assert_eq!(done["jobs"][0]["container"], "greeter");
@@ -80,28 +120,52 @@ async fn failing_commands_fail_the_workflow_with_error_and_cause_in_last_job() {
     let api = Api::new(&server.url);
 
     // The program names its own error on stdout.
-    let _validate = WorkerProcess::start(&endpoint, "default--validate-order", &["python3", "bin/validate-order.py"], &[]);
-    let wf = api.start_workflow(&json!({"workflowDefinition": {"name": "order-check"}, "input": "{\"quantity\": 3}"})).await;
-    let done = api.wait_finished(wf["id"].as_str().expect("id"), WAIT).await;
+    let _validate = WorkerProcess::start(
+        &endpoint,
+        "default--validate-order",
+        &["python3", "bin/validate-order.py"],
+        &[],
+    );
+    let wf = api
+        .start_workflow(
+            &json!({"workflowDefinition": {"name": "order-check"}, "input": "{\"quantity\": 3}"}),
+        )
+        .await;
+    let done = api
+        .wait_finished(wf["id"].as_str().expect("id"), WAIT)
+        .await;
     assert_eq!(done["status"], "failed", "{done}");
     assert_eq!(done["lastJob"]["state"], "Validate");
     assert_eq!(done["lastJob"]["status"], "failed");
-    assert_eq!(done["lastJob"]["statusReason"], "the order has no sku\nInvalidOrder");
+    assert_eq!(
+        done["lastJob"]["statusReason"],
+        "the order has no sku\nInvalidOrder"
+    );
     assert_eq!(done["resolvedByUser"], false);
 
     // A plain non-zero exit: sfncli's error name, the last stderr line as the cause.
     let _plain = WorkerProcess::start(
         &endpoint,
         "plain--validate-order",
-        &["bash", "-c", "echo 'checking' >&2; echo 'disk full' >&2; exit 3", "validate"],
+        &[
+            "bash",
+            "-c",
+            "echo 'checking' >&2; echo 'disk full' >&2; exit 3",
+            "validate",
+        ],
         &[],
     );
     let wf = api
         .start_workflow(&json!({"workflowDefinition": {"name": "order-check"}, "namespace": "plain", "input": "{\"sku\": \"x\"}"}))
         .await;
-    let done = api.wait_finished(wf["id"].as_str().expect("id"), WAIT).await;
+    let done = api
+        .wait_finished(wf["id"].as_str().expect("id"), WAIT)
+        .await;
     assert_eq!(done["status"], "failed", "{done}");
-    assert_eq!(done["lastJob"]["statusReason"], "disk full\nsfncli.CommandExitedNonzero");
+    assert_eq!(
+        done["lastJob"]["statusReason"],
+        "disk full\nsfncli.CommandExitedNonzero"
+    );
     assert_eq!(done["namespace"], "plain");
 }
 
@@ -111,19 +175,34 @@ async fn a_choice_sends_a_rejected_order_to_the_fail_state() {
     let api = Api::new(&server.url);
     let ok = api.start_workflow(&json!({"workflowDefinition": {"name": "order-check"}, "input": "{\"sku\": \"A1\", \"quantity\": 2}"})).await;
     let bad = api.start_workflow(&json!({"workflowDefinition": {"name": "order-check"}, "input": "{\"sku\": \"A1\", \"quantity\": 0}"})).await;
-    let ok = api.wait_finished(ok["id"].as_str().expect("id"), WAIT).await;
+    let ok = api
+        .wait_finished(ok["id"].as_str().expect("id"), WAIT)
+        .await;
     assert_eq!(ok["status"], "succeeded", "{ok}");
     assert_eq!(
         job_states(&ok),
-        vec![pair("Validate", "succeeded"), pair("Decide", "succeeded"), pair("Fulfil", "succeeded"), pair("Done", "succeeded")]
+        vec![
+            pair("Validate", "succeeded"),
+            pair("Decide", "succeeded"),
+            pair("Fulfil", "succeeded"),
+            pair("Done", "succeeded")
+        ]
     );
     let out: Value = serde_json::from_str(ok["output"].as_str().expect("output")).expect("json");
     assert_eq!(out["shipment"]["trackingId"], "TRK-A1-2");
-    let bad = api.wait_finished(bad["id"].as_str().expect("id"), WAIT).await;
+    let bad = api
+        .wait_finished(bad["id"].as_str().expect("id"), WAIT)
+        .await;
     assert_eq!(bad["status"], "failed");
     assert_eq!(bad["lastJob"]["state"], "Rejected");
-    assert_eq!(bad["lastJob"]["statusReason"], "The order did not pass validation.\nOrderRejected");
-    assert_eq!(bad["statusReason"], "The order did not pass validation.\nOrderRejected");
+    assert_eq!(
+        bad["lastJob"]["statusReason"],
+        "The order did not pass validation.\nOrderRejected"
+    );
+    assert_eq!(
+        bad["statusReason"],
+        "The order did not pass validation.\nOrderRejected"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -136,22 +215,37 @@ async fn sigterm_to_the_worker_reports_command_terminated() {
         &["bash", "-c", "trap 'echo cleaning up >&2; exit 1' TERM; echo started >&2; while true; do sleep 0.1; done", "greet"],
         &["--grace-seconds", "5"],
     );
-    let wf = api.start_workflow(&json!({"workflowDefinition": {"name": "hello-world"}, "namespace": "term"})).await;
+    let wf = api
+        .start_workflow(
+            &json!({"workflowDefinition": {"name": "hello-world"}, "namespace": "term"}),
+        )
+        .await;
     let id = wf["id"].as_str().expect("id").to_string();
     // Wait until the worker has taken the task.
     for _ in 0..600 {
-        let (_, v) = api.call(Method::GET, &format!("/workflows/{id}"), None).await;
+        let (_, v) = api
+            .call(Method::GET, &format!("/workflows/{id}"), None)
+            .await;
         if v["jobs"][0]["status"] == "running" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let status = std::process::Command::new("kill").args(["-TERM", &worker.pid().to_string()]).status().expect("kill");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &worker.pid().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let done = api.wait_finished(&id, WAIT).await;
     assert_eq!(done["status"], "failed", "{done}");
-    assert_eq!(done["lastJob"]["statusReason"], "cleaning up\nsfncli.CommandTerminated");
-    assert!(worker.wait_exit(Duration::from_secs(20)).is_some(), "the worker did not exit after SIGTERM");
+    assert_eq!(
+        done["lastJob"]["statusReason"],
+        "cleaning up\nsfncli.CommandTerminated"
+    );
+    assert!(
+        worker.wait_exit(Duration::from_secs(20)).is_some(),
+        "the worker did not exit after SIGTERM"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,13 +253,28 @@ async fn aws_sdk_sfn_works_against_the_sfn_endpoint_as_a_worker_uses_it() {
     let server = Server::start(&["--no-local-workers", "--activity-poll-seconds", "2"]);
     let sfn = sfn_client(&server.sfn_endpoint()).await;
 
-    let created = sfn.create_activity().name("sdk-activity").send().await.expect("create activity");
-    let again = sfn.create_activity().name("sdk-activity").send().await.expect("create again");
+    let created = sfn
+        .create_activity()
+        .name("sdk-activity")
+        .send()
+        .await
+        .expect("create activity");
+    let again = sfn
+        .create_activity()
+        .name("sdk-activity")
+        .send()
+        .await
+        .expect("create again");
     assert_eq!(created.activity_arn(), again.activity_arn());
     let activity = created.activity_arn().to_string();
 
     // An idle long poll ends without a task.
-    let empty = sfn.get_activity_task().activity_arn(&activity).send().await.expect("poll");
+    let empty = sfn
+        .get_activity_task()
+        .activity_arn(&activity)
+        .send()
+        .await
+        .expect("poll");
     assert!(empty.task_token().is_none());
 
     let definition = json!({"StartAt": "Work", "States": {
@@ -185,7 +294,13 @@ async fn aws_sdk_sfn_works_against_the_sfn_endpoint_as_a_worker_uses_it() {
         let activity = activity.clone();
         tokio::spawn(async move {
             for _ in 0..10 {
-                let out = sfn.get_activity_task().activity_arn(&activity).worker_name("sdk-worker").send().await.expect("poll");
+                let out = sfn
+                    .get_activity_task()
+                    .activity_arn(&activity)
+                    .worker_name("sdk-worker")
+                    .send()
+                    .await
+                    .expect("poll");
                 if out.task_token().is_some() {
                     return out;
                 }
@@ -203,34 +318,86 @@ async fn aws_sdk_sfn_works_against_the_sfn_endpoint_as_a_worker_uses_it() {
         .await
         .expect("start");
     let task = poller.await.expect("join");
-    assert_eq!(serde_json::from_str::<Value>(task.input().expect("input")).expect("json"), json!({"n": 1}));
+    assert_eq!(
+        serde_json::from_str::<Value>(task.input().expect("input")).expect("json"),
+        json!({"n": 1})
+    );
     let token = task.task_token().expect("token").to_string();
-    sfn.send_task_heartbeat().task_token(&token).send().await.expect("heartbeat");
-    sfn.send_task_success().task_token(&token).output(r#"{"ok": true}"#).send().await.expect("success");
-    let mut described = sfn.describe_execution().execution_arn(exec.execution_arn()).send().await.expect("describe");
+    sfn.send_task_heartbeat()
+        .task_token(&token)
+        .send()
+        .await
+        .expect("heartbeat");
+    sfn.send_task_success()
+        .task_token(&token)
+        .output(r#"{"ok": true}"#)
+        .send()
+        .await
+        .expect("success");
+    let mut described = sfn
+        .describe_execution()
+        .execution_arn(exec.execution_arn())
+        .send()
+        .await
+        .expect("describe");
     for _ in 0..200 {
         if described.status().as_str() != "RUNNING" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        described = sfn.describe_execution().execution_arn(exec.execution_arn()).send().await.expect("describe");
+        described = sfn
+            .describe_execution()
+            .execution_arn(exec.execution_arn())
+            .send()
+            .await
+            .expect("describe");
     }
     assert_eq!(described.status().as_str(), "SUCCEEDED");
     assert_eq!(described.output(), Some(r#"{"ok":true}"#));
 
-    let history = sfn.get_execution_history().execution_arn(exec.execution_arn()).send().await.expect("history");
-    let types: Vec<&str> = history.events().iter().map(|e| e.r#type().as_str()).collect();
+    let history = sfn
+        .get_execution_history()
+        .execution_arn(exec.execution_arn())
+        .send()
+        .await
+        .expect("history");
+    let types: Vec<&str> = history
+        .events()
+        .iter()
+        .map(|e| e.r#type().as_str())
+        .collect();
     assert_eq!(
         types,
-        ["ExecutionStarted", "TaskStateEntered", "ActivityScheduled", "ActivityStarted", "ActivitySucceeded", "TaskStateExited", "ExecutionSucceeded"]
+        [
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "ActivityScheduled",
+            "ActivityStarted",
+            "ActivitySucceeded",
+            "TaskStateExited",
+            "ExecutionSucceeded"
+        ]
     );
-    let started = history.events()[3].activity_started_event_details().expect("details");
+    let started = history.events()[3]
+        .activity_started_event_details()
+        .expect("details");
     assert_eq!(started.worker_name(), Some("sdk-worker"));
 
     // Failure.
-    let exec = sfn.start_execution().state_machine_arn(machine.state_machine_arn()).name("run-bad").send().await.expect("start");
+    let exec = sfn
+        .start_execution()
+        .state_machine_arn(machine.state_machine_arn())
+        .name("run-bad")
+        .send()
+        .await
+        .expect("start");
     let task = loop {
-        let t = sfn.get_activity_task().activity_arn(&activity).send().await.expect("poll");
+        let t = sfn
+            .get_activity_task()
+            .activity_arn(&activity)
+            .send()
+            .await
+            .expect("poll");
         if t.task_token().is_some() {
             break t;
         }
@@ -242,24 +409,54 @@ async fn aws_sdk_sfn_works_against_the_sfn_endpoint_as_a_worker_uses_it() {
         .send()
         .await
         .expect("failure");
-    let mut described = sfn.describe_execution().execution_arn(exec.execution_arn()).send().await.expect("describe");
+    let mut described = sfn
+        .describe_execution()
+        .execution_arn(exec.execution_arn())
+        .send()
+        .await
+        .expect("describe");
     for _ in 0..200 {
         if described.status().as_str() != "RUNNING" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        described = sfn.describe_execution().execution_arn(exec.execution_arn()).send().await.expect("describe");
+        described = sfn
+            .describe_execution()
+            .execution_arn(exec.execution_arn())
+            .send()
+            .await
+            .expect("describe");
     }
     assert_eq!(described.status().as_str(), "FAILED");
-    assert_eq!((described.error(), described.cause()), (Some("Broken"), Some("it broke")));
+    assert_eq!(
+        (described.error(), described.cause()),
+        (Some("Broken"), Some("it broke"))
+    );
 
     // A token that was never issued.
-    let err = sfn.send_task_success().task_token("bogus").output("{}").send().await.expect_err("bogus token");
+    let err = sfn
+        .send_task_success()
+        .task_token("bogus")
+        .output("{}")
+        .send()
+        .await
+        .expect_err("bogus token");
     assert_eq!(err.code(), Some("InvalidToken"));
-    let err = sfn.send_task_heartbeat().task_token("bogus").send().await.expect_err("bogus token");
+    let err = sfn
+        .send_task_heartbeat()
+        .task_token("bogus")
+        .send()
+        .await
+        .expect_err("bogus token");
     assert_eq!(err.code(), Some("InvalidToken"));
     // A real token whose task is done.
-    let err = sfn.send_task_success().task_token(&token).output("{}").send().await.expect_err("finished task");
+    let err = sfn
+        .send_task_success()
+        .task_token(&token)
+        .output("{}")
+        .send()
+        .await
+        .expect_err("finished task");
     assert_eq!(err.code(), Some("TaskDoesNotExist"));
     // An unknown activity.
     let err = sfn
@@ -277,15 +474,64 @@ async fn definitions_are_loaded_once_and_survive_a_restart() {
     let api = Api::new(&server.url);
     let (status, defs) = api.call(Method::GET, "/workflow-definitions", None).await;
     assert_eq!(status, 200);
-    let names: Vec<&str> = defs.as_array().expect("array").iter().filter_map(|d| d["name"].as_str()).collect();
+    let names: Vec<&str> = defs
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
     assert_eq!(names, ["hello-world", "order-check"]);
-    let wf = api.start_workflow(&json!({"workflowDefinition": {"name": "hello-world"}})).await;
+    let wf = api
+        .start_workflow(&json!({"workflowDefinition": {"name": "hello-world"}}))
+        .await;
     let data = server.kill();
     let server = Server::start_in(data, &["--no-local-workers"]);
     let api = Api::new(&server.url);
-    let (_, versions) = api.call(Method::GET, "/workflow-definitions/hello-world?latest=false", None).await;
-    assert_eq!(versions.as_array().map(Vec::len), Some(1), "an unchanged definition got a new version");
-    let (status, got) = api.call(Method::GET, &format!("/workflows/{}", wf["id"].as_str().expect("id")), None).await;
+    let (_, versions) = api
+        .call(
+            Method::GET,
+            "/workflow-definitions/hello-world?latest=false",
+            None,
+        )
+        .await;
+    assert_eq!(
+        versions.as_array().map(Vec::len),
+        Some(1),
+        "an unchanged definition got a new version"
+    );
+    let (status, got) = api
+        .call(
+            Method::GET,
+            &format!("/workflows/{}", wf["id"].as_str().expect("id")),
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(got["id"], wf["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn boto3_works_against_the_sfn_endpoint() {
+    let Some(python) = std::env::var_os("WFM_TEST_PYTHON") else {
+        eprintln!(
+            "\n*** SKIPPED boto3_works_against_the_sfn_endpoint: WFM_TEST_PYTHON is not set. \
+             scripts/test installs boto3 into a virtualenv and sets it. ***\n"
+        );
+        return;
+    };
+    let server = Server::start(&["--no-local-workers", "--activity-poll-seconds", "2"]);
+    let script = wfm_e2e::workspace().join("tests/python/boto3_worker.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(server.sfn_endpoint())
+        .output()
+        .await
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "boto3 script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("boto3 ok"));
 }

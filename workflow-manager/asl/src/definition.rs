@@ -58,6 +58,8 @@ pub enum QueryLanguage {
 }
 
 /// One state, tagged by its `Type`.
+// States live once per definition, so the variants' size difference costs nothing worth boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "Type")]
 pub enum State {

@@ -279,7 +279,7 @@ async fn names_inputs_and_definitions_are_checked() {
     ));
     e.start_execution(&sm.arn, Some("x"), Some("{}"))
         .expect("start");
-    wait_done(&e, &format!("{}", e.arn("execution", "ok:x"))).await;
+    wait_done(&e, &e.arn("execution", "ok:x")).await;
     assert!(matches!(
         e.start_execution(&sm.arn, Some("x"), Some(r#"{"a":1}"#)),
         Err(EngineError::ExecutionAlreadyExists(_))

@@ -28,20 +28,36 @@ fn state() -> AppState {
         Arc::new(EmbeddedStepFunctions::new(engine.clone(), "arn:role")),
         ManagerConfig::default(),
     );
-    AppState { manager, engine, activity_poll_wait: Duration::from_millis(10) }
+    AppState {
+        manager,
+        engine,
+        activity_poll_wait: Duration::from_millis(10),
+    }
 }
 
-async fn call(app: &AppState, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+async fn call(
+    app: &AppState,
+    method: Method,
+    uri: &str,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
     let req = Request::builder()
         .method(method)
         .uri(uri)
         .header("content-type", "application/json")
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty))
+        .body(
+            body.map(|b| Body::from(b.to_string()))
+                .unwrap_or_else(Body::empty),
+        )
         .expect("request");
     let resp = router(app.clone()).oneshot(req).await.expect("response");
     let status = resp.status();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
     (status, value)
 }
 
@@ -60,23 +76,45 @@ fn spec_routes() -> BTreeSet<(String, String)> {
 
 #[tokio::test]
 async fn spec_and_router_agree() {
-    let table: BTreeSet<(String, String)> =
-        ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
-    assert_eq!(spec_routes(), table, "api-spec/openapi.yaml and api::ROUTES disagree");
+    let table: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        spec_routes(),
+        table,
+        "api-spec/openapi.yaml and api::ROUTES disagree"
+    );
     let app = state();
     for (method, path) in ROUTES {
         let uri = path.replace("{version}", "0").replace(['{', '}'], "");
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let (status, body) = call(&app, method.clone(), &uri, Some("{}")).await;
-        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is not routed");
-        assert_ne!(body["message"], "no such route", "{method} {path} is not routed");
-        assert!(body.is_null() || body.is_object() || body.is_array(), "{method} {path}: {body}");
+        assert_ne!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is not routed"
+        );
+        assert_ne!(
+            body["message"], "no such route",
+            "{method} {path} is not routed"
+        );
+        assert!(
+            body.is_null() || body.is_object() || body.is_array(),
+            "{method} {path}: {body}"
+        );
         if !status.is_success() {
-            assert!(body["message"].is_string(), "{method} {path} answered {status} without a message");
+            assert!(
+                body["message"].is_string(),
+                "{method} {path} answered {status} without a message"
+            );
         }
     }
     let (status, body) = call(&app, Method::GET, "/nope", None).await;
-    assert_eq!((status, body["message"].as_str()), (StatusCode::NOT_FOUND, Some("no such route")));
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no such route"))
+    );
     let (status, _) = call(&app, Method::PATCH, "/workflows", None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
@@ -93,26 +131,61 @@ async fn create_definition(app: &AppState, name: &str) {
 async fn definitions_get_versions_and_conflicts() {
     let app = state();
     create_definition(&app, "flow").await;
-    let (status, v) = call(&app, Method::POST, "/workflow-definitions",
-        Some(&format!(r#"{{"name": "flow", "stateMachine": {GOOD_MACHINE}}}"#))).await;
+    let (status, v) = call(
+        &app,
+        Method::POST,
+        "/workflow-definitions",
+        Some(&format!(
+            r#"{{"name": "flow", "stateMachine": {GOOD_MACHINE}}}"#
+        )),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
-    let (status, v) = call(&app, Method::PUT, "/workflow-definitions/flow",
-        Some(&format!(r#"{{"stateMachine": {GOOD_MACHINE}, "defaultTags": {{"a": "b"}}}}"#))).await;
-    assert_eq!((status, v["version"].as_i64()), (StatusCode::CREATED, Some(1)));
+    let (status, v) = call(
+        &app,
+        Method::PUT,
+        "/workflow-definitions/flow",
+        Some(&format!(
+            r#"{{"stateMachine": {GOOD_MACHINE}, "defaultTags": {{"a": "b"}}}}"#
+        )),
+    )
+    .await;
+    assert_eq!(
+        (status, v["version"].as_i64()),
+        (StatusCode::CREATED, Some(1))
+    );
     let (_, v) = call(&app, Method::GET, "/workflow-definitions/flow", None).await;
     assert_eq!(v.as_array().map(|a| a.len()), Some(1));
     assert_eq!(v[0]["version"], 1);
-    let (_, v) = call(&app, Method::GET, "/workflow-definitions/flow?latest=false", None).await;
-    assert_eq!(v.as_array().map(|a| a.iter().map(|d| d["version"].as_i64()).collect::<Vec<_>>()), Some(vec![Some(1), Some(0)]));
+    let (_, v) = call(
+        &app,
+        Method::GET,
+        "/workflow-definitions/flow?latest=false",
+        None,
+    )
+    .await;
+    assert_eq!(
+        v.as_array()
+            .map(|a| a.iter().map(|d| d["version"].as_i64()).collect::<Vec<_>>()),
+        Some(vec![Some(1), Some(0)])
+    );
     let (status, v) = call(&app, Method::GET, "/workflow-definitions/flow/0", None).await;
     assert_eq!((status, v["version"].as_i64()), (StatusCode::OK, Some(0)));
     let (status, _) = call(&app, Method::GET, "/workflow-definitions/flow/9", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, v) = call(&app, Method::GET, "/workflow-definitions/flow/x", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(v["message"].as_str().unwrap_or("").contains("version"), "{v}");
-    let (status, _) = call(&app, Method::PUT, "/workflow-definitions/ghost",
-        Some(&format!(r#"{{"stateMachine": {GOOD_MACHINE}}}"#))).await;
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("version"),
+        "{v}"
+    );
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        "/workflow-definitions/ghost",
+        Some(&format!(r#"{{"stateMachine": {GOOD_MACHINE}}}"#)),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -121,43 +194,212 @@ async fn bad_input_is_a_400_or_404_naming_the_problem_and_stores_nothing() {
     let app = state();
     create_definition(&app, "flow").await;
     let cases: &[(Method, &str, &str, StatusCode, &str)] = &[
-        (Method::POST, "/workflows", "{not json", StatusCode::BAD_REQUEST, "invalid request body"),
-        (Method::POST, "/workflows", "", StatusCode::BAD_REQUEST, "empty"),
-        (Method::POST, "/workflows", r#"{"workflowDefinition": {"name": "ghost"}}"#, StatusCode::NOT_FOUND, "ghost"),
-        (Method::POST, "/workflows", r#"{"workflowDefinition": {"name": "flow", "version": 4}}"#, StatusCode::NOT_FOUND, "version 4"),
-        (Method::POST, "/workflows", r#"{"workflowDefinition": {"name": "flow"}, "input": "[1, 2]"}"#, StatusCode::BAD_REQUEST, "input: must be a JSON object"),
-        (Method::POST, "/workflows", r#"{"workflowDefinition": {"name": "flow"}, "input": "{oops"}"#, StatusCode::BAD_REQUEST, "input: not valid JSON"),
-        (Method::POST, "/workflows", r#"{"workflowDefinition": {"name": "flow"}, "tags": {"n": 5}}"#, StatusCode::BAD_REQUEST, "tags.n"),
-        (Method::POST, "/workflows", r#"{"workflowDefinition": {"name": "flow"}, "nmespace": "x"}"#, StatusCode::BAD_REQUEST, "nmespace"),
-        (Method::POST, "/workflows", r#"{"workflowDefinition": {"version": 1}}"#, StatusCode::BAD_REQUEST, "workflowDefinition"),
-        (Method::POST, "/workflows", r#"{"workflowDefinition": {"name": "flow"}, "namespace": "a b"}"#, StatusCode::BAD_REQUEST, "namespace"),
-        (Method::POST, "/workflow-definitions", r#"{"name": "bad", "stateMachine": {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Z"}}}}"#, StatusCode::BAD_REQUEST, "$.States.A.Next"),
-        (Method::POST, "/workflow-definitions", r#"{"name": "bad", "stateMachine": {"StartAt": "A", "States": {"A": {"Type": "Task", "End": true}}}}"#, StatusCode::BAD_REQUEST, "$.States.A.Resource"),
-        (Method::POST, "/workflow-definitions", r#"{"name": "bad", "stateMachine": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true, "Bogus": 1}}}}"#, StatusCode::BAD_REQUEST, "$.States.A.Bogus"),
-        (Method::POST, "/workflow-definitions", r#"{"name": "bad", "defaultTags": {"t": true}, "stateMachine": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}}"#, StatusCode::BAD_REQUEST, "defaultTags.t"),
-        (Method::POST, "/workflow-definitions", r#"{"name": "bad name", "stateMachine": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}}"#, StatusCode::BAD_REQUEST, "name"),
-        (Method::POST, "/workflow-definitions", r#"{"name": "bad"}"#, StatusCode::BAD_REQUEST, "stateMachine"),
-        (Method::GET, "/workflows", "", StatusCode::BAD_REQUEST, "workflowDefinitionName"),
-        (Method::GET, "/workflows?workflowDefinitionName=flow&limit=0", "", StatusCode::BAD_REQUEST, "limit"),
-        (Method::GET, "/workflows?workflowDefinitionName=flow&status=done", "", StatusCode::BAD_REQUEST, "status"),
-        (Method::GET, "/workflows?workflowDefinitionName=flow&pageToken=zzz", "", StatusCode::BAD_REQUEST, "pageToken"),
-        (Method::GET, "/workflows?workflowDefinitionName=flow&oldestFirst=maybe", "", StatusCode::BAD_REQUEST, "oldestFirst"),
-        (Method::GET, "/workflows/nope", "", StatusCode::NOT_FOUND, "nope"),
-        (Method::PUT, "/state-resources/ns/r", r#"{"uri": ""}"#, StatusCode::BAD_REQUEST, "uri"),
-        (Method::PUT, "/state-resources/ns/r", r#"{"name": "other", "uri": "arn:x"}"#, StatusCode::BAD_REQUEST, "name"),
-        (Method::GET, "/state-resources/ns/none", "", StatusCode::NOT_FOUND, "ns/none"),
+        (
+            Method::POST,
+            "/workflows",
+            "{not json",
+            StatusCode::BAD_REQUEST,
+            "invalid request body",
+        ),
+        (
+            Method::POST,
+            "/workflows",
+            "",
+            StatusCode::BAD_REQUEST,
+            "empty",
+        ),
+        (
+            Method::POST,
+            "/workflows",
+            r#"{"workflowDefinition": {"name": "ghost"}}"#,
+            StatusCode::NOT_FOUND,
+            "ghost",
+        ),
+        (
+            Method::POST,
+            "/workflows",
+            r#"{"workflowDefinition": {"name": "flow", "version": 4}}"#,
+            StatusCode::NOT_FOUND,
+            "version 4",
+        ),
+        (
+            Method::POST,
+            "/workflows",
+            r#"{"workflowDefinition": {"name": "flow"}, "input": "[1, 2]"}"#,
+            StatusCode::BAD_REQUEST,
+            "input: must be a JSON object",
+        ),
+        (
+            Method::POST,
+            "/workflows",
+            r#"{"workflowDefinition": {"name": "flow"}, "input": "{oops"}"#,
+            StatusCode::BAD_REQUEST,
+            "input: not valid JSON",
+        ),
+        (
+            Method::POST,
+            "/workflows",
+            r#"{"workflowDefinition": {"name": "flow"}, "tags": {"n": 5}}"#,
+            StatusCode::BAD_REQUEST,
+            "tags.n",
+        ),
+        (
+            Method::POST,
+            "/workflows",
+            r#"{"workflowDefinition": {"name": "flow"}, "nmespace": "x"}"#,
+            StatusCode::BAD_REQUEST,
+            "nmespace",
+        ),
+        (
+            Method::POST,
+            "/workflows",
+            r#"{"workflowDefinition": {"version": 1}}"#,
+            StatusCode::BAD_REQUEST,
+            "workflowDefinition",
+        ),
+        (
+            Method::POST,
+            "/workflows",
+            r#"{"workflowDefinition": {"name": "flow"}, "namespace": "a b"}"#,
+            StatusCode::BAD_REQUEST,
+            "namespace",
+        ),
+        (
+            Method::POST,
+            "/workflow-definitions",
+            r#"{"name": "bad", "stateMachine": {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Z"}}}}"#,
+            StatusCode::BAD_REQUEST,
+            "$.States.A.Next",
+        ),
+        (
+            Method::POST,
+            "/workflow-definitions",
+            r#"{"name": "bad", "stateMachine": {"StartAt": "A", "States": {"A": {"Type": "Task", "End": true}}}}"#,
+            StatusCode::BAD_REQUEST,
+            "$.States.A.Resource",
+        ),
+        (
+            Method::POST,
+            "/workflow-definitions",
+            r#"{"name": "bad", "stateMachine": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true, "Bogus": 1}}}}"#,
+            StatusCode::BAD_REQUEST,
+            "$.States.A.Bogus",
+        ),
+        (
+            Method::POST,
+            "/workflow-definitions",
+            r#"{"name": "bad", "defaultTags": {"t": true}, "stateMachine": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}}"#,
+            StatusCode::BAD_REQUEST,
+            "defaultTags.t",
+        ),
+        (
+            Method::POST,
+            "/workflow-definitions",
+            r#"{"name": "bad name", "stateMachine": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}}"#,
+            StatusCode::BAD_REQUEST,
+            "name",
+        ),
+        (
+            Method::POST,
+            "/workflow-definitions",
+            r#"{"name": "bad"}"#,
+            StatusCode::BAD_REQUEST,
+            "stateMachine",
+        ),
+        (
+            Method::GET,
+            "/workflows",
+            "",
+            StatusCode::BAD_REQUEST,
+            "workflowDefinitionName",
+        ),
+        (
+            Method::GET,
+            "/workflows?workflowDefinitionName=flow&limit=0",
+            "",
+            StatusCode::BAD_REQUEST,
+            "limit",
+        ),
+        (
+            Method::GET,
+            "/workflows?workflowDefinitionName=flow&status=done",
+            "",
+            StatusCode::BAD_REQUEST,
+            "status",
+        ),
+        (
+            Method::GET,
+            "/workflows?workflowDefinitionName=flow&pageToken=zzz",
+            "",
+            StatusCode::BAD_REQUEST,
+            "pageToken",
+        ),
+        (
+            Method::GET,
+            "/workflows?workflowDefinitionName=flow&oldestFirst=maybe",
+            "",
+            StatusCode::BAD_REQUEST,
+            "oldestFirst",
+        ),
+        (
+            Method::GET,
+            "/workflows/nope",
+            "",
+            StatusCode::NOT_FOUND,
+            "nope",
+        ),
+        (
+            Method::PUT,
+            "/state-resources/ns/r",
+            r#"{"uri": ""}"#,
+            StatusCode::BAD_REQUEST,
+            "uri",
+        ),
+        (
+            Method::PUT,
+            "/state-resources/ns/r",
+            r#"{"name": "other", "uri": "arn:x"}"#,
+            StatusCode::BAD_REQUEST,
+            "name",
+        ),
+        (
+            Method::GET,
+            "/state-resources/ns/none",
+            "",
+            StatusCode::NOT_FOUND,
+            "ns/none",
+        ),
     ];
     for (method, uri, body, expected, needle) in cases {
-        let body = if body.is_empty() && *method == Method::GET { None } else { Some(*body) };
+        let body = if body.is_empty() && *method == Method::GET {
+            None
+        } else {
+            Some(*body)
+        };
         let (status, v) = call(&app, method.clone(), uri, body).await;
         assert_eq!(status, *expected, "{method} {uri} {body:?}: {v}");
-        let message = v["message"].as_str().unwrap_or_else(|| panic!("{method} {uri}: no message in {v}"));
-        assert!(message.contains(needle), "{method} {uri}: '{message}' does not name '{needle}'");
+        let message = v["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {uri}: no message in {v}"));
+        assert!(
+            message.contains(needle),
+            "{method} {uri}: '{message}' does not name '{needle}'"
+        );
     }
-    let (_, list) = call(&app, Method::GET, "/workflows?workflowDefinitionName=flow", None).await;
+    let (_, list) = call(
+        &app,
+        Method::GET,
+        "/workflows?workflowDefinitionName=flow",
+        None,
+    )
+    .await;
     assert_eq!(list, json!([]), "a rejected start stored a workflow");
     let (status, _) = call(&app, Method::GET, "/workflow-definitions/bad", None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a rejected definition was stored");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a rejected definition was stored"
+    );
     let (_, defs) = call(&app, Method::GET, "/workflow-definitions", None).await;
     assert_eq!(defs.as_array().map(Vec::len), Some(1));
 }
@@ -168,7 +410,9 @@ async fn start_list_and_page_with_next_page_path() {
     create_definition(&app, "flow").await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        let body = format!(r#"{{"workflowDefinition": {{"name": "flow"}}, "input": "", "tags": {{"i": "{i}"}}}}"#);
+        let body = format!(
+            r#"{{"workflowDefinition": {{"name": "flow"}}, "input": "", "tags": {{"i": "{i}"}}}}"#
+        );
         let (status, v) = call(&app, Method::POST, "/workflows", Some(&body)).await;
         assert_eq!(status, StatusCode::OK, "{v}");
         assert_eq!(v["input"], "{}");
@@ -179,9 +423,16 @@ async fn start_list_and_page_with_next_page_path() {
     let mut seen = Vec::new();
     let mut uri = "/workflows?workflowDefinitionName=flow&limit=2&summaryOnly=true".to_string();
     loop {
-        let req = Request::builder().uri(&uri).body(Body::empty()).expect("req");
+        let req = Request::builder()
+            .uri(&uri)
+            .body(Body::empty())
+            .expect("req");
         let resp = router(app.clone()).oneshot(req).await.expect("resp");
-        let next = resp.headers().get("X-Next-Page-Path").and_then(|h| h.to_str().ok()).map(str::to_string);
+        let next = resp
+            .headers()
+            .get("X-Next-Page-Path")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
         let page: Value = serde_json::from_slice(&bytes).expect("json");
         for wf in page.as_array().expect("array") {
@@ -190,7 +441,12 @@ async fn start_list_and_page_with_next_page_path() {
         }
         match next {
             Some(n) => {
-                assert!(n.starts_with("/workflows?") && n.contains("summaryOnly=true") && n.contains("limit=2"), "{n}");
+                assert!(
+                    n.starts_with("/workflows?")
+                        && n.contains("summaryOnly=true")
+                        && n.contains("limit=2"),
+                    "{n}"
+                );
                 uri = n;
             }
             None => break,
@@ -202,10 +458,29 @@ async fn start_list_and_page_with_next_page_path() {
 #[tokio::test]
 async fn state_resources_crud() {
     let app = state();
-    let (status, v) = call(&app, Method::PUT, "/state-resources/ns/r", Some(r#"{"uri": "arn:aws:batch:us-east-1:1:job-definition/x"}"#)).await;
+    let (status, v) = call(
+        &app,
+        Method::PUT,
+        "/state-resources/ns/r",
+        Some(r#"{"uri": "arn:aws:batch:us-east-1:1:job-definition/x"}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
-    assert_eq!((v["name"].as_str(), v["namespace"].as_str(), v["type"].as_str()), (Some("r"), Some("ns"), Some("JobDefinitionARN")));
-    let (status, _) = call(&app, Method::POST, "/state-resources", Some(r#"{"name": "q", "namespace": "ns", "uri": "arn:x"}"#)).await;
+    assert_eq!(
+        (
+            v["name"].as_str(),
+            v["namespace"].as_str(),
+            v["type"].as_str()
+        ),
+        (Some("r"), Some("ns"), Some("JobDefinitionARN"))
+    );
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/state-resources",
+        Some(r#"{"name": "q", "namespace": "ns", "uri": "arn:x"}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, v) = call(&app, Method::GET, "/state-resources/ns/q", None).await;
     assert_eq!((status, v["uri"].as_str()), (StatusCode::OK, Some("arn:x")));
