@@ -535,3 +535,91 @@ async fn boto3_works_against_the_sfn_endpoint() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("boto3 ok"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_workflows_survive_a_kill_9_of_the_service() {
+    // No workers: the workflow waits at its first task when the service is killed.
+    let server = Server::start(&["--no-local-workers"]);
+    let api = Api::new(&server.url);
+    let wf = api
+        .start_workflow(
+            &json!({"workflowDefinition": {"name": "hello-world"}, "input": "{\"name\": \"Lin\"}"}),
+        )
+        .await;
+    let id = wf["id"].as_str().expect("id").to_string();
+    for _ in 0..200 {
+        let (_, v) = api
+            .call(Method::GET, &format!("/workflows/{id}"), None)
+            .await;
+        if v["jobs"][0]["status"] == "queued" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let data = server.kill();
+
+    // Restarted with its local workers, the service continues the execution.
+    let server = Server::start_in(data, &[]);
+    let api = Api::new(&server.url);
+    let done = api.wait_finished(&id, WAIT).await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", server.log());
+    let output: Value =
+        serde_json::from_str(done["output"].as_str().expect("output")).expect("json");
+    assert_eq!(output["message"], "HELLO, LIN!");
+    let greets = done["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["state"] == "Greet")
+        .count();
+    assert_eq!(greets, 1, "the Greet state was entered twice: {done}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_heartbeats_keep_a_long_task_alive() {
+    let server = Server::start(&["--no-local-workers"]);
+    let api = Api::new(&server.url);
+    let machine = json!({"StartAt": "Slow", "States": {
+        "Slow": {"Type": "Task", "Resource": "slow", "HeartbeatSeconds": 2, "End": true}}});
+    let (status, v) = api
+        .call(
+            Method::POST,
+            "/workflow-definitions",
+            Some(&json!({"name": "slow-task", "stateMachine": machine})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    // The task takes longer than HeartbeatSeconds; only the worker's heartbeats keep it alive.
+    let _worker = WorkerProcess::start(
+        &server.sfn_endpoint(),
+        "default--slow",
+        &["bash", "-c", "sleep 4.5; echo '{\"slept\": true}'", "slow"],
+        &["--heartbeat-seconds", "1"],
+    );
+    let wf = api
+        .start_workflow(&json!({"workflowDefinition": {"name": "slow-task"}}))
+        .await;
+    let done = api
+        .wait_finished(wf["id"].as_str().expect("id"), WAIT)
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+
+    // Without heartbeats the same task times out.
+    let _lazy = WorkerProcess::start(
+        &server.sfn_endpoint(),
+        "lazy--slow",
+        &["bash", "-c", "sleep 4.5; echo '{}'", "slow"],
+        &["--heartbeat-seconds", "60"],
+    );
+    let wf = api
+        .start_workflow(&json!({"workflowDefinition": {"name": "slow-task"}, "namespace": "lazy"}))
+        .await;
+    let done = api
+        .wait_finished(wf["id"].as_str().expect("id"), WAIT)
+        .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(
+        done["lastJob"]["statusReason"],
+        "Job timed out\nStates.HeartbeatTimeout"
+    );
+}

@@ -252,6 +252,25 @@ impl EngineDb {
             .optional()?)
     }
 
+    /// Executions still RUNNING (after a restart: the ones to resume).
+    pub fn running_executions(&self) -> Result<Vec<ExecutionRow>, EngineError> {
+        let arns: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT arn FROM executions WHERE status = 'RUNNING'")?;
+            let rows = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        let mut out = Vec::with_capacity(arns.len());
+        for arn in arns {
+            if let Some(row) = self.execution(&arn)? {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
     /// Appends an event.
     pub fn append_event(
         &self,

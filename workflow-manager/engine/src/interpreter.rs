@@ -44,6 +44,83 @@ impl From<EngineError> for Failure {
     }
 }
 
+/// How far a state had got when the engine last stopped, read back from its history.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Progress {
+    /// Not entered yet: enter it.
+    Fresh,
+    /// Entered (its StateEntered event is written), nothing else recorded.
+    Entered,
+    /// Its activity task was scheduled but not answered: hand the task out again.
+    Scheduled,
+    /// Its activity task was answered; the answer is recorded.
+    Answered(TaskOutcome),
+    /// It exited with this output; go on to its successor.
+    Exited(Value),
+}
+
+/// Where a run starts: a new execution at StartAt, a recovered one where it stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Resume {
+    pub state: String,
+    pub input: Value,
+    pub progress: Progress,
+}
+
+impl Resume {
+    /// A new execution: StartAt with the execution input.
+    pub fn start(machine: &StateMachine, input: &Value) -> Resume {
+        Resume {
+            state: machine.start_at.clone(),
+            input: input.clone(),
+            progress: Progress::Fresh,
+        }
+    }
+
+    /// Reads from an execution's history where its run stopped; also returns the id of the
+    /// StateEntered event of that state.
+    pub fn from_history(
+        events: &[wfm_asl::HistoryEvent],
+        machine: &StateMachine,
+        input: &Value,
+    ) -> (Resume, i64) {
+        let mut resume = Resume::start(machine, input);
+        let mut entered_id = 0;
+        let parse = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or(Value::Null)
+        };
+        for e in events {
+            if let Some(d) = &e.state_entered_event_details {
+                resume = Resume {
+                    state: d.name.clone(),
+                    input: parse(&d.input),
+                    progress: Progress::Entered,
+                };
+                entered_id = e.id;
+            } else if let Some(d) = &e.state_exited_event_details {
+                resume.progress = Progress::Exited(parse(&d.output));
+            } else if e.event_type == "ActivityScheduled" || e.event_type == "ActivityStarted" {
+                resume.progress = Progress::Scheduled;
+            } else if let Some(d) = &e.activity_succeeded_event_details {
+                resume.progress =
+                    Progress::Answered(TaskOutcome::Success(d.output.clone().unwrap_or_default()));
+            } else if let Some(d) = e
+                .activity_failed_event_details
+                .as_ref()
+                .or(e.activity_timed_out_event_details.as_ref())
+            {
+                resume.progress = Progress::Answered(TaskOutcome::Failure {
+                    error: d.error.clone(),
+                    cause: d.cause.clone(),
+                });
+            }
+        }
+        (resume, entered_id)
+    }
+}
+
 /// Where a state leads.
 struct Step {
     output: Value,
@@ -60,6 +137,9 @@ pub(crate) struct Run {
     pub role_arn: String,
     pub input: Value,
     pub start_time: String,
+    pub resume: Resume,
+    /// Id of the StateEntered event of the resumed state (for error messages).
+    pub resume_entered_id: i64,
 }
 
 fn payload() -> Option<PayloadDetails> {
@@ -130,24 +210,48 @@ impl Run {
     }
 
     async fn run_machine(&self) -> Result<Value, Failure> {
-        let mut name = self.machine.start_at.clone();
-        let mut input = self.input.clone();
+        let mut name = self.resume.state.clone();
+        let mut input = self.resume.input.clone();
+        let mut progress = self.resume.progress.clone();
         loop {
             let state = self.machine.states.get(&name).ok_or_else(|| {
                 Failure::new("States.Runtime", format!("State '{name}' does not exist"))
             })?;
             let entered_at =
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let entered_id = self
-                .log
-                .emit(&format!("{}StateEntered", state.type_name()), |e| {
-                    e.state_entered_event_details = Some(StateEnteredDetails {
-                        name: name.clone(),
-                        input: Some(input.to_string()),
-                        input_details: payload(),
-                    })
-                })?
-                .unwrap_or_default();
+            if let Progress::Exited(output) = progress {
+                // The state finished before the engine stopped: only its successor is left.
+                let next = match state {
+                    State::Choice(c) => {
+                        self.choice(c, &name, &entered_at, &input)
+                            .map_err(|e| Failure::new("States.Runtime", e.to_string()))?
+                            .next
+                    }
+                    other => other.next().map(str::to_string),
+                };
+                match next {
+                    Some(n) => {
+                        name = n;
+                        input = output;
+                        progress = Progress::Fresh;
+                        continue;
+                    }
+                    None => return Ok(output),
+                }
+            }
+            let entered_id = if progress == Progress::Fresh {
+                self.log
+                    .emit(&format!("{}StateEntered", state.type_name()), |e| {
+                        e.state_entered_event_details = Some(StateEnteredDetails {
+                            name: name.clone(),
+                            input: Some(input.to_string()),
+                            input_details: payload(),
+                        })
+                    })?
+                    .unwrap_or_default()
+            } else {
+                self.resume_entered_id
+            };
             let runtime = |err: PathError| {
                 Failure::new(
                     "States.Runtime",
@@ -173,7 +277,11 @@ impl Run {
                 State::Fail(s) => {
                     return Err(self.fail(s, &name, &entered_at, &input).map_err(runtime)?)
                 }
-                State::Task(s) => self.task(s, &name, &entered_at, &input, runtime).await?,
+                State::Task(s) => {
+                    let progress = std::mem::replace(&mut progress, Progress::Fresh);
+                    self.task(s, &name, &entered_at, &input, progress, runtime)
+                        .await?
+                }
                 other => {
                     return Err(Failure::new(
                         "States.Runtime",
@@ -185,6 +293,7 @@ impl Run {
                     ))
                 }
             };
+            progress = Progress::Fresh;
             let output_text = step.output.to_string();
             self.log
                 .emit(&format!("{}StateExited", state.type_name()), |e| {
@@ -298,11 +407,16 @@ impl Run {
         name: &str,
         entered: &str,
         raw: &Value,
+        progress: Progress,
         runtime: impl Fn(PathError) -> Failure,
     ) -> Result<Step, Failure> {
         let resource = s.resource.clone().unwrap_or_default();
         let token = new_task_token();
         let ctx = self.context(name, entered, Some(&token));
+        if let Progress::Answered(outcome) = progress {
+            // Recovered: the worker's answer was recorded before the engine stopped.
+            return self.task_outcome(s, raw, &ctx, Some(outcome), false, &runtime);
+        }
         let effective = apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(&runtime)?;
         let effective = match &s.parameters {
             Some(t) => expand_template(t, &effective, &ctx).map_err(&runtime)?,
@@ -336,30 +450,48 @@ impl Run {
             ));
         }
         let input_text = effective.to_string();
-        if !self.inner.db.activity_exists(&resource)? {
-            let cause = format!("Activity does not exist: '{resource}'");
-            self.log.emit("ActivityScheduleFailed", |e| {
-                e.activity_schedule_failed_event_details = Some(ErrorDetails {
-                    error: Some("States.Runtime".into()),
-                    cause: Some(cause.clone()),
+        if progress != Progress::Scheduled {
+            if !self.inner.db.activity_exists(&resource)? {
+                let cause = format!("Activity does not exist: '{resource}'");
+                self.log.emit("ActivityScheduleFailed", |e| {
+                    e.activity_schedule_failed_event_details = Some(ErrorDetails {
+                        error: Some("States.Runtime".into()),
+                        cause: Some(cause.clone()),
+                    })
+                })?;
+                return Err(Failure::new("States.Runtime", cause));
+            }
+            self.log.emit("ActivityScheduled", |e| {
+                e.activity_scheduled_event_details = Some(ActivityScheduledDetails {
+                    resource: resource.clone(),
+                    input: Some(input_text.clone()),
+                    input_details: payload(),
+                    timeout_in_seconds: timeout,
+                    heartbeat_in_seconds: heartbeat,
                 })
             })?;
-            return Err(Failure::new("States.Runtime", cause));
         }
-        self.log.emit("ActivityScheduled", |e| {
-            e.activity_scheduled_event_details = Some(ActivityScheduledDetails {
-                resource: resource.clone(),
-                input: Some(input_text.clone()),
-                input_details: payload(),
-                timeout_in_seconds: timeout,
-                heartbeat_in_seconds: heartbeat,
-            })
-        })?;
+        // A recovered task (scheduled before the engine stopped) is handed out again with a
+        // new token: the old one died with the process that issued it.
+        let outcome = self
+            .wait_for_worker(&resource, token, input_text, timeout, heartbeat)
+            .await;
+        self.task_outcome(s, raw, &ctx, outcome, true, &runtime)
+    }
 
+    /// Schedules an activity task and waits for its answer or its time-out.
+    async fn wait_for_worker(
+        &self,
+        resource: &str,
+        token: String,
+        input_text: String,
+        timeout: Option<u64>,
+        heartbeat: Option<u64>,
+    ) -> Option<TaskOutcome> {
         let (tx, mut rx) = oneshot::channel();
         let slot = Arc::new(TaskSlot::new(self.log.clone(), tx));
         self.inner.board.schedule(
-            &resource,
+            resource,
             ActivityTask {
                 task_token: token.clone(),
                 input: input_text,
@@ -387,25 +519,41 @@ impl Run {
             }
         };
         self.inner.board.remove(&token);
+        outcome
+    }
+
+    /// Records a task's answer (unless `record` is false: it was recorded before a restart),
+    /// then applies the result's data flow, or fails the state.
+    fn task_outcome(
+        &self,
+        s: &TaskState,
+        raw: &Value,
+        ctx: &Value,
+        outcome: Option<TaskOutcome>,
+        record: bool,
+        runtime: &impl Fn(PathError) -> Failure,
+    ) -> Result<Step, Failure> {
         match outcome {
             Some(TaskOutcome::Success(text)) => {
-                self.log.emit("ActivitySucceeded", |e| {
-                    e.activity_succeeded_event_details = Some(OutputDetails {
-                        output: Some(text.clone()),
-                        output_details: payload(),
-                    })
-                })?;
+                if record {
+                    self.log.emit("ActivitySucceeded", |e| {
+                        e.activity_succeeded_event_details = Some(OutputDetails {
+                            output: Some(text.clone()),
+                            output_details: payload(),
+                        })
+                    })?;
+                }
                 let result: Value = serde_json::from_str(&text).map_err(|e| {
                     Failure::new("States.Runtime", format!("task output is not JSON: {e}"))
                 })?;
                 let result = match &s.result_selector {
-                    Some(t) => expand_template(t, &result, &ctx).map_err(&runtime)?,
+                    Some(t) => expand_template(t, &result, ctx).map_err(runtime)?,
                     None => result,
                 };
                 let combined =
-                    apply_result_path(s.result_path.as_ref(), raw, result).map_err(&runtime)?;
+                    apply_result_path(s.result_path.as_ref(), raw, result).map_err(runtime)?;
                 let output =
-                    apply_path_filter(s.output_path.as_ref(), &combined, &ctx).map_err(&runtime)?;
+                    apply_path_filter(s.output_path.as_ref(), &combined, ctx).map_err(runtime)?;
                 Ok(Step {
                     output,
                     next: s.next.clone(),
@@ -416,24 +564,26 @@ impl Run {
                     error.as_deref(),
                     Some("States.Timeout") | Some("States.HeartbeatTimeout")
                 );
-                let details = ErrorDetails {
-                    error: error.clone(),
-                    cause: cause.clone(),
-                };
-                self.log.emit(
-                    if timed_out {
-                        "ActivityTimedOut"
-                    } else {
-                        "ActivityFailed"
-                    },
-                    |e| {
+                if record {
+                    let details = ErrorDetails {
+                        error: error.clone(),
+                        cause: cause.clone(),
+                    };
+                    self.log.emit(
                         if timed_out {
-                            e.activity_timed_out_event_details = Some(details);
+                            "ActivityTimedOut"
                         } else {
-                            e.activity_failed_event_details = Some(details);
-                        }
-                    },
-                )?;
+                            "ActivityFailed"
+                        },
+                        |e| {
+                            if timed_out {
+                                e.activity_timed_out_event_details = Some(details);
+                            } else {
+                                e.activity_failed_event_details = Some(details);
+                            }
+                        },
+                    )?;
+                }
                 Err(Failure::new(
                     error.unwrap_or_default(),
                     cause.unwrap_or_default(),

@@ -26,7 +26,7 @@ pub use error::EngineError;
 
 use activities::{ActivityBoard, TaskOutcome};
 use db::{EngineDb, ExecutionRow, StateMachineRow};
-use interpreter::Run;
+use interpreter::{Resume, Run};
 use log::{Ending, ExecutionLog};
 
 /// Told whenever an execution's history grows, so that status can be pushed rather than polled.
@@ -368,16 +368,33 @@ impl Engine {
             role_arn: Some(machine_row.role_arn.clone()),
         });
         self.inner.db.insert_execution(&row, &started)?;
+        if let Some(o) = &self.inner.observer {
+            o.execution_changed(&arn, &name);
+        }
+        let resume = Resume::start(&machine, &input_value);
+        self.launch(&row, &machine_row, machine, input_value, resume, 0, 1);
+        Ok(row.into())
+    }
+
+    /// Spawns the run of an execution from `resume`, its history ending at `last_event_id`.
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        row: &ExecutionRow,
+        machine_row: &StateMachineRow,
+        machine: Arc<StateMachine>,
+        input: Value,
+        resume: Resume,
+        resume_entered_id: i64,
+        last_event_id: i64,
+    ) {
         let log = Arc::new(ExecutionLog::new(
-            arn.clone(),
-            name,
+            row.arn.clone(),
+            row.name.clone(),
             self.inner.db.clone(),
             self.inner.observer.clone(),
-            1,
+            last_event_id,
         ));
-        if let Some(o) = &self.inner.observer {
-            o.execution_changed(&arn, &log.name);
-        }
         let run = Run {
             inner: self.inner.clone(),
             log: log.clone(),
@@ -385,18 +402,56 @@ impl Engine {
             state_machine_arn: machine_row.arn.clone(),
             state_machine_name: machine_row.name.clone(),
             role_arn: machine_row.role_arn.clone(),
-            input: input_value,
-            start_time: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            input,
+            start_time: row.start.to_rfc3339_opts(SecondsFormat::Millis, true),
+            resume,
+            resume_entered_id,
         };
         // Register before spawning so that a stop right after the start finds the run.
         self.inner
             .live()
-            .insert(arn.clone(), Live { log, abort: None });
+            .insert(row.arn.clone(), Live { log, abort: None });
         let handle = tokio::spawn(run.run());
-        if let Some(live) = self.inner.live().get_mut(&arn) {
+        if let Some(live) = self.inner.live().get_mut(&row.arn) {
             live.abort = Some(handle.abort_handle());
         }
-        Ok(row.into())
+    }
+
+    /// Continues every execution a previous process left RUNNING, from where its history
+    /// ends: a state that had exited is not run again, a recorded task answer is used, a
+    /// task that was scheduled but not answered is handed out again (with a new token).
+    /// Call once after opening, inside the runtime. Returns how many were resumed.
+    pub fn recover(&self) -> Result<usize, EngineError> {
+        let mut resumed = 0;
+        for row in self.inner.db.running_executions()? {
+            if self.inner.live().contains_key(&row.arn) {
+                continue;
+            }
+            let Some(machine_row) = self.inner.db.state_machine(&row.state_machine_arn)? else {
+                tracing::error!(execution = %row.arn, "cannot resume: its state machine is gone");
+                continue;
+            };
+            let machine = self.parsed_machine(&machine_row)?;
+            let events = self
+                .inner
+                .db
+                .events(&row.arn, 0, i64::MAX, false, usize::MAX)?;
+            let input: Value = serde_json::from_str(&row.input).unwrap_or(Value::Null);
+            let (resume, entered_id) = Resume::from_history(&events, &machine, &input);
+            let last_id = events.last().map(|e| e.id).unwrap_or(0);
+            tracing::info!(execution = %row.arn, state = %resume.state, "resuming execution");
+            self.launch(
+                &row,
+                &machine_row,
+                machine,
+                input,
+                resume,
+                entered_id,
+                last_id,
+            );
+            resumed += 1;
+        }
+        Ok(resumed)
     }
 
     /// Describes an execution.

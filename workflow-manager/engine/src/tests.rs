@@ -324,3 +324,148 @@ async fn history_pages_forward_and_backward_without_gaps() {
         assert_eq!(ids, expected);
     }
 }
+
+#[tokio::test]
+async fn a_second_engine_on_the_same_file_resumes_where_the_first_stopped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("engine.db");
+    let first = Engine::open(&path, EngineConfig::default(), None).expect("engine");
+    let (activity, _) = first.create_activity("resumable").expect("activity");
+    let def = json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Result": {"step": "a"}, "ResultPath": "$.a", "Next": "T"},
+        "T": {"Type": "Task", "Resource": activity, "ResultPath": "$.t", "Next": "B"},
+        "B": {"Type": "Pass", "Result": "b", "ResultPath": "$.b", "End": true}}});
+    let sm = first
+        .create_state_machine("resume", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+    let ex = first
+        .start_execution(&sm.arn, Some("r1"), Some(r#"{"in": 1}"#))
+        .expect("start");
+    let task = first
+        .get_activity_task(&activity, Some("old"), Duration::from_secs(5))
+        .await
+        .expect("poll")
+        .expect("task");
+
+    // The first process "dies" with the task handed out; a new one opens the same file.
+    let second = Engine::open(&path, EngineConfig::default(), None).expect("engine");
+    assert_eq!(second.recover().expect("recover"), 1);
+    let again = second
+        .get_activity_task(&activity, Some("new"), Duration::from_secs(5))
+        .await
+        .expect("poll")
+        .expect("task again");
+    assert_eq!(again.input, task.input);
+    assert_ne!(again.task_token, task.task_token);
+    second
+        .send_task_success(&again.task_token, r#"{"ok": 1}"#)
+        .expect("success");
+    let done = wait_done(&second, &ex.execution_arn).await;
+    assert_eq!(done.status, "SUCCEEDED");
+    assert_eq!(
+        serde_json::from_str::<Value>(done.output.as_deref().expect("output")).expect("json"),
+        json!({"in": 1, "a": {"step": "a"}, "t": {"ok": 1}, "b": "b"})
+    );
+    assert_eq!(
+        history_types(&second, &ex.execution_arn),
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "TaskStateEntered",
+            "ActivityScheduled",
+            "ActivityStarted",
+            "ActivityStarted",
+            "ActivitySucceeded",
+            "TaskStateExited",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    assert_eq!(
+        second.recover().expect("recover"),
+        0,
+        "a finished execution was resumed"
+    );
+}
+
+#[test]
+fn resume_points_are_read_from_history() {
+    use crate::activities::TaskOutcome;
+    use crate::interpreter::{Progress, Resume};
+    use wfm_asl::history::{OutputDetails, StateEnteredDetails, StateExitedDetails};
+    let machine: StateMachine = serde_json::from_value(json!({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Next": "T"}, "T": {"Type": "Task", "Resource": "x", "End": true}}}))
+    .expect("machine");
+    let t = Utc::now();
+    let entered = |id: i64, name: &str, input: &str| {
+        let mut e = HistoryEvent::new(id, id - 1, "X", t);
+        e.state_entered_event_details = Some(StateEnteredDetails {
+            name: name.into(),
+            input: Some(input.into()),
+            input_details: None,
+        });
+        e
+    };
+    let exited = |id: i64, name: &str, output: &str| {
+        let mut e = HistoryEvent::new(id, id - 1, "X", t);
+        e.state_exited_event_details = Some(StateExitedDetails {
+            name: name.into(),
+            output: Some(output.into()),
+            output_details: None,
+        });
+        e
+    };
+    let input = json!({"i": 0});
+    let started = HistoryEvent::new(1, 0, "ExecutionStarted", t);
+    let (r, _) = Resume::from_history(std::slice::from_ref(&started), &machine, &input);
+    assert_eq!(
+        r,
+        Resume {
+            state: "A".into(),
+            input: input.clone(),
+            progress: Progress::Fresh
+        }
+    );
+
+    let (r, id) = Resume::from_history(
+        &[
+            started.clone(),
+            entered(2, "A", r#"{"i":0}"#),
+            exited(3, "A", r#"{"i":1}"#),
+        ],
+        &machine,
+        &input,
+    );
+    assert_eq!(
+        (r.state.as_str(), r.progress, id),
+        ("A", Progress::Exited(json!({"i": 1})), 2)
+    );
+
+    let mut answered = HistoryEvent::new(6, 5, "ActivitySucceeded", t);
+    answered.activity_succeeded_event_details = Some(OutputDetails {
+        output: Some("{}".into()),
+        output_details: None,
+    });
+    let events = [
+        started,
+        entered(2, "A", "{}"),
+        exited(3, "A", "{}"),
+        entered(4, "T", r#"{"t":1}"#),
+        HistoryEvent::new(5, 4, "ActivityScheduled", t),
+        answered,
+    ];
+    let (r, id) = Resume::from_history(&events, &machine, &input);
+    assert_eq!(
+        (r.state.as_str(), r.input, r.progress, id),
+        (
+            "T",
+            json!({"t": 1}),
+            Progress::Answered(TaskOutcome::Success("{}".into())),
+            4
+        )
+    );
+    let (r, _) = Resume::from_history(&events[..5], &machine, &input);
+    assert_eq!(r.progress, Progress::Scheduled);
+}

@@ -11,7 +11,8 @@ use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use wfm_core::{ManagerConfig, WorkflowManager};
+use wfm_core::sfn::{ExecutionDescription, HistoryPage};
+use wfm_core::{ManagerConfig, SfnError, StepFunctions, WorkflowManager};
 use wfm_engine::{Engine, EngineConfig};
 use wfm_store_sqlite::SqliteStore;
 
@@ -453,6 +454,108 @@ async fn start_list_and_page_with_next_page_path() {
         }
     }
     assert_eq!(seen, ids);
+}
+
+/// The embedded backend, except that every start fails.
+struct FailingStart(EmbeddedStepFunctions);
+
+#[async_trait::async_trait]
+impl StepFunctions for FailingStart {
+    fn activity_arn(&self, name: &str) -> String {
+        self.0.activity_arn(name)
+    }
+    fn execution_arn(&self, sm: &str, name: &str) -> String {
+        self.0.execution_arn(sm, name)
+    }
+    async fn ensure_state_machine(
+        &self,
+        name: &str,
+        def: &wfm_asl::StateMachine,
+    ) -> Result<String, SfnError> {
+        self.0.ensure_state_machine(name, def).await
+    }
+    async fn start_execution(&self, _: &str, _: &str, _: &str) -> Result<String, SfnError> {
+        Err(SfnError::Other("ServiceUnavailable: try again".into()))
+    }
+    async fn describe_execution(&self, arn: &str) -> Result<ExecutionDescription, SfnError> {
+        self.0.describe_execution(arn).await
+    }
+    async fn stop_execution(
+        &self,
+        arn: &str,
+        e: Option<&str>,
+        c: Option<&str>,
+    ) -> Result<(), SfnError> {
+        self.0.stop_execution(arn, e, c).await
+    }
+    async fn execution_history_page(
+        &self,
+        arn: &str,
+        t: Option<&str>,
+    ) -> Result<HistoryPage, SfnError> {
+        self.0.execution_history_page(arn, t).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_start_removes_the_stored_workflow_and_surfaces_the_error() {
+    let engine = Engine::in_memory(EngineConfig::default(), None).expect("engine");
+    let manager = WorkflowManager::new(
+        Arc::new(SqliteStore::in_memory().expect("store")),
+        Arc::new(FailingStart(EmbeddedStepFunctions::new(
+            engine.clone(),
+            "arn:role",
+        ))),
+        ManagerConfig::default(),
+    );
+    let app = AppState {
+        manager,
+        engine,
+        activity_poll_wait: Duration::from_millis(10),
+    };
+    create_definition(&app, "flow").await;
+    let (status, v) = call(
+        &app,
+        Method::POST,
+        "/workflows",
+        Some(r#"{"workflowDefinition": {"name": "flow"}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ServiceUnavailable"),
+        "{v}"
+    );
+    let (_, list) = call(
+        &app,
+        Method::GET,
+        "/workflows?workflowDefinitionName=flow",
+        None,
+    )
+    .await;
+    assert_eq!(list, json!([]));
+}
+
+#[tokio::test]
+async fn a_pinned_version_runs_that_version_and_minus_one_the_latest() {
+    let app = state();
+    create_definition(&app, "flow").await;
+    let v1 =
+        r#"{"stateMachine": {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}}"#;
+    let (status, _) = call(&app, Method::PUT, "/workflow-definitions/flow", Some(v1)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    for (version, start_at) in [(0, "A"), (1, "B"), (-1, "B")] {
+        let body = format!(r#"{{"workflowDefinition": {{"name": "flow", "version": {version}}}}}"#);
+        let (status, v) = call(&app, Method::POST, "/workflows", Some(&body)).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(
+            v["workflowDefinition"]["stateMachine"]["StartAt"], start_at,
+            "version {version}"
+        );
+    }
 }
 
 #[tokio::test]

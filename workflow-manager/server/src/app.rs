@@ -103,6 +103,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         },
     );
     tokio::spawn(run_sync(manager.clone(), sync_rx));
+    let resumed = engine
+        .recover()
+        .map_err(|e| StartError::Engine(e.to_string()))?;
+    if resumed > 0 {
+        tracing::info!(
+            resumed,
+            "resumed executions left running by the previous process"
+        );
+    }
 
     let workers_file = if config.definitions.is_dir() {
         loader::load_definitions(&manager, &config.definitions)
