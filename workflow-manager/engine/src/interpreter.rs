@@ -452,14 +452,16 @@ impl Run {
         let input_text = effective.to_string();
         if progress != Progress::Scheduled {
             if !self.inner.db.activity_exists(&resource)? {
-                let cause = format!("Activity does not exist: '{resource}'");
+                let failure = runtime(PathError::Unsupported(format!(
+                    "The activity {resource} does not exist."
+                )));
                 self.log.emit("ActivityScheduleFailed", |e| {
                     e.activity_schedule_failed_event_details = Some(ErrorDetails {
-                        error: Some("States.Runtime".into()),
-                        cause: Some(cause.clone()),
+                        error: Some(failure.error.clone()),
+                        cause: Some(failure.cause.clone()),
                     })
                 })?;
-                return Err(Failure::new("States.Runtime", cause));
+                return Err(failure);
             }
             self.log.emit("ActivityScheduled", |e| {
                 e.activity_scheduled_event_details = Some(ActivityScheduledDetails {
