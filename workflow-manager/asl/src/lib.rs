@@ -8,6 +8,7 @@
 
 pub mod definition;
 pub mod history;
+pub mod intrinsics;
 pub mod parse;
 pub mod path;
 pub mod validate;

@@ -33,6 +33,9 @@ pub enum PathError {
         /// Why it cannot be written.
         reason: String,
     },
+    /// An intrinsic function failed (bad arguments, unknown function).
+    #[error("{0}")]
+    Intrinsic(String),
     /// A feature the engine does not evaluate yet.
     #[error("{0}")]
     Unsupported(String),
@@ -124,13 +127,12 @@ pub fn expand_template(
     }
 }
 
-fn evaluate_expression(expr: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
+/// Evaluates the value of a `.$` field: a path or an intrinsic function call.
+pub fn evaluate_expression(expr: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
     if expr.starts_with('$') {
         select(expr, input, context)
-    } else if expr.starts_with("States.") {
-        Err(PathError::Unsupported(format!(
-            "intrinsic functions are not supported by this engine yet: '{expr}'"
-        )))
+    } else if crate::intrinsics::is_intrinsic(expr) {
+        crate::intrinsics::evaluate(expr, input, context)
     } else {
         Err(PathError::Invalid {
             path: expr.to_string(),

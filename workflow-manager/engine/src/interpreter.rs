@@ -14,7 +14,9 @@ use wfm_asl::history::{
     ActivityScheduledDetails, ActivityStartedDetails, ErrorDetails, OutputDetails, PayloadDetails,
     StateEnteredDetails, StateExitedDetails,
 };
-use wfm_asl::path::{apply_path_filter, apply_result_path, expand_template, select, PathError};
+use wfm_asl::path::{
+    apply_path_filter, apply_result_path, evaluate_expression, expand_template, select, PathError,
+};
 
 use crate::activities::{new_task_token, read, write, ActivityTask, TaskOutcome, TaskSlot};
 use crate::choice;
@@ -377,7 +379,7 @@ impl Run {
         let from_path = |p: &Option<String>| -> Result<Option<String>, PathError> {
             match p {
                 Some(p) => {
-                    let v = select(p, raw, &ctx)?;
+                    let v = evaluate_expression(p, raw, &ctx)?;
                     Ok(Some(
                         v.as_str()
                             .map(str::to_string)
