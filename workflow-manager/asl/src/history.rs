@@ -141,6 +141,22 @@ pub struct ActivityStartedDetails {
     pub worker_name: Option<String>,
 }
 
+/// Details of `MapStateStarted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct MapStateStartedDetails {
+    /// Number of iterations.
+    pub length: usize,
+}
+
+/// Details of `MapIteration*` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct MapIterationDetails {
+    /// The Map state's name.
+    pub name: String,
+    /// The iteration's index.
+    pub index: usize,
+}
+
 /// One history event. Exactly one of the detail fields is set, matching `event_type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -194,6 +210,18 @@ pub struct HistoryEvent {
     #[allow(missing_docs)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity_timed_out_event_details: Option<ErrorDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_state_started_event_details: Option<MapStateStartedDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_iteration_started_event_details: Option<MapIterationDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_iteration_succeeded_event_details: Option<MapIterationDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_iteration_failed_event_details: Option<MapIterationDetails>,
 }
 
 impl HistoryEvent {
@@ -222,6 +250,10 @@ impl HistoryEvent {
             activity_succeeded_event_details: None,
             activity_failed_event_details: None,
             activity_timed_out_event_details: None,
+            map_state_started_event_details: None,
+            map_iteration_started_event_details: None,
+            map_iteration_succeeded_event_details: None,
+            map_iteration_failed_event_details: None,
         }
     }
 

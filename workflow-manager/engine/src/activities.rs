@@ -57,6 +57,10 @@ pub struct ActivityTask {
 /// An outstanding task.
 pub(crate) struct TaskSlot {
     pub log: Arc<ExecutionLog>,
+    /// The ActivityScheduled event (ActivityStarted follows it).
+    pub scheduled_event_id: i64,
+    /// The ActivityStarted event, once a worker took the task.
+    pub started_event_id: Mutex<Option<i64>>,
     outcome: Mutex<Option<oneshot::Sender<TaskOutcome>>>,
     /// When a worker took it (the heartbeat clock starts then).
     pub started: Mutex<Option<Instant>>,
@@ -64,9 +68,15 @@ pub(crate) struct TaskSlot {
 }
 
 impl TaskSlot {
-    pub fn new(log: Arc<ExecutionLog>, outcome: oneshot::Sender<TaskOutcome>) -> Self {
+    pub fn new(
+        log: Arc<ExecutionLog>,
+        scheduled_event_id: i64,
+        outcome: oneshot::Sender<TaskOutcome>,
+    ) -> Self {
         Self {
             log,
+            scheduled_event_id,
+            started_event_id: Mutex::new(None),
             outcome: Mutex::new(Some(outcome)),
             started: Mutex::new(None),
             last_heartbeat: Mutex::new(None),

@@ -1,28 +1,41 @@
 //! Runs one execution of a state machine: enters each state, applies the JSONPath data flow,
-//! hands Task states to activity workers and waits for their answer, and writes the history
-//! events Step Functions writes. States this first cut does not run yet (Wait, Parallel, Map)
-//! fail the execution with `States.Runtime` and a cause that says so.
+//! hands Task states to activity workers, waits, fans out Parallel branches and Map
+//! iterations, retries and catches errors, and writes the history events Step Functions
+//! writes. JSONata and Assign are not evaluated yet: such states fail with `States.Runtime`
+//! and a cause that says so.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
-use wfm_asl::definition::{ChoiceState, FailState, PassState, State, StateMachine, TaskState};
+use wfm_asl::definition::{
+    Catcher, ChoiceState, FailState, MapState, ParallelState, PassState, Retrier, State,
+    StateMachine, TaskState, WaitState,
+};
 use wfm_asl::history::{
-    ActivityScheduledDetails, ActivityStartedDetails, ErrorDetails, OutputDetails, PayloadDetails,
-    StateEnteredDetails, StateExitedDetails,
+    ActivityScheduledDetails, ActivityStartedDetails, ErrorDetails, MapIterationDetails,
+    MapStateStartedDetails, OutputDetails, PayloadDetails, StateEnteredDetails, StateExitedDetails,
 };
 use wfm_asl::path::{
     apply_path_filter, apply_result_path, evaluate_expression, expand_template, select, PathError,
 };
+use wfm_asl::HistoryEvent;
 
 use crate::activities::{new_task_token, read, write, ActivityTask, TaskOutcome, TaskSlot};
 use crate::choice;
 use crate::error::EngineError;
 use crate::log::{Ending, ExecutionLog};
 use crate::Inner;
+
+/// Longest Wait Step Functions accepts (one year).
+const MAX_WAIT_SECONDS: i64 = 365 * 24 * 3600;
 
 /// Why a state (and so the execution) failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +83,7 @@ pub(crate) struct Resume {
 }
 
 impl Resume {
-    /// A new execution: StartAt with the execution input.
+    /// A new run of `machine`: StartAt with `input`.
     pub fn start(machine: &StateMachine, input: &Value) -> Resume {
         Resume {
             state: machine.start_at.clone(),
@@ -80,20 +93,39 @@ impl Resume {
     }
 
     /// Reads from an execution's history where its run stopped; also returns the id of the
-    /// StateEntered event of that state.
+    /// StateEntered event of that state. Events inside a Parallel or Map are skipped: such a
+    /// state is run again as a whole.
     pub fn from_history(
-        events: &[wfm_asl::HistoryEvent],
+        events: &[HistoryEvent],
         machine: &StateMachine,
         input: &Value,
     ) -> (Resume, i64) {
         let mut resume = Resume::start(machine, input);
         let mut entered_id = 0;
+        let mut depth = 0usize;
         let parse = |t: &Option<String>| {
             t.as_deref()
                 .and_then(|t| serde_json::from_str(t).ok())
                 .unwrap_or(Value::Null)
         };
         for e in events {
+            match e.event_type.as_str() {
+                "MapStateStarted" | "ParallelStateStarted" => {
+                    depth += 1;
+                    continue;
+                }
+                "MapStateSucceeded"
+                | "MapStateFailed"
+                | "MapStateAborted"
+                | "ParallelStateSucceeded"
+                | "ParallelStateFailed"
+                | "ParallelStateAborted" => {
+                    depth = depth.saturating_sub(1);
+                    continue;
+                }
+                _ if depth > 0 => continue,
+                _ => {}
+            }
             if let Some(d) = &e.state_entered_event_details {
                 resume = Resume {
                     state: d.name.clone(),
@@ -123,11 +155,59 @@ impl Resume {
     }
 }
 
+/// The last event of one sequential branch of work (the whole execution, a Parallel branch,
+/// a Map iteration): the next event of that branch links to it.
+struct Chain(AtomicI64);
+
+impl Chain {
+    fn new(last: i64) -> Self {
+        Chain(AtomicI64::new(last))
+    }
+
+    fn get(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn set(&self, id: i64) {
+        self.0.store(id, Ordering::SeqCst);
+    }
+}
+
 /// Where a state leads.
 struct Step {
     output: Value,
     next: Option<String>,
 }
+
+/// What a state runs inside: the Map item it processes, if any.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    map_item: Option<&'a Value>,
+}
+
+/// The state being run, for error messages and the context object.
+struct StateRun<'a> {
+    name: &'a str,
+    entered_at: String,
+    entered_id: i64,
+    scope: Scope<'a>,
+}
+
+impl StateRun<'_> {
+    /// `States.Runtime` with Step Functions' wording.
+    fn runtime(&self, err: impl std::fmt::Display) -> Failure {
+        Failure::new("States.Runtime", self.message(err))
+    }
+
+    fn message(&self, err: impl std::fmt::Display) -> String {
+        format!(
+            "An error occurred while executing the state '{}' (entered at the event id #{}). {err}",
+            self.name, self.entered_id
+        )
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One execution being run.
 pub(crate) struct Run {
@@ -138,22 +218,68 @@ pub(crate) struct Run {
     pub state_machine_name: String,
     pub role_arn: String,
     pub input: Value,
-    pub start_time: String,
+    pub start_date: DateTime<Utc>,
     pub resume: Resume,
     /// Id of the StateEntered event of the resumed state (for error messages).
     pub resume_entered_id: i64,
+    /// Id of the last event written before this run started.
+    pub last_event_id: i64,
 }
 
 fn payload() -> Option<PayloadDetails> {
     Some(PayloadDetails { truncated: false })
 }
 
+/// Whether a retrier's or catcher's `ErrorEquals` matches an error.
+fn matches_error(error_equals: &[String], error: &str) -> bool {
+    let terminal = matches!(error, "States.Runtime" | "States.DataLimitExceeded");
+    error_equals.iter().any(|e| {
+        e == error
+            || (e == "States.ALL" && !terminal)
+            || (e == "States.TaskFailed" && !terminal && error != "States.Timeout")
+    })
+}
+
+/// The wait before retry number `attempt` (0-based) of a retrier.
+fn retry_delay(r: &Retrier, attempt: u32) -> Duration {
+    let interval = r.interval_seconds.unwrap_or(1) as f64;
+    let rate = r.backoff_rate.unwrap_or(2.0);
+    let mut seconds = interval * rate.powi(attempt as i32);
+    if let Some(max) = r.max_delay_seconds {
+        seconds = seconds.min(max as f64);
+    }
+    if r.jitter_strategy.as_deref() == Some("FULL") {
+        use rand::Rng;
+        seconds = rand::rng().random_range(0.0..=seconds.max(0.0));
+    }
+    Duration::from_secs_f64(seconds.clamp(0.0, 1e9))
+}
+
 impl Run {
     /// Runs the execution to its end and records how it ended.
     pub async fn run(self) {
-        let result = self.run_machine().await;
+        let chain = Chain::new(self.last_event_id);
+        let resume = self.resume.clone();
+        let work = self.run_states(
+            &self.machine,
+            resume,
+            self.resume_entered_id,
+            &chain,
+            Scope { map_item: None },
+        );
+        let result = match self.machine.timeout_seconds {
+            Some(t) => {
+                let elapsed = Utc::now()
+                    .signed_duration_since(self.start_date)
+                    .to_std()
+                    .unwrap_or_default();
+                let left = Duration::from_secs(t).saturating_sub(elapsed);
+                tokio::time::timeout(left, work).await.map_err(|_| ())
+            }
+            None => Ok(work.await),
+        };
         let outcome = match &result {
-            Ok(output) => {
+            Ok(Ok(output)) => {
                 let text = output.to_string();
                 self.log.finish(
                     "ExecutionSucceeded",
@@ -171,7 +297,7 @@ impl Run {
                     },
                 )
             }
-            Err(f) => self.log.finish(
+            Ok(Err(f)) => self.log.finish(
                 "ExecutionFailed",
                 |e| {
                     e.execution_failed_event_details = Some(ErrorDetails {
@@ -186,6 +312,24 @@ impl Run {
                     cause: Some(&f.cause),
                 },
             ),
+            Err(()) => {
+                self.inner.board.remove_execution(&self.log.arn);
+                self.log.finish(
+                    "ExecutionTimedOut",
+                    |e| {
+                        e.execution_timed_out_event_details = Some(ErrorDetails {
+                            error: Some("States.Timeout".into()),
+                            cause: None,
+                        })
+                    },
+                    Ending {
+                        status: "TIMED_OUT",
+                        output: None,
+                        error: Some("States.Timeout"),
+                        cause: None,
+                    },
+                )
+            }
         };
         if let Err(e) = outcome {
             tracing::error!(execution = %self.log.arn, error = %e, "cannot record the end of an execution");
@@ -193,193 +337,272 @@ impl Run {
         self.inner.forget_live(&self.log.arn);
     }
 
-    fn context(&self, state_name: &str, entered: &str, token: Option<&str>) -> Value {
+    fn emit(
+        &self,
+        chain: &Chain,
+        event_type: &str,
+        fill: impl FnOnce(&mut HistoryEvent),
+    ) -> Result<i64, Failure> {
+        match self.log.emit_after(Some(chain.get()), event_type, fill)? {
+            Some(id) => {
+                chain.set(id);
+                Ok(id)
+            }
+            // The execution ended meanwhile (stopped): nothing more may happen.
+            None => Err(Failure::new("States.Runtime", "the execution has ended")),
+        }
+    }
+
+    fn context(&self, st: &StateRun<'_>, token: Option<&str>, retry_count: u32) -> Value {
         let mut ctx = json!({
             "Execution": {
                 "Id": self.log.arn,
                 "Input": self.input,
                 "Name": self.log.name,
                 "RoleArn": self.role_arn,
-                "StartTime": self.start_time,
+                "StartTime": self.start_date.to_rfc3339_opts(SecondsFormat::Millis, true),
+                "RedriveCount": 0,
             },
             "StateMachine": {"Id": self.state_machine_arn, "Name": self.state_machine_name},
-            "State": {"EnteredTime": entered, "Name": state_name, "RetryCount": 0},
+            "State": {"EnteredTime": st.entered_at, "Name": st.name, "RetryCount": retry_count},
         });
         if let Some(t) = token {
             ctx["Task"] = json!({"Token": t});
         }
+        if let Some(item) = st.scope.map_item {
+            ctx["Map"] = json!({"Item": item});
+        }
         ctx
     }
 
-    async fn run_machine(&self) -> Result<Value, Failure> {
-        let mut name = self.resume.state.clone();
-        let mut input = self.resume.input.clone();
-        let mut progress = self.resume.progress.clone();
-        loop {
-            let state = self.machine.states.get(&name).ok_or_else(|| {
-                Failure::new("States.Runtime", format!("State '{name}' does not exist"))
-            })?;
-            let entered_at =
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            if let Progress::Exited(output) = progress {
-                // The state finished before the engine stopped: only its successor is left.
-                let next = match state {
-                    State::Choice(c) => {
-                        self.choice(c, &name, &entered_at, &input)
-                            .map_err(|e| Failure::new("States.Runtime", e.to_string()))?
-                            .next
+    /// Runs `machine` (the execution's, or a branch or processor) from `resume` to its end.
+    fn run_states<'a>(
+        &'a self,
+        machine: &'a StateMachine,
+        resume: Resume,
+        resume_entered_id: i64,
+        chain: &'a Chain,
+        scope: Scope<'a>,
+    ) -> BoxFuture<'a, Result<Value, Failure>> {
+        Box::pin(async move {
+            let Resume {
+                state: mut name,
+                mut input,
+                mut progress,
+            } = resume;
+            loop {
+                let state = machine.states.get(&name).ok_or_else(|| {
+                    Failure::new("States.Runtime", format!("State '{name}' does not exist"))
+                })?;
+                let entered_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+                if let Progress::Exited(output) = progress {
+                    // The state finished before the engine stopped: only its successor is left.
+                    let next = match state {
+                        State::Choice(c) => {
+                            let st = StateRun {
+                                name: &name,
+                                entered_at,
+                                entered_id: resume_entered_id,
+                                scope,
+                            };
+                            self.choice(c, &st, &input)?.next
+                        }
+                        other => other.next().map(str::to_string),
+                    };
+                    match next {
+                        Some(n) => {
+                            name = n;
+                            input = output;
+                            progress = Progress::Fresh;
+                            continue;
+                        }
+                        None => return Ok(output),
                     }
-                    other => other.next().map(str::to_string),
-                };
-                match next {
-                    Some(n) => {
-                        name = n;
-                        input = output;
-                        progress = Progress::Fresh;
-                        continue;
-                    }
-                    None => return Ok(output),
                 }
-            }
-            let entered_id = if progress == Progress::Fresh {
-                self.log
-                    .emit(&format!("{}StateEntered", state.type_name()), |e| {
+                let entered_id = if progress == Progress::Fresh {
+                    self.emit(chain, &format!("{}StateEntered", state.type_name()), |e| {
                         e.state_entered_event_details = Some(StateEnteredDetails {
                             name: name.clone(),
                             input: Some(input.to_string()),
                             input_details: payload(),
                         })
                     })?
-                    .unwrap_or_default()
-            } else {
-                self.resume_entered_id
-            };
-            let runtime = |err: PathError| {
-                Failure::new(
-                    "States.Runtime",
-                    format!(
-                        "An error occurred while executing the state '{name}' (entered at the \
-                         event id #{entered_id}). {err}"
-                    ),
-                )
-            };
-            let step = match state {
-                State::Pass(s) => self.pass(s, &name, &entered_at, &input).map_err(runtime)?,
-                State::Choice(s) => self
-                    .choice(s, &name, &entered_at, &input)
-                    .map_err(runtime)?,
-                State::Succeed(s) => {
-                    let ctx = self.context(&name, &entered_at, None);
-                    let effective =
-                        apply_path_filter(s.input_path.as_ref(), &input, &ctx).map_err(runtime)?;
-                    let output = apply_path_filter(s.output_path.as_ref(), &effective, &ctx)
-                        .map_err(runtime)?;
-                    Step { output, next: None }
-                }
-                State::Fail(s) => {
-                    return Err(self.fail(s, &name, &entered_at, &input).map_err(runtime)?)
-                }
-                State::Task(s) => {
-                    let progress = std::mem::replace(&mut progress, Progress::Fresh);
-                    self.task(s, &name, &entered_at, &input, progress, runtime)
-                        .await?
-                }
-                other => {
-                    return Err(Failure::new(
-                        "States.Runtime",
-                        format!(
-                            "The state '{name}' of type {} is not supported by the embedded \
-                             engine yet",
-                            other.type_name()
-                        ),
-                    ))
-                }
-            };
-            progress = Progress::Fresh;
-            let output_text = step.output.to_string();
-            self.log
-                .emit(&format!("{}StateExited", state.type_name()), |e| {
+                } else {
+                    resume_entered_id
+                };
+                let st = StateRun {
+                    name: &name,
+                    entered_at,
+                    entered_id,
+                    scope,
+                };
+                let progress_now = std::mem::replace(&mut progress, Progress::Fresh);
+                let step = match state {
+                    State::Fail(s) => return Err(self.fail(s, &st, &input)?),
+                    _ => {
+                        self.execute_with_retries(state, &st, &input, progress_now, chain)
+                            .await?
+                    }
+                };
+                let output_text = step.output.to_string();
+                self.emit(chain, &format!("{}StateExited", state.type_name()), |e| {
                     e.state_exited_event_details = Some(StateExitedDetails {
                         name: name.clone(),
                         output: Some(output_text.clone()),
                         output_details: payload(),
                     })
                 })?;
-            match step.next {
-                Some(next) => {
-                    name = next;
-                    input = step.output;
+                match step.next {
+                    Some(next) => {
+                        name = next;
+                        input = step.output;
+                    }
+                    None => return Ok(step.output),
                 }
-                None => return Ok(step.output),
             }
+        })
+    }
+
+    /// Runs a state, applying its retriers and catchers (Task, Parallel, Map).
+    async fn execute_with_retries(
+        &self,
+        state: &State,
+        st: &StateRun<'_>,
+        raw: &Value,
+        progress: Progress,
+        chain: &Chain,
+    ) -> Result<Step, Failure> {
+        let (retriers, catchers): (&[Retrier], &[Catcher]) = match state {
+            State::Task(s) => (
+                s.retry.as_deref().unwrap_or(&[]),
+                s.catch.as_deref().unwrap_or(&[]),
+            ),
+            State::Parallel(s) => (
+                s.retry.as_deref().unwrap_or(&[]),
+                s.catch.as_deref().unwrap_or(&[]),
+            ),
+            State::Map(s) => (
+                s.retry.as_deref().unwrap_or(&[]),
+                s.catch.as_deref().unwrap_or(&[]),
+            ),
+            _ => (&[], &[]),
+        };
+        let mut attempts = vec![0u32; retriers.len()];
+        let mut progress = progress;
+        let mut retry_count = 0u32;
+        loop {
+            let result = match state {
+                State::Pass(s) => self.pass(s, st, raw),
+                State::Choice(s) => self.choice(s, st, raw),
+                State::Succeed(s) => {
+                    let ctx = self.context(st, None, 0);
+                    apply_path_filter(s.input_path.as_ref(), raw, &ctx)
+                        .and_then(|v| apply_path_filter(s.output_path.as_ref(), &v, &ctx))
+                        .map(|output| Step { output, next: None })
+                        .map_err(|e| st.runtime(e))
+                }
+                State::Wait(s) => self.wait(s, st, raw).await,
+                State::Task(s) => {
+                    let p = std::mem::replace(&mut progress, Progress::Entered);
+                    self.task(s, st, raw, p, chain, retry_count).await
+                }
+                State::Parallel(s) => self.parallel(s, st, raw, chain).await,
+                State::Map(s) => self.map(s, st, raw, chain).await,
+                State::Fail(_) => Err(Failure::new("States.Runtime", "unreachable")),
+            };
+            let failure = match result {
+                Ok(step) => return Ok(step),
+                Err(f) => f,
+            };
+            if let Some(i) = retriers
+                .iter()
+                .position(|r| matches_error(&r.error_equals, &failure.error))
+            {
+                let r = &retriers[i];
+                if u64::from(attempts[i]) < r.max_attempts.unwrap_or(3) {
+                    tokio::time::sleep(retry_delay(r, attempts[i])).await;
+                    attempts[i] += 1;
+                    retry_count += 1;
+                    continue;
+                }
+            }
+            if let Some(c) = catchers
+                .iter()
+                .find(|c| matches_error(&c.error_equals, &failure.error))
+            {
+                let error_output = json!({"Error": failure.error, "Cause": failure.cause});
+                let output = apply_result_path(c.result_path.as_ref(), raw, error_output)
+                    .map_err(|e| st.runtime(e))?;
+                return Ok(Step {
+                    output,
+                    next: Some(c.next.clone()),
+                });
+            }
+            return Err(failure);
         }
     }
 
-    fn pass(
-        &self,
-        s: &PassState,
-        name: &str,
-        entered: &str,
-        raw: &Value,
-    ) -> Result<Step, PathError> {
-        let ctx = self.context(name, entered, None);
-        let effective = apply_path_filter(s.input_path.as_ref(), raw, &ctx)?;
-        let effective = match &s.parameters {
-            Some(t) => expand_template(t, &effective, &ctx)?,
-            None => effective,
+    fn pass(&self, s: &PassState, st: &StateRun<'_>, raw: &Value) -> Result<Step, Failure> {
+        let assigns = s
+            .assign
+            .as_ref()
+            .is_some_and(|a| a.as_object().is_none_or(|o| !o.is_empty()));
+        if assigns || s.output.is_some() {
+            return Err(
+                st.runtime("Assign and Output are not supported by the embedded engine yet")
+            );
+        }
+        let ctx = self.context(st, None, 0);
+        let run = || -> Result<Value, PathError> {
+            let effective = apply_path_filter(s.input_path.as_ref(), raw, &ctx)?;
+            let effective = match &s.parameters {
+                Some(t) => expand_template(t, &effective, &ctx)?,
+                None => effective,
+            };
+            let result = s.result.clone().unwrap_or(effective);
+            let combined = apply_result_path(s.result_path.as_ref(), raw, result)?;
+            apply_path_filter(s.output_path.as_ref(), &combined, &ctx)
         };
-        let result = s.result.clone().unwrap_or(effective);
-        let combined = apply_result_path(s.result_path.as_ref(), raw, result)?;
-        let output = apply_path_filter(s.output_path.as_ref(), &combined, &ctx)?;
         Ok(Step {
-            output,
+            output: run().map_err(|e| st.runtime(e))?,
             next: s.next.clone(),
         })
     }
 
-    fn choice(
-        &self,
-        s: &ChoiceState,
-        name: &str,
-        entered: &str,
-        raw: &Value,
-    ) -> Result<Step, PathError> {
-        let ctx = self.context(name, entered, None);
-        let effective = apply_path_filter(s.input_path.as_ref(), raw, &ctx)?;
+    fn choice(&self, s: &ChoiceState, st: &StateRun<'_>, raw: &Value) -> Result<Step, Failure> {
+        let ctx = self.context(st, None, 0);
+        let effective =
+            apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(|e| st.runtime(e))?;
         let mut next = None;
         for rule in s.choices.as_deref().unwrap_or(&[]) {
-            if choice::evaluate(rule, &effective, &ctx)? {
+            if choice::evaluate(rule, &effective, &ctx).map_err(|e| st.runtime(e))? {
                 next = rule.next.clone();
                 break;
             }
         }
-        let next = match next.or_else(|| s.default.clone()) {
-            Some(n) => n,
-            None => {
-                return Err(PathError::Unsupported(format!(
-                    "No Matches! (no choice rule of state '{name}' matched and it has no Default)"
-                )))
-            }
-        };
-        let output = apply_path_filter(s.output_path.as_ref(), &effective, &ctx)?;
+        let next = next.or_else(|| s.default.clone()).ok_or_else(|| {
+            Failure::new(
+                "States.NoChoiceMatched",
+                format!(
+                    "No Matches! (no choice rule of state '{}' matched and it has no Default)",
+                    st.name
+                ),
+            )
+        })?;
+        let output = apply_path_filter(s.output_path.as_ref(), &effective, &ctx)
+            .map_err(|e| st.runtime(e))?;
         Ok(Step {
             output,
             next: Some(next),
         })
     }
 
-    fn fail(
-        &self,
-        s: &FailState,
-        name: &str,
-        entered: &str,
-        raw: &Value,
-    ) -> Result<Failure, PathError> {
-        let ctx = self.context(name, entered, None);
-        let from_path = |p: &Option<String>| -> Result<Option<String>, PathError> {
+    fn fail(&self, s: &FailState, st: &StateRun<'_>, raw: &Value) -> Result<Failure, Failure> {
+        let ctx = self.context(st, None, 0);
+        let from_path = |p: &Option<String>| -> Result<Option<String>, Failure> {
             match p {
                 Some(p) => {
-                    let v = evaluate_expression(p, raw, &ctx)?;
+                    let v = evaluate_expression(p, raw, &ctx).map_err(|e| st.runtime(e))?;
                     Ok(Some(
                         v.as_str()
                             .map(str::to_string)
@@ -403,25 +626,401 @@ impl Run {
         })
     }
 
+    async fn wait(&self, s: &WaitState, st: &StateRun<'_>, raw: &Value) -> Result<Step, Failure> {
+        let ctx = self.context(st, None, 0);
+        let effective =
+            apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(|e| st.runtime(e))?;
+        let parse_timestamp = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let until: DateTime<Utc> = if let Some(v) = &s.seconds {
+            let secs = v
+                .as_i64()
+                .ok_or_else(|| st.runtime("Seconds must be an integer"))?;
+            Utc::now() + chrono::Duration::seconds(secs)
+        } else if let Some(p) = &s.seconds_path {
+            let v = select(p, &effective, &ctx).map_err(|_| {
+                st.runtime(format!(
+                    "The SecondsPath parameter does not reference an input value: {p}"
+                ))
+            })?;
+            let secs = v.as_i64().ok_or_else(|| {
+                st.runtime(format!(
+                    "The SecondsPath parameter cannot be parsed as a long value: {p} == {v}"
+                ))
+            })?;
+            if secs < 0 {
+                return Err(st.runtime(format!(
+                    "The SecondsPath parameter references a negative value: {p} == {v}"
+                )));
+            }
+            Utc::now() + chrono::Duration::seconds(secs)
+        } else if let Some(t) = &s.timestamp {
+            parse_timestamp(t).ok_or_else(|| {
+                st.runtime(format!("The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {t}"))
+            })?
+        } else if let Some(p) = &s.timestamp_path {
+            let v = select(p, &effective, &ctx).map_err(|_| {
+                st.runtime(format!(
+                    "The TimestampPath parameter does not reference an input value: {p}"
+                ))
+            })?;
+            let text = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            parse_timestamp(&text).ok_or_else(|| {
+                st.runtime(format!(
+                    "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {p} == {text}"
+                ))
+            })?
+        } else {
+            return Err(
+                st.runtime("a Wait state needs Seconds, SecondsPath, Timestamp or TimestampPath")
+            );
+        };
+        let delay = until.signed_duration_since(Utc::now());
+        if delay.num_seconds() > MAX_WAIT_SECONDS {
+            return Err(st.runtime("Wait state delay is too long."));
+        }
+        if let Ok(d) = delay.to_std() {
+            tokio::time::sleep(d).await;
+        }
+        let output = apply_path_filter(s.output_path.as_ref(), &effective, &ctx)
+            .map_err(|e| st.runtime(e))?;
+        Ok(Step {
+            output,
+            next: s.next.clone(),
+        })
+    }
+
+    /// Applies ResultSelector, ResultPath and OutputPath to a state's result.
+    #[allow(clippy::too_many_arguments)]
+    fn shape_result(
+        &self,
+        st: &StateRun<'_>,
+        ctx: &Value,
+        raw: &Value,
+        result: Value,
+        selector: Option<&Value>,
+        result_path: Option<&Value>,
+        output_path: Option<&Value>,
+    ) -> Result<Value, Failure> {
+        let result = match selector {
+            Some(t) => expand_template(t, &result, ctx).map_err(|e| st.runtime(e))?,
+            None => result,
+        };
+        let combined = apply_result_path(result_path, raw, result).map_err(|e| st.runtime(e))?;
+        apply_path_filter(output_path, &combined, ctx).map_err(|e| st.runtime(e))
+    }
+
+    /// A non-negative integer from a literal or a path, named for error messages.
+    fn integer_field(
+        &self,
+        st: &StateRun<'_>,
+        literal: Option<&Value>,
+        path: Option<&String>,
+        field: &str,
+        input: &Value,
+        ctx: &Value,
+    ) -> Result<Option<i64>, Failure> {
+        if let Some(v) = literal {
+            return v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| st.runtime(format!("{field} must be an integer")));
+        }
+        let Some(p) = path else { return Ok(None) };
+        let v = select(p, input, ctx).map_err(|e| st.runtime(e))?;
+        let n = match &v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        let shown = v
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string());
+        n.map(Some).ok_or_else(|| {
+            st.runtime(format!("The {field}Path field refers to value \"{shown}\" which is not a valid integer: {p}"))
+        })
+    }
+
+    async fn parallel(
+        &self,
+        s: &ParallelState,
+        st: &StateRun<'_>,
+        raw: &Value,
+        chain: &Chain,
+    ) -> Result<Step, Failure> {
+        let ctx = self.context(st, None, 0);
+        let effective =
+            apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(|e| st.runtime(e))?;
+        let effective = match &s.parameters {
+            Some(t) => expand_template(t, &effective, &ctx).map_err(|e| st.runtime(e))?,
+            None => effective,
+        };
+        let started = self.emit(chain, "ParallelStateStarted", |_| {})?;
+        let branches = s.branches.as_deref().unwrap_or(&[]);
+        let mut running: FuturesUnordered<_> = branches
+            .iter()
+            .enumerate()
+            .map(|(i, branch)| {
+                let input = effective.clone();
+                async move {
+                    let branch_chain = Chain::new(started);
+                    let r = self
+                        .run_states(
+                            branch,
+                            Resume::start(branch, &input),
+                            0,
+                            &branch_chain,
+                            st.scope,
+                        )
+                        .await;
+                    (i, r)
+                }
+            })
+            .collect();
+        let mut results = vec![Value::Null; branches.len()];
+        while let Some((i, r)) = running.next().await {
+            match r {
+                Ok(v) => results[i] = v,
+                Err(f) => {
+                    drop(running);
+                    self.emit(chain, "ParallelStateFailed", |_| {})?;
+                    return Err(f);
+                }
+            }
+        }
+        self.emit(chain, "ParallelStateSucceeded", |_| {})?;
+        let output = self.shape_result(
+            st,
+            &ctx,
+            raw,
+            Value::Array(results),
+            s.result_selector.as_ref(),
+            s.result_path.as_ref(),
+            s.output_path.as_ref(),
+        )?;
+        Ok(Step {
+            output,
+            next: s.next.clone(),
+        })
+    }
+
+    async fn map(
+        &self,
+        s: &MapState,
+        st: &StateRun<'_>,
+        raw: &Value,
+        chain: &Chain,
+    ) -> Result<Step, Failure> {
+        if s.items.is_some() || s.item_reader.is_some() || s.query_language.is_some() {
+            return Err(st.runtime(
+                "JSONata and distributed Map states are not supported by the embedded engine yet",
+            ));
+        }
+        let ctx = self.context(st, None, 0);
+        let effective =
+            apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(|e| st.runtime(e))?;
+        let items_value = match &s.items_path {
+            Some(p) => select(p, &effective, &ctx).map_err(|e| st.runtime(e))?,
+            None => effective.clone(),
+        };
+        let Value::Array(items) = items_value else {
+            return Err(st.runtime(format!(
+                "Map state input must be an array but was: {items_value}"
+            )));
+        };
+        let max_concurrency = self.integer_field(
+            st,
+            s.max_concurrency.as_ref(),
+            s.max_concurrency_path.as_ref(),
+            "MaxConcurrency",
+            &effective,
+            &ctx,
+        )?;
+        let tolerated_count = self.integer_field(
+            st,
+            s.tolerated_failure_count.as_ref(),
+            s.tolerated_failure_count_path.as_ref(),
+            "ToleratedFailureCount",
+            &effective,
+            &ctx,
+        )?;
+        if tolerated_count.is_some_and(|c| c < 0) {
+            return Err(st.runtime("ToleratedFailureCount cannot be negative."));
+        }
+        let tolerated_percentage = match (
+            &s.tolerated_failure_percentage,
+            &s.tolerated_failure_percentage_path,
+        ) {
+            (Some(v), _) => v.as_f64(),
+            (None, Some(p)) => {
+                let v = select(p, &effective, &ctx).map_err(|e| st.runtime(e))?;
+                let shown = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                Some(v.as_f64().ok_or_else(|| {
+                    st.runtime(format!(
+                        "The ToleratedFailurePercentagePath field refers to value \"{shown}\" which is not a valid float: {p}"
+                    ))
+                })?)
+            }
+            (None, None) => None,
+        };
+        if tolerated_percentage.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
+            return Err(st.runtime("ToleratedFailurePercentage must be between 0 and 100."));
+        }
+        let processor = s
+            .processor()
+            .ok_or_else(|| st.runtime("a Map state needs an ItemProcessor"))?;
+        let started = self.emit(chain, "MapStateStarted", |e| {
+            e.map_state_started_event_details = Some(MapStateStartedDetails {
+                length: items.len(),
+            })
+        })?;
+        let limit = match max_concurrency {
+            Some(n) if n > 0 => n as usize,
+            _ => items.len().max(1),
+        };
+        let permits = Semaphore::new(limit);
+        let template = s.item_selector.as_ref().or(s.parameters.as_ref());
+        let name = st.name.to_string();
+        let mut running: FuturesUnordered<_> = items
+            .iter()
+            .enumerate()
+            .map(|(index, value)| {
+                let item = json!({"Index": index, "Value": value});
+                let permits = &permits;
+                let effective = &effective;
+                let name = name.clone();
+                async move {
+                    let _permit = permits.acquire().await;
+                    let iteration_chain = Chain::new(started);
+                    let item_scope = Scope {
+                        map_item: Some(&item),
+                    };
+                    let item_st = StateRun {
+                        name: st.name,
+                        entered_at: st.entered_at.clone(),
+                        entered_id: st.entered_id,
+                        scope: item_scope,
+                    };
+                    let item_ctx = self.context(&item_st, None, 0);
+                    let input = match template {
+                        Some(t) => match expand_template(t, effective, &item_ctx) {
+                            Ok(v) => v,
+                            Err(e) => return (index, Err(st.runtime(e))),
+                        },
+                        None => value.clone(),
+                    };
+                    let details = MapIterationDetails {
+                        name: name.clone(),
+                        index,
+                    };
+                    if let Err(f) = self.emit(&iteration_chain, "MapIterationStarted", |e| {
+                        e.map_iteration_started_event_details = Some(details.clone())
+                    }) {
+                        return (index, Err(f));
+                    }
+                    let r = self
+                        .run_states(
+                            processor,
+                            Resume::start(processor, &input),
+                            0,
+                            &iteration_chain,
+                            Scope { map_item: None },
+                        )
+                        .await;
+                    let kind = if r.is_ok() {
+                        "MapIterationSucceeded"
+                    } else {
+                        "MapIterationFailed"
+                    };
+                    let emitted = self.emit(&iteration_chain, kind, |e| {
+                        if r.is_ok() {
+                            e.map_iteration_succeeded_event_details = Some(details.clone());
+                        } else {
+                            e.map_iteration_failed_event_details = Some(details.clone());
+                        }
+                    });
+                    match emitted {
+                        Ok(_) => (index, r),
+                        Err(f) => (index, Err(f)),
+                    }
+                }
+            })
+            .collect();
+        let total = items.len();
+        let tolerated = |failed: usize| -> bool {
+            let by_count = tolerated_count.is_some_and(|c| failed as i64 <= c);
+            let by_pct = tolerated_percentage
+                .is_some_and(|p| total > 0 && (failed as f64) * 100.0 / (total as f64) <= p);
+            by_count || by_pct
+        };
+        let mut results = vec![Value::Null; total];
+        let mut failed = 0usize;
+        while let Some((i, r)) = running.next().await {
+            match r {
+                Ok(v) => results[i] = v,
+                Err(f) => {
+                    failed += 1;
+                    if !tolerated(failed) {
+                        drop(running);
+                        self.emit(chain, "MapStateFailed", |_| {})?;
+                        if tolerated_count.is_some() || tolerated_percentage.is_some() {
+                            return Err(Failure::new(
+                                "States.ExceedToleratedFailureThreshold",
+                                "The specified tolerated failure threshold was exceeded",
+                            ));
+                        }
+                        return Err(f);
+                    }
+                    results[i] = json!({"Error": f.error, "Cause": f.cause});
+                }
+            }
+        }
+        self.emit(chain, "MapStateSucceeded", |_| {})?;
+        let output = self.shape_result(
+            st,
+            &ctx,
+            raw,
+            Value::Array(results),
+            s.result_selector.as_ref(),
+            s.result_path.as_ref(),
+            s.output_path.as_ref(),
+        )?;
+        Ok(Step {
+            output,
+            next: s.next.clone(),
+        })
+    }
+
     async fn task(
         &self,
         s: &TaskState,
-        name: &str,
-        entered: &str,
+        st: &StateRun<'_>,
         raw: &Value,
         progress: Progress,
-        runtime: impl Fn(PathError) -> Failure,
+        chain: &Chain,
+        retry_count: u32,
     ) -> Result<Step, Failure> {
         let resource = s.resource.clone().unwrap_or_default();
         let token = new_task_token();
-        let ctx = self.context(name, entered, Some(&token));
+        let ctx = self.context(st, Some(&token), retry_count);
         if let Progress::Answered(outcome) = progress {
             // Recovered: the worker's answer was recorded before the engine stopped.
-            return self.task_outcome(s, raw, &ctx, Some(outcome), false, &runtime);
+            return self.task_outcome(s, st, raw, &ctx, Some(outcome), None);
         }
-        let effective = apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(&runtime)?;
+        let effective =
+            apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(|e| st.runtime(e))?;
         let effective = match &s.parameters {
-            Some(t) => expand_template(t, &effective, &ctx).map_err(&runtime)?,
+            Some(t) => expand_template(t, &effective, &ctx).map_err(|e| st.runtime(e))?,
             None => effective,
         };
         let seconds = |v: &Option<Value>, p: &Option<String>| -> Result<Option<u64>, Failure> {
@@ -429,13 +1028,11 @@ impl Run {
                 return Ok(v.as_u64());
             }
             if let Some(p) = p {
-                let v = select(p, raw, &ctx).map_err(&runtime)?;
-                return v.as_u64().map(Some).ok_or_else(|| {
-                    runtime(PathError::Invalid {
-                        path: p.clone(),
-                        reason: "must select a non-negative integer".into(),
-                    })
-                });
+                let v = select(p, raw, &ctx).map_err(|e| st.runtime(e))?;
+                return v
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| st.runtime(format!("{p} must select a non-negative integer")));
             }
             Ok(None)
         };
@@ -443,21 +1040,15 @@ impl Run {
         let heartbeat = seconds(&s.heartbeat_seconds, &s.heartbeat_seconds_path)?;
 
         if !is_activity_arn(&resource) {
-            return Err(Failure::new(
-                "States.Runtime",
-                format!(
-                    "The resource '{resource}' of state '{name}' is not supported by the embedded \
-                     engine yet: only activity ARNs are"
-                ),
-            ));
+            return Err(st.runtime(format!(
+                "The resource '{resource}' is not supported by the embedded engine yet: only activity ARNs are"
+            )));
         }
         let input_text = effective.to_string();
         if progress != Progress::Scheduled {
             if !self.inner.db.activity_exists(&resource)? {
-                let failure = runtime(PathError::Unsupported(format!(
-                    "The activity {resource} does not exist."
-                )));
-                self.log.emit("ActivityScheduleFailed", |e| {
+                let failure = st.runtime(format!("The activity {resource} does not exist."));
+                self.emit(chain, "ActivityScheduleFailed", |e| {
                     e.activity_schedule_failed_event_details = Some(ErrorDetails {
                         error: Some(failure.error.clone()),
                         cause: Some(failure.cause.clone()),
@@ -465,7 +1056,7 @@ impl Run {
                 })?;
                 return Err(failure);
             }
-            self.log.emit("ActivityScheduled", |e| {
+            self.emit(chain, "ActivityScheduled", |e| {
                 e.activity_scheduled_event_details = Some(ActivityScheduledDetails {
                     resource: resource.clone(),
                     input: Some(input_text.clone()),
@@ -477,13 +1068,17 @@ impl Run {
         }
         // A recovered task (scheduled before the engine stopped) is handed out again with a
         // new token: the old one died with the process that issued it.
-        let outcome = self
-            .wait_for_worker(&resource, token, input_text, timeout, heartbeat)
+        let (outcome, started) = self
+            .wait_for_worker(&resource, token, input_text, timeout, heartbeat, chain)
             .await;
-        self.task_outcome(s, raw, &ctx, outcome, true, &runtime)
+        if let Some(id) = started {
+            chain.set(id);
+        }
+        self.task_outcome(s, st, raw, &ctx, outcome, Some(chain))
     }
 
-    /// Schedules an activity task and waits for its answer or its time-out.
+    /// Schedules an activity task and waits for its answer or its time-out. Also returns the
+    /// id of the ActivityStarted event, if a worker took the task.
     async fn wait_for_worker(
         &self,
         resource: &str,
@@ -491,9 +1086,18 @@ impl Run {
         input_text: String,
         timeout: Option<u64>,
         heartbeat: Option<u64>,
-    ) -> Option<TaskOutcome> {
+        chain: &Chain,
+    ) -> (Option<TaskOutcome>, Option<i64>) {
         let (tx, mut rx) = oneshot::channel();
-        let slot = Arc::new(TaskSlot::new(self.log.clone(), tx));
+        let slot = Arc::new(TaskSlot::new(self.log.clone(), chain.get(), tx));
+        // Withdraws the task however this wait ends (answer, time-out, or the run dropped).
+        struct Withdraw<'a>(&'a Inner, String);
+        impl Drop for Withdraw<'_> {
+            fn drop(&mut self) {
+                self.0.board.remove(&self.1);
+            }
+        }
+        let _withdraw = Withdraw(&self.inner, token.clone());
         self.inner.board.schedule(
             resource,
             ActivityTask {
@@ -522,42 +1126,41 @@ impl Run {
                 }
             }
         };
-        self.inner.board.remove(&token);
-        outcome
+        (outcome, read(&slot.started_event_id))
     }
 
-    /// Records a task's answer (unless `record` is false: it was recorded before a restart),
+    /// Records a task's answer (unless `record` is `None`: it was recorded before a restart),
     /// then applies the result's data flow, or fails the state.
     fn task_outcome(
         &self,
         s: &TaskState,
+        st: &StateRun<'_>,
         raw: &Value,
         ctx: &Value,
         outcome: Option<TaskOutcome>,
-        record: bool,
-        runtime: &impl Fn(PathError) -> Failure,
+        record: Option<&Chain>,
     ) -> Result<Step, Failure> {
         match outcome {
             Some(TaskOutcome::Success(text)) => {
-                if record {
-                    self.log.emit("ActivitySucceeded", |e| {
+                if let Some(chain) = record {
+                    self.emit(chain, "ActivitySucceeded", |e| {
                         e.activity_succeeded_event_details = Some(OutputDetails {
                             output: Some(text.clone()),
                             output_details: payload(),
                         })
                     })?;
                 }
-                let result: Value = serde_json::from_str(&text).map_err(|e| {
-                    Failure::new("States.Runtime", format!("task output is not JSON: {e}"))
-                })?;
-                let result = match &s.result_selector {
-                    Some(t) => expand_template(t, &result, ctx).map_err(runtime)?,
-                    None => result,
-                };
-                let combined =
-                    apply_result_path(s.result_path.as_ref(), raw, result).map_err(runtime)?;
-                let output =
-                    apply_path_filter(s.output_path.as_ref(), &combined, ctx).map_err(runtime)?;
+                let result: Value = serde_json::from_str(&text)
+                    .map_err(|e| st.runtime(format!("task output is not JSON: {e}")))?;
+                let output = self.shape_result(
+                    st,
+                    ctx,
+                    raw,
+                    result,
+                    s.result_selector.as_ref(),
+                    s.result_path.as_ref(),
+                    s.output_path.as_ref(),
+                )?;
                 Ok(Step {
                     output,
                     next: s.next.clone(),
@@ -568,12 +1171,13 @@ impl Run {
                     error.as_deref(),
                     Some("States.Timeout") | Some("States.HeartbeatTimeout")
                 );
-                if record {
+                if let Some(chain) = record {
                     let details = ErrorDetails {
                         error: error.clone(),
                         cause: cause.clone(),
                     };
-                    self.log.emit(
+                    self.emit(
+                        chain,
                         if timed_out {
                             "ActivityTimedOut"
                         } else {
@@ -640,10 +1244,13 @@ pub(crate) fn is_activity_arn(resource: &str) -> bool {
 /// Records that a worker took the task.
 pub(crate) fn mark_started(slot: &TaskSlot, worker_name: Option<&str>) -> Result<(), EngineError> {
     write(&slot.started, Some(Instant::now()));
-    slot.log.emit("ActivityStarted", |e| {
-        e.activity_started_event_details = Some(ActivityStartedDetails {
-            worker_name: worker_name.map(str::to_string),
-        })
-    })?;
+    let id = slot
+        .log
+        .emit_after(Some(slot.scheduled_event_id), "ActivityStarted", |e| {
+            e.activity_started_event_details = Some(ActivityStartedDetails {
+                worker_name: worker_name.map(str::to_string),
+            })
+        })?;
+    write(&slot.started_event_id, id);
     Ok(())
 }

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use wfm_asl::{HistoryEvent, StateMachine};
 
@@ -403,9 +403,10 @@ impl Engine {
             state_machine_name: machine_row.name.clone(),
             role_arn: machine_row.role_arn.clone(),
             input,
-            start_time: row.start.to_rfc3339_opts(SecondsFormat::Millis, true),
+            start_date: row.start,
             resume,
             resume_entered_id,
+            last_event_id,
         };
         // Register before spawning so that a stop right after the start finds the run.
         self.inner

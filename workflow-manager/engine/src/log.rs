@@ -57,10 +57,14 @@ impl ExecutionLog {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends an event of `event_type`, filled in by `fill`. Returns its id, or `None` when
-    /// the execution has already ended and the event was dropped.
-    pub fn emit(
+    /// Appends an event of `event_type`, filled in by `fill`, with `previousEventId` set to
+    /// `previous` (the last event of the same branch of work; `None` for the last event of the
+    /// whole execution), so that concurrent branches of a Parallel or Map stay linked as Step
+    /// Functions links them. Returns its id, or `None` when the execution has already ended
+    /// and the event was dropped.
+    pub fn emit_after(
         &self,
+        previous: Option<i64>,
         event_type: &str,
         fill: impl FnOnce(&mut HistoryEvent),
     ) -> Result<Option<i64>, EngineError> {
@@ -69,7 +73,8 @@ impl ExecutionLog {
             if st.finished {
                 return Ok(None);
             }
-            let mut event = HistoryEvent::new(st.last_id + 1, st.last_id, event_type, Utc::now());
+            let prev = previous.unwrap_or(st.last_id);
+            let mut event = HistoryEvent::new(st.last_id + 1, prev, event_type, Utc::now());
             fill(&mut event);
             self.db.append_event(&self.arn, &event)?;
             st.last_id = event.id;

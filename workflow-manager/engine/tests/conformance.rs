@@ -381,7 +381,8 @@ fn report(title: &str, tallies: &BTreeMap<String, Tally>) -> String {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Virtual time: Wait states and retry intervals elapse at once.
+#[tokio::test(start_paused = true)]
 async fn engine_conforms_to_recorded_aws_behaviour() {
     let Some(dir) = data_dir() else {
         eprintln!(
