@@ -98,6 +98,14 @@ macro_rules! transition_impl {
     )*};
 }
 
+/// A field that is present: `null` stays `Some(Value::Null)` (an explicit `"ResultPath": null`
+/// means something else than no ResultPath), where plain `Option` would read it as absent.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// A retrier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,7 +200,12 @@ macro_rules! state_struct {
             pub assign: Option<Value>,
             $(
                 $(#[$fdoc])*
-                #[serde(rename = $json, default, skip_serializing_if = "Option::is_none")]
+                #[serde(
+                    rename = $json,
+                    default,
+                    deserialize_with = "present",
+                    skip_serializing_if = "Option::is_none"
+                )]
                 pub $field: Option<$ty>,
             )*
         }

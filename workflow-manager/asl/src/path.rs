@@ -20,10 +20,20 @@ pub enum PathError {
         reason: String,
     },
     /// A definite path selected nothing.
-    #[error("Invalid path '{path}' : No results for path: {path}")]
+    #[error("Invalid path '{path}' : No results for path: {}", bracket_form(path))]
     NoResults {
         /// The path as written.
         path: String,
+    },
+    /// A payload template's `.$` field (or a Fail state's path) selected nothing.
+    #[error("The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{input}'")]
+    FieldNotFound {
+        /// The path as written.
+        path: String,
+        /// The field (`name.$`, `CausePath`...).
+        field: String,
+        /// The input it was applied to (JSON text).
+        input: String,
     },
     /// ResultPath cannot be written into the input.
     #[error("Unable to apply ResultPath '{path}' to the input: {reason}")]
@@ -51,11 +61,94 @@ fn is_definite(path: &str) -> bool {
         || path.contains(':'))
 }
 
+fn is_shorthand_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_' || !c.is_ascii())
+        && chars.all(|c| c.is_alphanumeric() || c == '_' || !c.is_ascii())
+}
+
+/// Rewrites a path as Step Functions reads it (Jayway JSONPath, which allows `$.a-b` and
+/// `$.1st`) into RFC 9535 syntax: dot names that RFC 9535 does not allow become `['name']`.
+/// With `all_brackets`, every dot name does (the normalised form AWS prints in errors).
+fn rewrite_path(path: &str, all_brackets: bool) -> String {
+    let chars: Vec<char> = path.chars().collect();
+    let mut out = String::with_capacity(path.len() + 8);
+    let mut i = 0;
+    while i < chars.len() && chars[i] == '$' {
+        out.push('$');
+        i += 1;
+    }
+    while i < chars.len() {
+        match chars[i] {
+            '[' => {
+                let mut quote: Option<char> = None;
+                while i < chars.len() {
+                    let c = chars[i];
+                    out.push(c);
+                    i += 1;
+                    match (quote, c) {
+                        (Some(_), '\\') if i < chars.len() => {
+                            out.push(chars[i]);
+                            i += 1;
+                        }
+                        (Some(q), c) if c == q => quote = None,
+                        (None, '\'' | '"') => quote = Some(c),
+                        (None, ']') => break,
+                        _ => {}
+                    }
+                }
+            }
+            '.' => {
+                let descendant = chars.get(i + 1) == Some(&'.');
+                i += if descendant { 2 } else { 1 };
+                let start = i;
+                while i < chars.len() && chars[i] != '.' && chars[i] != '[' {
+                    i += 1;
+                }
+                let name: String = chars[start..i].iter().collect();
+                if descendant {
+                    out.push_str("..");
+                }
+                if name.is_empty() {
+                    continue;
+                }
+                if name == "*" || (!all_brackets && is_shorthand_name(&name)) {
+                    if !descendant {
+                        out.push('.');
+                    }
+                    out.push_str(&name);
+                } else {
+                    out.push_str(&format!(
+                        "['{}']",
+                        name.replace('\\', "\\\\").replace('\'', "\\'")
+                    ));
+                }
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The normalised (all brackets) form of a path, as Step Functions prints it in errors.
+fn bracket_form(path: &str) -> String {
+    let rest = path
+        .strip_prefix("$$")
+        .map(|r| format!("${r}"))
+        .unwrap_or_else(|| path.to_string());
+    rewrite_path(&rest, true)
+}
+
 /// Selects `path` from `input`, or from `context` when the path starts with `$$`.
 pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
     let (doc, query) = match path.strip_prefix("$$") {
-        Some(rest) => (context, format!("${rest}")),
-        None => (input, path.to_string()),
+        Some(rest) => (context, rewrite_path(&format!("${rest}"), false)),
+        None => (input, rewrite_path(path, false)),
     };
     let parsed = JsonPath::parse(&query).map_err(|e| PathError::Invalid {
         path: path.to_string(),
@@ -110,7 +203,15 @@ pub fn expand_template(
                             reason: format!("the value of field '{key}' must be a path string"),
                         });
                     };
-                    out.insert(name.to_string(), evaluate_expression(expr, input, context)?);
+                    let value = evaluate_expression(expr, input, context).map_err(|e| match e {
+                        PathError::NoResults { path } => PathError::FieldNotFound {
+                            path,
+                            field: key.clone(),
+                            input: input.to_string(),
+                        },
+                        other => other,
+                    })?;
+                    out.insert(name.to_string(), value);
                 } else {
                     out.insert(key.clone(), expand_template(value, input, context)?);
                 }
@@ -283,6 +384,28 @@ mod tests {
             select("$.zzz", &input, &ctx),
             Err(PathError::NoResults { .. })
         ));
+    }
+
+    #[test]
+    fn jayway_names_are_rewritten_for_rfc_9535() {
+        assert_eq!(
+            rewrite_path("$.delivery-partner.x", false),
+            "$['delivery-partner'].x"
+        );
+        assert_eq!(
+            rewrite_path("$.a[0]['b c']..d-e", false),
+            "$.a[0]['b c']..['d-e']"
+        );
+        assert_eq!(bracket_form("$.NoSuch"), "$['NoSuch']");
+        let input = json!({"delivery-partner": "UQS"});
+        assert_eq!(
+            select("$.delivery-partner", &input, &json!({})),
+            Ok(json!("UQS"))
+        );
+        assert_eq!(
+            select("$.missing", &input, &json!({})).map_err(|e| e.to_string()),
+            Err("Invalid path '$.missing' : No results for path: $['missing']".to_string())
+        );
     }
 
     #[test]

@@ -34,6 +34,9 @@ use crate::error::EngineError;
 use crate::log::{Ending, ExecutionLog};
 use crate::Inner;
 
+/// Largest state input or output Step Functions accepts (256 KiB).
+const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
 /// Longest Wait Step Functions accepts (one year).
 const MAX_WAIT_SECONDS: i64 = 365 * 24 * 3600;
 
@@ -364,10 +367,12 @@ impl Run {
                 "RedriveCount": 0,
             },
             "StateMachine": {"Id": self.state_machine_arn, "Name": self.state_machine_name},
-            "State": {"EnteredTime": st.entered_at, "Name": st.name, "RetryCount": retry_count},
+            "State": {"EnteredTime": st.entered_at, "Name": st.name},
         });
         if let Some(t) = token {
+            // Task states also know their token and how often they were retried.
             ctx["Task"] = json!({"Token": t});
+            ctx["State"]["RetryCount"] = json!(retry_count);
         }
         if let Some(item) = st.scope.map_item {
             ctx["Map"] = json!({"Item": item});
@@ -445,6 +450,15 @@ impl Run {
                     }
                 };
                 let output_text = step.output.to_string();
+                if output_text.len() > MAX_PAYLOAD_BYTES {
+                    return Err(Failure::new(
+                        "States.DataLimitExceeded",
+                        format!(
+                            "The state/task '{name}' returned a result with a size exceeding the \
+                             maximum number of bytes service limit."
+                        ),
+                    ));
+                }
                 self.emit(chain, &format!("{}StateExited", state.type_name()), |e| {
                     e.state_exited_event_details = Some(StateExitedDetails {
                         name: name.clone(),
@@ -599,10 +613,17 @@ impl Run {
 
     fn fail(&self, s: &FailState, st: &StateRun<'_>, raw: &Value) -> Result<Failure, Failure> {
         let ctx = self.context(st, None, 0);
-        let from_path = |p: &Option<String>| -> Result<Option<String>, Failure> {
+        let from_path = |p: &Option<String>, field: &str| -> Result<Option<String>, Failure> {
             match p {
                 Some(p) => {
-                    let v = evaluate_expression(p, raw, &ctx).map_err(|e| st.runtime(e))?;
+                    let v = evaluate_expression(p, raw, &ctx).map_err(|e| match e {
+                        PathError::NoResults { path } => st.runtime(PathError::FieldNotFound {
+                            path,
+                            field: field.to_string(),
+                            input: raw.to_string(),
+                        }),
+                        other => st.runtime(other),
+                    })?;
                     Ok(Some(
                         v.as_str()
                             .map(str::to_string)
@@ -614,11 +635,11 @@ impl Run {
         };
         let error = match &s.error {
             Some(e) => Some(e.clone()),
-            None => from_path(&s.error_path)?,
+            None => from_path(&s.error_path, "ErrorPath")?,
         };
         let cause = match &s.cause {
             Some(c) => Some(c.clone()),
-            None => from_path(&s.cause_path)?,
+            None => from_path(&s.cause_path, "CausePath")?,
         };
         Ok(Failure {
             error: error.unwrap_or_default(),
