@@ -2,7 +2,7 @@
 //! (or keeps it until one asks), the outstanding tasks by token, and the tokens themselves
 //! (32 random bytes from the OS-seeded CSPRNG, so they cannot be guessed).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +11,8 @@ use base64::Engine as _;
 use rand::RngCore;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+
+use wfm_asl::history::{ErrorDetails, OutputDetails, PayloadDetails};
 
 use crate::error::EngineError;
 use crate::log::ExecutionLog;
@@ -61,7 +63,7 @@ pub(crate) struct TaskSlot {
     pub scheduled_event_id: i64,
     /// The ActivityStarted event, once a worker took the task.
     pub started_event_id: Mutex<Option<i64>>,
-    outcome: Mutex<Option<oneshot::Sender<TaskOutcome>>>,
+    outcome: Mutex<Option<oneshot::Sender<(TaskOutcome, i64)>>>,
     /// When a worker took it (the heartbeat clock starts then).
     pub started: Mutex<Option<Instant>>,
     pub last_heartbeat: Mutex<Option<Instant>>,
@@ -71,7 +73,7 @@ impl TaskSlot {
     pub fn new(
         log: Arc<ExecutionLog>,
         scheduled_event_id: i64,
-        outcome: oneshot::Sender<TaskOutcome>,
+        outcome: oneshot::Sender<(TaskOutcome, i64)>,
     ) -> Self {
         Self {
             log,
@@ -99,6 +101,8 @@ struct ActivityQueue {
 pub(crate) struct ActivityBoard {
     queues: Mutex<HashMap<String, ActivityQueue>>,
     tasks: Mutex<HashMap<String, Arc<TaskSlot>>>,
+    /// Tokens of tasks withdrawn because their execution stopped.
+    retired: Mutex<HashSet<String>>,
 }
 
 impl ActivityBoard {
@@ -163,36 +167,85 @@ impl ActivityBoard {
     /// The outstanding task with this token.
     pub fn slot(&self, token: &str) -> Result<Arc<TaskSlot>, EngineError> {
         check_token_format(token)?;
-        lock(&self.tasks).get(token).cloned().ok_or_else(|| {
-            EngineError::TaskDoesNotExist(
-                "Task Does Not Exist: 'Provided task does not exist anymore'".into(),
-            )
-        })
+        let slot = lock(&self.tasks).get(token).cloned();
+        slot.ok_or_else(|| self.gone(token))
     }
 
-    /// Records the worker's answer and wakes the execution.
-    pub fn complete(&self, token: &str, outcome: TaskOutcome) -> Result<(), EngineError> {
-        check_token_format(token)?;
-        let slot = lock(&self.tasks).remove(token).ok_or_else(|| {
+    /// Takes the outstanding task out of the board: of a worker's answer, a time-out and a
+    /// stop, only the first to take it acts on it.
+    pub fn take(&self, token: &str) -> Option<Arc<TaskSlot>> {
+        lock(&self.tasks).remove(token)
+    }
+
+    /// The error for a token that is well formed but has no outstanding task: a task of a
+    /// stopped execution is an invalid token (as in Step Functions), any other a finished one.
+    fn gone(&self, token: &str) -> EngineError {
+        if lock(&self.retired).contains(token) {
+            EngineError::InvalidToken(
+                "Invalid Token: 'Provided task token is invalid: the execution was stopped'".into(),
+            )
+        } else {
             EngineError::TaskDoesNotExist(
                 "Task Does Not Exist: 'Provided task does not exist anymore'".into(),
             )
-        })?;
+        }
+    }
+
+    /// Records the worker's answer in the history (before the answer is acknowledged, so no
+    /// reported result is lost to a crash) and wakes the execution.
+    pub fn complete(&self, token: &str, outcome: TaskOutcome) -> Result<(), EngineError> {
+        check_token_format(token)?;
+        let slot = self.take(token).ok_or_else(|| self.gone(token))?;
+        let previous = read(&slot.started_event_id).unwrap_or(slot.scheduled_event_id);
+        let recorded = match &outcome {
+            TaskOutcome::Success(text) => {
+                slot.log
+                    .emit_after(Some(previous), "ActivitySucceeded", |e| {
+                        e.activity_succeeded_event_details = Some(OutputDetails {
+                            output: Some(text.clone()),
+                            output_details: Some(PayloadDetails { truncated: false }),
+                        })
+                    })?
+            }
+            TaskOutcome::Failure { error, cause } => {
+                slot.log.emit_after(Some(previous), "ActivityFailed", |e| {
+                    e.activity_failed_event_details = Some(ErrorDetails {
+                        error: error.clone(),
+                        cause: cause.clone(),
+                    })
+                })?
+            }
+        };
+        let Some(event_id) = recorded else {
+            // The execution ended (stopped or timed out) while the worker was busy.
+            return Err(self.gone(token));
+        };
         if let Some(tx) = lock(&slot.outcome).take() {
-            // The execution may have been stopped meanwhile; then nobody listens.
-            let _ = tx.send(outcome);
+            // The run may have been dropped meanwhile; then nobody listens.
+            let _ = tx.send((outcome, event_id));
         }
         Ok(())
     }
 
-    /// Forgets a task (its execution stopped or its wait ended).
+    /// Forgets a task (its wait ended).
     pub fn remove(&self, token: &str) {
         lock(&self.tasks).remove(token);
     }
 
-    /// Forgets every task of an execution.
+    /// Withdraws every task of a stopped execution; their tokens become invalid.
     pub fn remove_execution(&self, execution_arn: &str) {
-        lock(&self.tasks).retain(|_, slot| slot.log.arn != execution_arn);
+        let mut tasks = lock(&self.tasks);
+        let mut retired = lock(&self.retired);
+        if retired.len() > 100_000 {
+            retired.clear();
+        }
+        tasks.retain(|token, slot| {
+            let keep = slot.log.arn != execution_arn;
+            if !keep {
+                retired.insert(token.clone());
+            }
+            keep
+        });
     }
 
     /// Number of outstanding tasks.

@@ -71,6 +71,8 @@ pub(crate) enum Progress {
     Entered,
     /// Its activity task was scheduled but not answered: hand the task out again.
     Scheduled,
+    /// The same, with when it was scheduled (its TimeoutSeconds runs from then).
+    ScheduledAt(Option<DateTime<Utc>>),
     /// Its activity task was answered; the answer is recorded.
     Answered(TaskOutcome),
     /// It exited with this output; go on to its successor.
@@ -83,6 +85,10 @@ pub(crate) struct Resume {
     pub state: String,
     pub input: Value,
     pub progress: Progress,
+    /// When the state was entered, if it was before a restart.
+    pub entered: Option<DateTime<Utc>>,
+    /// When its activity task was scheduled, if it was before a restart.
+    pub scheduled: Option<DateTime<Utc>>,
 }
 
 impl Resume {
@@ -92,6 +98,8 @@ impl Resume {
             state: machine.start_at.clone(),
             input: input.clone(),
             progress: Progress::Fresh,
+            entered: None,
+            scheduled: None,
         }
     }
 
@@ -134,11 +142,16 @@ impl Resume {
                     state: d.name.clone(),
                     input: parse(&d.input),
                     progress: Progress::Entered,
+                    entered: Some(e.timestamp),
+                    scheduled: None,
                 };
                 entered_id = e.id;
             } else if let Some(d) = &e.state_exited_event_details {
                 resume.progress = Progress::Exited(parse(&d.output));
-            } else if e.event_type == "ActivityScheduled" || e.event_type == "ActivityStarted" {
+            } else if e.event_type == "ActivityScheduled" {
+                resume.progress = Progress::Scheduled;
+                resume.scheduled = Some(e.timestamp);
+            } else if e.event_type == "ActivityStarted" {
                 resume.progress = Progress::Scheduled;
             } else if let Some(d) = &e.activity_succeeded_event_details {
                 resume.progress =
@@ -176,6 +189,23 @@ impl Chain {
     }
 }
 
+/// The clocks of an activity task: TimeoutSeconds, HeartbeatSeconds, and how much of the
+/// time-out had passed before a restart.
+struct TaskTimers {
+    timeout: Option<u64>,
+    heartbeat: Option<u64>,
+    elapsed: Duration,
+}
+
+/// How an activity task ended.
+struct Answer {
+    outcome: Option<TaskOutcome>,
+    /// The last event of the task so far (its answer, or ActivityStarted).
+    last_event_id: Option<i64>,
+    /// Whether the answer is already in the history (a worker's answer is).
+    recorded: bool,
+}
+
 /// Where a state leads.
 struct Step {
     output: Value,
@@ -191,6 +221,8 @@ struct Scope<'a> {
 /// The state being run, for error messages and the context object.
 struct StateRun<'a> {
     name: &'a str,
+    /// When the state was entered (recorded time, also after a restart).
+    entered: DateTime<Utc>,
     entered_at: String,
     entered_id: i64,
     scope: Scope<'a>,
@@ -272,7 +304,10 @@ impl Run {
         );
         let result = match self.machine.timeout_seconds {
             Some(t) => {
-                let elapsed = Utc::now()
+                let elapsed = self
+                    .inner
+                    .clock
+                    .now()
                     .signed_duration_since(self.start_date)
                     .to_std()
                     .unwrap_or_default();
@@ -394,18 +429,24 @@ impl Run {
                 state: mut name,
                 mut input,
                 mut progress,
+                mut entered,
+                mut scheduled,
             } = resume;
             loop {
                 let state = machine.states.get(&name).ok_or_else(|| {
                     Failure::new("States.Runtime", format!("State '{name}' does not exist"))
                 })?;
-                let entered_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+                // A state resumed after a restart keeps the times recorded before it.
+                let entered_time = entered.take().unwrap_or_else(|| self.inner.clock.now());
+                let scheduled_time = scheduled.take();
+                let entered_at = entered_time.to_rfc3339_opts(SecondsFormat::Millis, true);
                 if let Progress::Exited(output) = progress {
                     // The state finished before the engine stopped: only its successor is left.
                     let next = match state {
                         State::Choice(c) => {
                             let st = StateRun {
                                 name: &name,
+                                entered: entered_time,
                                 entered_at,
                                 entered_id: resume_entered_id,
                                 scope,
@@ -437,11 +478,15 @@ impl Run {
                 };
                 let st = StateRun {
                     name: &name,
+                    entered: entered_time,
                     entered_at,
                     entered_id,
                     scope,
                 };
-                let progress_now = std::mem::replace(&mut progress, Progress::Fresh);
+                let progress_now = match std::mem::replace(&mut progress, Progress::Fresh) {
+                    Progress::Scheduled => Progress::ScheduledAt(scheduled_time),
+                    other => other,
+                };
                 let step = match state {
                     State::Fail(s) => return Err(self.fail(s, &st, &input)?),
                     _ => {
@@ -660,7 +705,7 @@ impl Run {
             let secs = v
                 .as_i64()
                 .ok_or_else(|| st.runtime("Seconds must be an integer"))?;
-            Utc::now() + chrono::Duration::seconds(secs)
+            st.entered + chrono::Duration::seconds(secs)
         } else if let Some(p) = &s.seconds_path {
             let v = select(p, &effective, &ctx).map_err(|_| {
                 st.runtime(format!(
@@ -677,7 +722,7 @@ impl Run {
                     "The SecondsPath parameter references a negative value: {p} == {v}"
                 )));
             }
-            Utc::now() + chrono::Duration::seconds(secs)
+            st.entered + chrono::Duration::seconds(secs)
         } else if let Some(t) = &s.timestamp {
             parse_timestamp(t).ok_or_else(|| {
                 st.runtime(format!("The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {t}"))
@@ -702,7 +747,7 @@ impl Run {
                 st.runtime("a Wait state needs Seconds, SecondsPath, Timestamp or TimestampPath")
             );
         };
-        let delay = until.signed_duration_since(Utc::now());
+        let delay = until.signed_duration_since(self.inner.clock.now());
         if delay.num_seconds() > MAX_WAIT_SECONDS {
             return Err(st.runtime("Wait state delay is too long."));
         }
@@ -928,6 +973,7 @@ impl Run {
                     };
                     let item_st = StateRun {
                         name: st.name,
+                        entered: st.entered,
                         entered_at: st.entered_at.clone(),
                         entered_id: st.entered_id,
                         scope: item_scope,
@@ -1066,7 +1112,12 @@ impl Run {
             )));
         }
         let input_text = effective.to_string();
-        if progress != Progress::Scheduled {
+        let scheduled_before = match progress {
+            Progress::Scheduled => Some(None),
+            Progress::ScheduledAt(at) => Some(at),
+            _ => None,
+        };
+        if scheduled_before.is_none() {
             if !self.inner.db.activity_exists(&resource)? {
                 let failure = st.runtime(format!("The activity {resource} does not exist."));
                 self.emit(chain, "ActivityScheduleFailed", |e| {
@@ -1089,26 +1140,53 @@ impl Run {
         }
         // A recovered task (scheduled before the engine stopped) is handed out again with a
         // new token: the old one died with the process that issued it.
-        let (outcome, started) = self
-            .wait_for_worker(&resource, token, input_text, timeout, heartbeat, chain)
+        // Its TimeoutSeconds keeps running from when it was first scheduled.
+        let elapsed = scheduled_before
+            .flatten()
+            .and_then(|at| {
+                self.inner
+                    .clock
+                    .now()
+                    .signed_duration_since(at)
+                    .to_std()
+                    .ok()
+            })
+            .unwrap_or_default();
+        let answer = self
+            .wait_for_worker(
+                &resource,
+                token,
+                input_text,
+                TaskTimers {
+                    timeout,
+                    heartbeat,
+                    elapsed,
+                },
+                chain,
+            )
             .await;
-        if let Some(id) = started {
+        if let Some(id) = answer.last_event_id {
             chain.set(id);
         }
-        self.task_outcome(s, st, raw, &ctx, outcome, Some(chain))
+        // A worker's answer is already in the history; a time-out is recorded here.
+        let record = if answer.recorded { None } else { Some(chain) };
+        self.task_outcome(s, st, raw, &ctx, answer.outcome, record)
     }
 
-    /// Schedules an activity task and waits for its answer or its time-out. Also returns the
-    /// id of the ActivityStarted event, if a worker took the task.
+    /// Schedules an activity task and waits for its answer or its time-out.
     async fn wait_for_worker(
         &self,
         resource: &str,
         token: String,
         input_text: String,
-        timeout: Option<u64>,
-        heartbeat: Option<u64>,
+        timers: TaskTimers,
         chain: &Chain,
-    ) -> (Option<TaskOutcome>, Option<i64>) {
+    ) -> Answer {
+        let TaskTimers {
+            timeout,
+            heartbeat,
+            elapsed,
+        } = timers;
         let (tx, mut rx) = oneshot::channel();
         let slot = Arc::new(TaskSlot::new(self.log.clone(), chain.get(), tx));
         // Withdraws the task however this wait ends (answer, time-out, or the run dropped).
@@ -1127,27 +1205,38 @@ impl Run {
             },
             slot.clone(),
         );
-        let scheduled = Instant::now();
-        let outcome = loop {
+        let now = Instant::now();
+        let scheduled = now.checked_sub(elapsed).unwrap_or(now);
+        loop {
             let deadline = next_deadline(&slot, scheduled, timeout, heartbeat);
             tokio::select! {
-                r = &mut rx => break r.ok(),
+                r = &mut rx => {
+                    return match r {
+                        Ok((outcome, event_id)) => Answer { outcome: Some(outcome), last_event_id: Some(event_id), recorded: true },
+                        Err(_) => Answer { outcome: None, last_event_id: None, recorded: false },
+                    };
+                }
                 _ = sleep_until_opt(deadline) => {
                     let now = Instant::now();
-                    if timeout.is_some_and(|t| now >= scheduled + Duration::from_secs(t)) {
-                        break Some(TaskOutcome::Failure {
-                            error: Some("States.Timeout".into()), cause: None });
+                    let error = if timeout.is_some_and(|t| now >= scheduled + Duration::from_secs(t)) {
+                        "States.Timeout"
+                    } else if matches!((heartbeat, last_sign_of_life(&slot)), (Some(hb), Some(since)) if now >= since + Duration::from_secs(hb)) {
+                        "States.HeartbeatTimeout"
+                    } else {
+                        continue;
+                    };
+                    // Only time out a task no worker has answered meanwhile.
+                    if self.inner.board.take(&token).is_none() {
+                        continue;
                     }
-                    if let (Some(hb), Some(since)) = (heartbeat, last_sign_of_life(&slot)) {
-                        if now >= since + Duration::from_secs(hb) {
-                            break Some(TaskOutcome::Failure {
-                                error: Some("States.HeartbeatTimeout".into()), cause: None });
-                        }
-                    }
+                    return Answer {
+                        outcome: Some(TaskOutcome::Failure { error: Some(error.into()), cause: None }),
+                        last_event_id: read(&slot.started_event_id),
+                        recorded: false,
+                    };
                 }
             }
-        };
-        (outcome, read(&slot.started_event_id))
+        }
     }
 
     /// Records a task's answer (unless `record` is `None`: it was recorded before a restart),

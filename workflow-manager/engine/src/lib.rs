@@ -7,6 +7,7 @@
 
 mod activities;
 mod choice;
+mod clock;
 mod db;
 mod error;
 mod interpreter;
@@ -22,6 +23,7 @@ use serde_json::Value;
 use wfm_asl::{HistoryEvent, StateMachine};
 
 pub use activities::ActivityTask;
+pub use clock::Clock;
 pub use error::EngineError;
 
 use activities::{ActivityBoard, TaskOutcome};
@@ -128,6 +130,7 @@ struct Live {
 
 pub(crate) struct Inner {
     config: EngineConfig,
+    pub(crate) clock: Clock,
     db: Arc<EngineDb>,
     board: ActivityBoard,
     live: Mutex<HashMap<String, Live>>,
@@ -180,7 +183,28 @@ impl Engine {
         config: EngineConfig,
         observer: Option<Arc<dyn ExecutionObserver>>,
     ) -> Result<Self, EngineError> {
-        Ok(Self::with_db(EngineDb::open(path)?, config, observer))
+        Self::open_with_clock(path, config, observer, Clock::new())
+    }
+
+    /// [`open`](Self::open) with a given clock (tests that restart an engine in virtual
+    /// time pass the first engine's clock to the second).
+    pub fn open_with_clock(
+        path: &Path,
+        config: EngineConfig,
+        observer: Option<Arc<dyn ExecutionObserver>>,
+        clock: Clock,
+    ) -> Result<Self, EngineError> {
+        Ok(Self::with_db(
+            EngineDb::open(path)?,
+            config,
+            observer,
+            clock,
+        ))
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
     }
 
     /// An engine over an in-memory database (tests, benchmarks).
@@ -188,17 +212,24 @@ impl Engine {
         config: EngineConfig,
         observer: Option<Arc<dyn ExecutionObserver>>,
     ) -> Result<Self, EngineError> {
-        Ok(Self::with_db(EngineDb::in_memory()?, config, observer))
+        Ok(Self::with_db(
+            EngineDb::in_memory()?,
+            config,
+            observer,
+            Clock::new(),
+        ))
     }
 
     fn with_db(
         db: EngineDb,
         config: EngineConfig,
         observer: Option<Arc<dyn ExecutionObserver>>,
+        clock: Clock,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
+                clock,
                 db: Arc::new(db),
                 board: ActivityBoard::default(),
                 live: Mutex::new(HashMap::new()),
@@ -268,7 +299,7 @@ impl Engine {
             definition: definition.to_string(),
             role_arn: role_arn.to_string(),
             machine_type: machine_type.to_string(),
-            created: Utc::now(),
+            created: self.inner.clock.now(),
         };
         self.inner.db.insert_state_machine(&row)?;
         self.machines().insert(arn, Arc::new(machine));
@@ -348,7 +379,7 @@ impl Engine {
             };
         }
         let machine = self.parsed_machine(&machine_row)?;
-        let now = Utc::now();
+        let now = self.inner.clock.now();
         let row = ExecutionRow {
             arn: arn.clone(),
             state_machine_arn: state_machine_arn.to_string(),
@@ -394,6 +425,7 @@ impl Engine {
             self.inner.db.clone(),
             self.inner.observer.clone(),
             last_event_id,
+            self.inner.clock,
         ));
         let run = Run {
             inner: self.inner.clone(),
@@ -455,6 +487,19 @@ impl Engine {
         Ok(resumed)
     }
 
+    /// Stops running every execution at once without recording anything, as a crash would:
+    /// their histories stay as they are and [`recover`](Self::recover) (in this or a new
+    /// process) continues them. Used at shutdown and by tests of recovery.
+    pub fn halt(&self) {
+        let live: Vec<Live> = self.inner.live().drain().map(|(_, l)| l).collect();
+        for l in live {
+            if let Some(h) = l.abort {
+                h.abort();
+            }
+            self.inner.board.remove_execution(&l.log.arn);
+        }
+    }
+
     /// Describes an execution.
     pub fn describe_execution(&self, arn: &str) -> Result<ExecutionInfo, EngineError> {
         self.inner
@@ -477,7 +522,7 @@ impl Engine {
             EngineError::ExecutionDoesNotExist(format!("Execution Does Not Exist: '{arn}'"))
         })?;
         if row.status != "RUNNING" {
-            return Ok(row.stop.unwrap_or_else(Utc::now));
+            return Ok(row.stop.unwrap_or_else(|| self.inner.clock.now()));
         }
         let live = self.inner.live().remove(arn);
         let log = match &live {
@@ -488,6 +533,7 @@ impl Engine {
                 self.inner.db.clone(),
                 self.inner.observer.clone(),
                 self.last_event_id(arn)?,
+                self.inner.clock,
             )),
         };
         if let Some(Live { abort: Some(h), .. }) = &live {
@@ -509,7 +555,7 @@ impl Engine {
                 cause,
             },
         )?;
-        Ok(Utc::now())
+        Ok(self.inner.clock.now())
     }
 
     fn last_event_id(&self, arn: &str) -> Result<i64, EngineError> {
@@ -570,7 +616,10 @@ impl Engine {
     pub fn create_activity(&self, name: &str) -> Result<(String, DateTime<Utc>), EngineError> {
         check_name(name, "activity")?;
         let arn = self.activity_arn(name);
-        let created = self.inner.db.ensure_activity(&arn, name, Utc::now())?;
+        let created = self
+            .inner
+            .db
+            .ensure_activity(&arn, name, self.inner.clock.now())?;
         Ok((arn, created))
     }
 

@@ -4,9 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
 use wfm_asl::HistoryEvent;
 
+use crate::clock::Clock;
 use crate::db::EngineDb;
 use crate::error::EngineError;
 use crate::ExecutionObserver;
@@ -31,6 +31,7 @@ pub(crate) struct ExecutionLog {
     db: Arc<EngineDb>,
     observer: Option<Arc<dyn ExecutionObserver>>,
     state: Mutex<LogState>,
+    clock: Clock,
 }
 
 impl ExecutionLog {
@@ -40,6 +41,7 @@ impl ExecutionLog {
         db: Arc<EngineDb>,
         observer: Option<Arc<dyn ExecutionObserver>>,
         last_id: i64,
+        clock: Clock,
     ) -> Self {
         Self {
             arn,
@@ -50,6 +52,7 @@ impl ExecutionLog {
                 last_id,
                 finished: false,
             }),
+            clock,
         }
     }
 
@@ -74,7 +77,7 @@ impl ExecutionLog {
                 return Ok(None);
             }
             let prev = previous.unwrap_or(st.last_id);
-            let mut event = HistoryEvent::new(st.last_id + 1, prev, event_type, Utc::now());
+            let mut event = HistoryEvent::new(st.last_id + 1, prev, event_type, self.clock.now());
             fill(&mut event);
             self.db.append_event(&self.arn, &event)?;
             st.last_id = event.id;
@@ -97,7 +100,8 @@ impl ExecutionLog {
             if st.finished {
                 return Ok(false);
             }
-            let mut event = HistoryEvent::new(st.last_id + 1, st.last_id, event_type, Utc::now());
+            let mut event =
+                HistoryEvent::new(st.last_id + 1, st.last_id, event_type, self.clock.now());
             fill(&mut event);
             self.db.finish_execution(
                 &self.arn,

@@ -219,7 +219,11 @@ async fn stop_aborts_a_run_waiting_on_an_activity() {
         .expect("stop");
     let d = e.describe_execution(&ex.execution_arn).expect("describe");
     assert_eq!(d.status, "ABORTED");
-    assert!(e.send_task_success(&task.task_token, "{}").is_err());
+    // A late answer for a stopped execution's task is an invalid token, as in Step Functions.
+    assert!(matches!(
+        e.send_task_success(&task.task_token, "{}"),
+        Err(EngineError::InvalidToken(_))
+    ));
     assert_eq!(
         history_types(&e, &ex.execution_arn)
             .last()
@@ -348,6 +352,7 @@ async fn a_second_engine_on_the_same_file_resumes_where_the_first_stopped() {
         .expect("task");
 
     // The first process "dies" with the task handed out; a new one opens the same file.
+    first.halt();
     let second = Engine::open(&path, EngineConfig::default(), None).expect("engine");
     assert_eq!(second.recover().expect("recover"), 1);
     let again = second
@@ -420,14 +425,7 @@ fn resume_points_are_read_from_history() {
     let input = json!({"i": 0});
     let started = HistoryEvent::new(1, 0, "ExecutionStarted", t);
     let (r, _) = Resume::from_history(std::slice::from_ref(&started), &machine, &input);
-    assert_eq!(
-        r,
-        Resume {
-            state: "A".into(),
-            input: input.clone(),
-            progress: Progress::Fresh
-        }
-    );
+    assert_eq!(r, Resume::start(&machine, &input));
 
     let (r, id) = Resume::from_history(
         &[
@@ -468,4 +466,51 @@ fn resume_points_are_read_from_history() {
     );
     let (r, _) = Resume::from_history(&events[..5], &machine, &input);
     assert_eq!(r.progress, Progress::Scheduled);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_task_keeps_its_timeout_deadline() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("engine.db");
+    let first = Engine::open(&path, EngineConfig::default(), None).expect("engine");
+    let (activity, _) = first.create_activity("deadline").expect("activity");
+    let def = json!({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": activity, "TimeoutSeconds": 30, "End": true}}});
+    let sm = first
+        .create_state_machine("deadline", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+    let ex = first
+        .start_execution(&sm.arn, Some("d1"), None)
+        .expect("start");
+    tokio::task::yield_now().await;
+    // The restart happens after the task has been scheduled; its deadline must not restart.
+    let (resume, _) = {
+        let events = first
+            .get_execution_history(&ex.execution_arn, None, None, false)
+            .expect("history")
+            .events;
+        let machine: StateMachine = serde_json::from_value(def.clone()).expect("machine");
+        crate::interpreter::Resume::from_history(&events, &machine, &json!({}))
+    };
+    assert!(
+        resume.scheduled.is_some(),
+        "the scheduled time is read back"
+    );
+    first.halt();
+    // Down for 20 s; after the restart only 10 s of the 30 s are left.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let second = Engine::open_with_clock(&path, EngineConfig::default(), None, first.clock())
+        .expect("engine");
+    assert_eq!(second.recover().expect("recover"), 1);
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert_eq!(
+        second
+            .describe_execution(&ex.execution_arn)
+            .expect("d")
+            .status,
+        "RUNNING"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let done = wait_done(&second, &ex.execution_arn).await;
+    assert_eq!(done.error.as_deref(), Some("States.Timeout"));
 }
