@@ -511,7 +511,7 @@ async fn definitions_are_loaded_once_and_survive_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn boto3_works_against_the_sfn_endpoint() {
+async fn boto3_and_the_aws_cli_work_against_the_sfn_endpoint() {
     let Some(python) = std::env::var_os("WFM_TEST_PYTHON") else {
         eprintln!(
             "\n*** SKIPPED boto3_works_against_the_sfn_endpoint: WFM_TEST_PYTHON is not set. \
@@ -534,6 +534,36 @@ async fn boto3_works_against_the_sfn_endpoint() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("boto3 ok"));
+
+    // The AWS CLI, by endpoint URL alone.
+    let cli = tokio::process::Command::new(std::env::var_os("WFM_TEST_PYTHON").expect("python"))
+        .args([
+            "-m",
+            "awscli",
+            "stepfunctions",
+            "list-state-machines",
+            "--endpoint-url",
+        ])
+        .arg(server.sfn_endpoint())
+        .args(["--region", "us-east-1", "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .await
+        .expect("run aws cli");
+    assert!(
+        cli.status.success(),
+        "aws cli failed: {}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&cli.stdout).expect("aws cli JSON");
+    let names: Vec<&str> = listed["stateMachines"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(names, ["boto3-machine"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

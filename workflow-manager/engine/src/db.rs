@@ -46,6 +46,23 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 "#;
 
+/// Schema changes after the first, in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[
+    "ALTER TABLE state_machines ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE state_machines ADD COLUMN updated_ms INTEGER;",
+];
+
+fn migrate(conn: &Connection) -> Result<(), EngineError> {
+    let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql} PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))?;
+    }
+    Ok(())
+}
+
 /// A stored state machine.
 #[derive(Debug, Clone)]
 pub struct StateMachineRow {
@@ -61,6 +78,8 @@ pub struct StateMachineRow {
     pub machine_type: String,
     /// Creation time.
     pub created: DateTime<Utc>,
+    /// Deleted (kept for its running executions).
+    pub deleted: bool,
 }
 
 /// A stored execution.
@@ -118,6 +137,7 @@ impl EngineDb {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "busy_timeout", 5000)?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -145,26 +165,115 @@ impl EngineDb {
         Ok(())
     }
 
-    /// Reads a state machine by ARN.
+    /// Reads a state machine by ARN (deleted ones too).
     pub fn state_machine(&self, arn: &str) -> Result<Option<StateMachineRow>, EngineError> {
         Ok(self
             .conn()
             .query_row(
-                "SELECT arn, name, definition, role_arn, type, created_ms FROM state_machines
+                "SELECT arn, name, definition, role_arn, type, created_ms, deleted FROM state_machines
                  WHERE arn = ?1",
                 params![arn],
-                |r| {
-                    Ok(StateMachineRow {
-                        arn: r.get(0)?,
-                        name: r.get(1)?,
-                        definition: r.get(2)?,
-                        role_arn: r.get(3)?,
-                        machine_type: r.get(4)?,
-                        created: from_ms(r.get(5)?),
-                    })
-                },
+                state_machine_row,
             )
             .optional()?)
+    }
+
+    /// State machines not deleted, by name, after `after` (exclusive).
+    pub fn state_machines(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<StateMachineRow>, EngineError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT arn, name, definition, role_arn, type, created_ms, deleted FROM state_machines
+             WHERE deleted = 0 AND name > ?1 ORDER BY name LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit as i64], state_machine_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Replaces a state machine's definition and role.
+    pub fn update_state_machine(
+        &self,
+        arn: &str,
+        definition: &str,
+        role_arn: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
+        self.conn().execute(
+            "UPDATE state_machines SET definition = ?2, role_arn = ?3, updated_ms = ?4 WHERE arn = ?1",
+            params![arn, definition, role_arn, ms(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a state machine deleted (its running executions go on).
+    pub fn delete_state_machine(&self, arn: &str) -> Result<(), EngineError> {
+        self.conn().execute(
+            "UPDATE state_machines SET deleted = 1 WHERE arn = ?1",
+            params![arn],
+        )?;
+        Ok(())
+    }
+
+    /// Activities by name after `after` (exclusive): (arn, name, created).
+    pub fn activities(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String, DateTime<Utc>)>, EngineError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT arn, name, created_ms FROM activities WHERE name > ?1 ORDER BY name LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, from_ms(r.get(2)?)))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// One activity: (name, created).
+    pub fn activity(&self, arn: &str) -> Result<Option<(String, DateTime<Utc>)>, EngineError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT name, created_ms FROM activities WHERE arn = ?1",
+                params![arn],
+                |r| Ok((r.get(0)?, from_ms(r.get(1)?))),
+            )
+            .optional()?)
+    }
+
+    /// Deletes an activity.
+    pub fn delete_activity(&self, arn: &str) -> Result<(), EngineError> {
+        self.conn()
+            .execute("DELETE FROM activities WHERE arn = ?1", params![arn])?;
+        Ok(())
+    }
+
+    /// Executions of a state machine, newest first, before the key `(start_ms, arn)`.
+    pub fn executions(
+        &self,
+        state_machine_arn: &str,
+        status: Option<&str>,
+        before: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionRow>, EngineError> {
+        let (start, arn) = before.unwrap_or((i64::MAX, String::new()));
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT arn, state_machine_arn, name, status, input, output, error, cause, start_ms, stop_ms
+             FROM executions
+             WHERE state_machine_arn = ?1 AND (?2 IS NULL OR status = ?2)
+               AND (start_ms < ?3 OR (start_ms = ?3 AND arn < ?4))
+             ORDER BY start_ms DESC, arn DESC LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![state_machine_arn, status, start, arn, limit as i64],
+            execution_row,
+        )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Inserts an activity unless it exists; returns its creation time.
@@ -234,20 +343,7 @@ impl EngineDb {
                         start_ms, stop_ms
                  FROM executions WHERE arn = ?1",
                 params![arn],
-                |r| {
-                    Ok(ExecutionRow {
-                        arn: r.get(0)?,
-                        state_machine_arn: r.get(1)?,
-                        name: r.get(2)?,
-                        status: r.get(3)?,
-                        input: r.get(4)?,
-                        output: r.get(5)?,
-                        error: r.get(6)?,
-                        cause: r.get(7)?,
-                        start: from_ms(r.get(8)?),
-                        stop: r.get::<_, Option<i64>>(9)?.map(from_ms),
-                    })
-                },
+                execution_row,
             )
             .optional()?)
     }
@@ -340,6 +436,33 @@ impl EngineDb {
         }
         Ok(out)
     }
+}
+
+fn state_machine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StateMachineRow> {
+    Ok(StateMachineRow {
+        arn: r.get(0)?,
+        name: r.get(1)?,
+        definition: r.get(2)?,
+        role_arn: r.get(3)?,
+        machine_type: r.get(4)?,
+        created: from_ms(r.get(5)?),
+        deleted: r.get::<_, i64>(6)? != 0,
+    })
+}
+
+fn execution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRow> {
+    Ok(ExecutionRow {
+        arn: r.get(0)?,
+        state_machine_arn: r.get(1)?,
+        name: r.get(2)?,
+        status: r.get(3)?,
+        input: r.get(4)?,
+        output: r.get(5)?,
+        error: r.get(6)?,
+        cause: r.get(7)?,
+        start: from_ms(r.get(8)?),
+        stop: r.get::<_, Option<i64>>(9)?.map(from_ms),
+    })
 }
 
 fn insert_event(

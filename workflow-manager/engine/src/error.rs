@@ -33,6 +33,8 @@ pub enum EngineError {
     InvalidOutput(String),
     #[error("{0}")]
     Validation(String),
+    #[error("{0}")]
+    StateMachineTypeNotSupported(String),
     /// The engine's own database failed.
     #[error("engine storage: {0}")]
     Storage(String),
@@ -56,6 +58,7 @@ impl EngineError {
             EngineError::TaskTimedOut(_) => "TaskTimedOut",
             EngineError::InvalidOutput(_) => "InvalidOutput",
             EngineError::Validation(_) => "ValidationException",
+            EngineError::StateMachineTypeNotSupported(_) => "StateMachineTypeNotSupported",
             EngineError::Storage(_) => "InternalError",
         }
     }

@@ -136,6 +136,8 @@ pub(crate) struct Inner {
     live: Mutex<HashMap<String, Live>>,
     machines: Mutex<HashMap<String, Arc<StateMachine>>>,
     observer: Option<Arc<dyn ExecutionObserver>>,
+    /// Bumped whenever an execution ends (StartSyncExecution waits on it).
+    pub(crate) finished: tokio::sync::watch::Sender<u64>,
 }
 
 impl Inner {
@@ -145,6 +147,7 @@ impl Inner {
 
     pub(crate) fn forget_live(&self, execution_arn: &str) {
         self.live().remove(execution_arn);
+        self.finished.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -230,6 +233,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 config,
                 clock,
+                finished: tokio::sync::watch::channel(0).0,
                 db: Arc::new(db),
                 board: ActivityBoard::default(),
                 live: Mutex::new(HashMap::new()),
@@ -300,6 +304,7 @@ impl Engine {
             role_arn: role_arn.to_string(),
             machine_type: machine_type.to_string(),
             created: self.inner.clock.now(),
+            deleted: false,
         };
         self.inner.db.insert_state_machine(&row)?;
         self.machines().insert(arn, Arc::new(machine));
@@ -313,11 +318,160 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    /// State machines by name, a page after `next_token`; returns the page and the next token.
+    pub fn list_state_machines(
+        &self,
+        max_results: Option<usize>,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<StateMachineInfo>, Option<String>), EngineError> {
+        let limit = page_size(max_results)?;
+        let after = decode_name_token(next_token)?;
+        let mut rows = self.inner.db.state_machines(&after, limit + 1)?;
+        let next = next_name_token(&mut rows, limit, |r| &r.name);
+        Ok((rows.into_iter().map(machine_info).collect(), next))
+    }
+
+    /// Replaces a state machine's definition and/or role; running executions keep the old one.
+    pub fn update_state_machine(
+        &self,
+        arn: &str,
+        definition: Option<&str>,
+        role_arn: Option<&str>,
+    ) -> Result<DateTime<Utc>, EngineError> {
+        let current = self.describe_state_machine(arn)?;
+        if definition.is_none() && role_arn.is_none() {
+            return Err(EngineError::Validation(
+                "either definition or roleArn must be given".into(),
+            ));
+        }
+        let definition = definition.unwrap_or(&current.definition);
+        let machine = wfm_asl::parse_definition(definition)
+            .and_then(|m| wfm_asl::validate(&m).map(|()| m))
+            .map_err(|e| {
+                EngineError::InvalidDefinition(format!("Invalid State Machine Definition: '{e}'"))
+            })?;
+        let now = self.inner.clock.now();
+        self.inner.db.update_state_machine(
+            arn,
+            definition,
+            role_arn.unwrap_or(&current.role_arn),
+            now,
+        )?;
+        self.machines().insert(arn.to_string(), Arc::new(machine));
+        Ok(now)
+    }
+
+    /// Deletes a state machine; its running executions go on.
+    pub fn delete_state_machine(&self, arn: &str) -> Result<(), EngineError> {
+        self.describe_state_machine(arn)?;
+        self.inner.db.delete_state_machine(arn)
+    }
+
+    /// Executions of a state machine, newest first, optionally of one status.
+    pub fn list_executions(
+        &self,
+        state_machine_arn: &str,
+        status: Option<&str>,
+        max_results: Option<usize>,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<ExecutionInfo>, Option<String>), EngineError> {
+        self.describe_state_machine(state_machine_arn)?;
+        if let Some(s) = status {
+            if ![
+                "RUNNING",
+                "SUCCEEDED",
+                "FAILED",
+                "TIMED_OUT",
+                "ABORTED",
+                "PENDING_REDRIVE",
+            ]
+            .contains(&s)
+            {
+                return Err(EngineError::Validation(format!(
+                    "invalid statusFilter '{s}'"
+                )));
+            }
+        }
+        let limit = page_size(max_results)?;
+        let before = match next_token {
+            None => None,
+            Some(t) => Some(
+                t.strip_prefix("x.")
+                    .and_then(|rest| rest.split_once('.'))
+                    .and_then(|(ms, arn)| ms.parse::<i64>().ok().map(|ms| (ms, arn.to_string())))
+                    .ok_or_else(|| EngineError::InvalidToken(format!("Invalid Token: '{t}'")))?,
+            ),
+        };
+        let mut rows = self
+            .inner
+            .db
+            .executions(state_machine_arn, status, before, limit + 1)?;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last()
+                .map(|r| format!("x.{}.{}", r.start.timestamp_millis(), r.arn))
+        } else {
+            None
+        };
+        Ok((rows.into_iter().map(Into::into).collect(), next))
+    }
+
+    /// Runs an EXPRESS state machine's execution to its end and returns it.
+    pub async fn start_sync_execution(
+        &self,
+        state_machine_arn: &str,
+        name: Option<&str>,
+        input: Option<&str>,
+    ) -> Result<ExecutionInfo, EngineError> {
+        let machine = self.describe_state_machine(state_machine_arn)?;
+        if machine.machine_type != "EXPRESS" {
+            return Err(EngineError::StateMachineTypeNotSupported(
+                "This operation is only supported by EXPRESS state machines".into(),
+            ));
+        }
+        let started = self.start_execution(state_machine_arn, name, input)?;
+        let mut changes = self.inner.finished.subscribe();
+        loop {
+            let e = self.describe_execution(&started.execution_arn)?;
+            if e.status != "RUNNING" {
+                return Ok(e);
+            }
+            // Woken by any execution ending; a missed wake-up costs at most the poll interval.
+            let _ = tokio::time::timeout(Duration::from_millis(50), changes.changed()).await;
+        }
+    }
+
+    /// An activity's name and creation time.
+    pub fn describe_activity(&self, arn: &str) -> Result<(String, DateTime<Utc>), EngineError> {
+        self.inner.db.activity(arn)?.ok_or_else(|| {
+            EngineError::ActivityDoesNotExist(format!("Activity Does Not Exist: '{arn}'"))
+        })
+    }
+
+    /// Activities by name, a page after `next_token`.
+    pub fn list_activities(
+        &self,
+        max_results: Option<usize>,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<(String, String, DateTime<Utc>)>, Option<String>), EngineError> {
+        let limit = page_size(max_results)?;
+        let after = decode_name_token(next_token)?;
+        let mut rows = self.inner.db.activities(&after, limit + 1)?;
+        let next = next_name_token(&mut rows, limit, |r| &r.1);
+        Ok((rows, next))
+    }
+
+    /// Deletes an activity.
+    pub fn delete_activity(&self, arn: &str) -> Result<(), EngineError> {
+        self.inner.db.delete_activity(arn)
+    }
+
     /// Describes a state machine.
     pub fn describe_state_machine(&self, arn: &str) -> Result<StateMachineInfo, EngineError> {
         self.inner
             .db
             .state_machine(arn)?
+            .filter(|r| !r.deleted)
             .map(machine_info)
             .ok_or_else(|| {
                 EngineError::StateMachineDoesNotExist(format!(
@@ -693,6 +847,41 @@ impl Engine {
     /// The name part of an ARN (helper for callers that build names from ARNs).
     pub fn name_of(arn: &str) -> &str {
         arn_resource_name(arn)
+    }
+}
+
+/// A page size (default 100, at most 1000).
+fn page_size(max_results: Option<usize>) -> Result<usize, EngineError> {
+    match max_results {
+        None | Some(0) => Ok(100),
+        Some(n) if n > 1000 => Err(EngineError::Validation(
+            "maxResults must be at most 1000".into(),
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
+/// Paging by name: tokens are `n.` and the last name of the previous page.
+fn decode_name_token(token: Option<&str>) -> Result<String, EngineError> {
+    match token {
+        None => Ok(String::new()),
+        Some(t) => t
+            .strip_prefix("n.")
+            .map(str::to_string)
+            .ok_or_else(|| EngineError::InvalidToken(format!("Invalid Token: '{t}'"))),
+    }
+}
+
+fn next_name_token<T>(
+    rows: &mut Vec<T>,
+    limit: usize,
+    name: impl Fn(&T) -> &String,
+) -> Option<String> {
+    if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| format!("n.{}", name(r)))
+    } else {
+        None
     }
 }
 

@@ -151,6 +151,36 @@ struct StateMachineArn {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct Page {
+    max_results: Option<usize>,
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateStateMachine {
+    state_machine_arn: String,
+    definition: Option<String>,
+    role_arn: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListExecutions {
+    state_machine_arn: String,
+    status_filter: Option<String>,
+    max_results: Option<usize>,
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActivityArn {
+    activity_arn: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct StartExecution {
     state_machine_arn: String,
     name: Option<String>,
@@ -203,6 +233,13 @@ fn execution_json(e: &ExecutionInfo) -> Value {
     }
     if let Some(x) = &e.cause {
         v["cause"] = json!(x);
+    }
+    v
+}
+
+fn with_token(mut v: Value, next: Option<String>) -> Value {
+    if let Some(t) = next {
+        v["nextToken"] = json!(t);
     }
     v
 }
@@ -312,6 +349,78 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
                 v["nextToken"] = json!(t);
             }
             Ok(v)
+        }
+        "ListStateMachines" => {
+            let r: Page = parse(body)?;
+            let (machines, next) =
+                engine.list_state_machines(r.max_results, r.next_token.as_deref())?;
+            let items: Vec<Value> = machines
+                .iter()
+                .map(|m| json!({"stateMachineArn": m.arn, "name": m.name, "type": m.machine_type, "creationDate": epoch(m.created)}))
+                .collect();
+            Ok(with_token(json!({"stateMachines": items}), next))
+        }
+        "UpdateStateMachine" => {
+            let r: UpdateStateMachine = parse(body)?;
+            let updated = engine.update_state_machine(
+                &r.state_machine_arn,
+                r.definition.as_deref(),
+                r.role_arn.as_deref(),
+            )?;
+            Ok(json!({"updateDate": epoch(updated)}))
+        }
+        "DeleteStateMachine" => {
+            let r: StateMachineArn = parse(body)?;
+            engine.delete_state_machine(&r.state_machine_arn)?;
+            Ok(json!({}))
+        }
+        "ListExecutions" => {
+            let r: ListExecutions = parse(body)?;
+            let (executions, next) = engine.list_executions(
+                &r.state_machine_arn,
+                r.status_filter.as_deref(),
+                r.max_results,
+                r.next_token.as_deref(),
+            )?;
+            let items: Vec<Value> = executions
+                .iter()
+                .map(|e| {
+                    let mut v = json!({"executionArn": e.execution_arn, "stateMachineArn": e.state_machine_arn,
+                        "name": e.name, "status": e.status, "startDate": epoch(e.start_date)});
+                    if let Some(s) = e.stop_date {
+                        v["stopDate"] = epoch(s);
+                    }
+                    v
+                })
+                .collect();
+            Ok(with_token(json!({"executions": items}), next))
+        }
+        "StartSyncExecution" => {
+            let r: StartExecution = parse(body)?;
+            let e = engine
+                .start_sync_execution(&r.state_machine_arn, r.name.as_deref(), r.input.as_deref())
+                .await?;
+            Ok(execution_json(&e))
+        }
+        "DescribeActivity" => {
+            let r: ActivityArn = parse(body)?;
+            let (name, created) = engine.describe_activity(&r.activity_arn)?;
+            Ok(json!({"activityArn": r.activity_arn, "name": name, "creationDate": epoch(created)}))
+        }
+        "ListActivities" => {
+            let r: Page = parse(body)?;
+            let (activities, next) =
+                engine.list_activities(r.max_results, r.next_token.as_deref())?;
+            let items: Vec<Value> = activities
+                .iter()
+                .map(|(arn, name, created)| json!({"activityArn": arn, "name": name, "creationDate": epoch(*created)}))
+                .collect();
+            Ok(with_token(json!({"activities": items}), next))
+        }
+        "DeleteActivity" => {
+            let r: ActivityArn = parse(body)?;
+            engine.delete_activity(&r.activity_arn)?;
+            Ok(json!({}))
         }
         other => Err(WireError::client(
             "UnknownOperationException",
