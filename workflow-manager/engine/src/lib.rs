@@ -114,6 +114,17 @@ impl From<ExecutionRow> for ExecutionInfo {
     }
 }
 
+/// An activity as ListActivities shows it.
+#[derive(Debug, Clone)]
+pub struct ActivityInfo {
+    /// ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// Creation time.
+    pub created: DateTime<Utc>,
+}
+
 /// A page of history.
 #[derive(Debug, Clone)]
 pub struct HistoryPage {
@@ -453,12 +464,16 @@ impl Engine {
         &self,
         max_results: Option<usize>,
         next_token: Option<&str>,
-    ) -> Result<(Vec<(String, String, DateTime<Utc>)>, Option<String>), EngineError> {
+    ) -> Result<(Vec<ActivityInfo>, Option<String>), EngineError> {
         let limit = page_size(max_results)?;
         let after = decode_name_token(next_token)?;
         let mut rows = self.inner.db.activities(&after, limit + 1)?;
         let next = next_name_token(&mut rows, limit, |r| &r.1);
-        Ok((rows, next))
+        let activities = rows
+            .into_iter()
+            .map(|(arn, name, created)| ActivityInfo { arn, name, created })
+            .collect();
+        Ok((activities, next))
     }
 
     /// Deletes an activity.

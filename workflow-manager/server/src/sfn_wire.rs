@@ -413,7 +413,7 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
                 engine.list_activities(r.max_results, r.next_token.as_deref())?;
             let items: Vec<Value> = activities
                 .iter()
-                .map(|(arn, name, created)| json!({"activityArn": arn, "name": name, "creationDate": epoch(*created)}))
+                .map(|a| json!({"activityArn": a.arn, "name": a.name, "creationDate": epoch(a.created)}))
                 .collect();
             Ok(with_token(json!({"activities": items}), next))
         }
