@@ -145,6 +145,9 @@ fn validate_state(
                     ))
                 }
             }
+            if let Some(label) = &map.label {
+                validate_label(label, &child_path(path, "Label"))?;
+            }
             validate_catchers(machine, map.catch.as_deref(), path)?;
             validate_retriers(map.retry.as_deref(), path)?;
         }
@@ -163,6 +166,29 @@ fn validate_state(
             }
         }
         State::Pass(_) | State::Choice(_) | State::Succeed(_) => {}
+    }
+    Ok(())
+}
+
+/// A Map's `Label`: at most 40 characters, none of whitespace, brackets, wildcards,
+/// punctuation Step Functions reserves, or control characters.
+fn validate_label(label: &str, path: &str) -> Result<(), DefinitionError> {
+    if let Some(c) = label.chars().find(|c| {
+        c.is_whitespace()
+            || "{}[]?*\"#%\\^|~`$&,;:/<>".contains(*c)
+            || ('\u{0}'..='\u{1f}').contains(c)
+            || ('\u{7f}'..='\u{9f}').contains(c)
+    }) {
+        return Err(DefinitionError::new(
+            path,
+            format!("Label contains invalid character: {c:?}"),
+        ));
+    }
+    if label.chars().count() > 40 {
+        return Err(DefinitionError::new(
+            path,
+            "Label cannot exceed 40 characters",
+        ));
     }
     Ok(())
 }

@@ -295,6 +295,9 @@ impl Engine {
                 "invalid type '{machine_type}'"
             )));
         }
+        if machine_type == "EXPRESS" {
+            check_express(&machine, "")?;
+        }
         let arn = self.state_machine_arn(name);
         if let Some(existing) = self.inner.db.state_machine(&arn)? {
             let same: bool = serde_json::from_str::<Value>(&existing.definition).ok()
@@ -863,6 +866,44 @@ impl Engine {
     pub fn name_of(arn: &str) -> &str {
         arn_resource_name(arn)
     }
+}
+
+/// EXPRESS machines cannot wait for activities or task tokens.
+fn check_express(machine: &StateMachine, path: &str) -> Result<(), EngineError> {
+    use wfm_asl::State;
+    for (name, state) in &machine.states {
+        let here = format!("{path}/States/{name}");
+        match state {
+            State::Task(t) => {
+                let r = t.resource.as_deref().unwrap_or("");
+                let problem = if r.contains(":activity:") {
+                    Some("Activity ARN")
+                } else if r.ends_with(".waitForTaskToken") {
+                    Some("'.waitForTaskToken' service integration")
+                } else {
+                    None
+                };
+                if let Some(p) = problem {
+                    return Err(EngineError::InvalidDefinition(format!(
+                        "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: Express state \
+                         machine does not support {p} at {here}/Resource'"
+                    )));
+                }
+            }
+            State::Parallel(p) => {
+                for (i, b) in p.branches.iter().flatten().enumerate() {
+                    check_express(b, &format!("{here}/Branches[{i}]"))?;
+                }
+            }
+            State::Map(m) => {
+                if let Some(p) = m.processor() {
+                    check_express(p, &format!("{here}/ItemProcessor"))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A page size (default 100, at most 1000).

@@ -476,3 +476,69 @@ async fn engine_conforms_to_recorded_aws_behaviour() {
     }
     assert!(problems.is_empty(), "{problems}");
 }
+
+#[derive(Debug, Deserialize)]
+struct ValidationCase {
+    id: String,
+    state_machine_type: String,
+    template: Value,
+    expected: Value,
+}
+
+/// Definitions AWS rejected must be rejected with `InvalidDefinition`; the message is compared
+/// loosely (the recorded pairing of message and definition is a heuristic) and reported.
+#[tokio::test]
+async fn engine_rejects_the_definitions_aws_rejects() {
+    let Some(dir) = data_dir() else {
+        eprintln!("\n*** SKIPPED validation conformance: no conformance data found. ***\n");
+        return;
+    };
+    let text = std::fs::read_to_string(dir.join("sfn-validation.jsonl")).expect("read cases");
+    let cases: Vec<ValidationCase> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a case"))
+        .collect();
+    let engine = Engine::in_memory(
+        EngineConfig {
+            region: REGION.into(),
+            account: ACCOUNT.into(),
+        },
+        None,
+    )
+    .expect("engine");
+    let activity = engine.create_activity(ACTIVITY_NAME).expect("activity").0;
+    let mut accepted = Vec::new();
+    let mut same_message = 0;
+    for (i, case) in cases.iter().enumerate() {
+        let definition = case
+            .template
+            .to_string()
+            .replace("${ACTIVITY_ARN}", &activity);
+        let name = format!("validation-{i}");
+        match engine.create_state_machine(&name, &definition, ROLE_ARN, &case.state_machine_type) {
+            Err(wfm_engine::EngineError::InvalidDefinition(message)) => {
+                // AWS's message, cut at its quotes: does ours carry one of its longer parts?
+                let wanted = case.expected["message"].as_str().unwrap_or("");
+                if wanted
+                    .split(['\'', '"', '[', ']'])
+                    .filter(|part| part.len() > 12)
+                    .any(|part| message.contains(part.trim()))
+                {
+                    same_message += 1;
+                }
+            }
+            other => accepted.push(format!("{}: {other:?}", case.id)),
+        }
+    }
+    println!(
+        "validation: {}/{} rejected with InvalidDefinition, {same_message} with a message sharing AWS's wording",
+        cases.len() - accepted.len(),
+        cases.len()
+    );
+    assert!(
+        accepted.is_empty(),
+        "definitions AWS rejects were accepted:\n{}",
+        accepted.join("\n")
+    );
+}
