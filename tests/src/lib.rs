@@ -62,11 +62,16 @@ impl Server {
 
     /// Starts the service on an existing data directory.
     pub fn start_in(data: tempfile::TempDir, extra: &[&str]) -> Server {
+        Self::start_on(data, "127.0.0.1:0", extra)
+    }
+
+    /// Starts the service on an existing data directory and a given address.
+    pub fn start_on(data: tempfile::TempDir, listen: &str, extra: &[&str]) -> Server {
         let bin = binaries().join("workflow-manager");
         let log = std::fs::File::create(data.path().join("server.log")).expect("log file");
         let mut child = Command::new(bin)
             .current_dir(workspace())
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", listen, "--data-dir"])
             .arg(data.path())
             .args(extra)
             .env("RUST_LOG", "info")
@@ -121,6 +126,14 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A free port on 127.0.0.1 (free when asked; a test that restarts a server on it reuses it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// A running `wfm-worker` process.

@@ -653,3 +653,82 @@ async fn worker_heartbeats_keep_a_long_task_alive() {
         "Job timed out\nStates.HeartbeatTimeout"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn executions_survive_repeated_kill_9_at_random_moments() {
+    let port = wfm_e2e::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let url = format!("http://{listen}");
+    let mut server = Server::start_on(
+        tempfile::tempdir().expect("tmp"),
+        &listen,
+        &["--no-local-workers"],
+    );
+    let api = Api::new(&url);
+    let machine = json!({"StartAt": "A", "States": {
+        "A": {"Type": "Task", "Resource": "step", "ResultPath": "$.a", "Next": "P"},
+        "P": {"Type": "Pass", "Result": "p", "ResultPath": "$.p", "Next": "B"},
+        "B": {"Type": "Task", "Resource": "step", "ResultPath": "$.b", "Next": "W"},
+        "W": {"Type": "Wait", "Seconds": 1, "Next": "C"},
+        "C": {"Type": "Task", "Resource": "step", "ResultPath": "$.c", "End": true}}});
+    let (status, v) = api
+        .call(
+            Method::POST,
+            "/workflow-definitions",
+            Some(&json!({"name": "durable", "stateMachine": machine})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let endpoint = format!("{url}/sfn");
+    let step = ["bash", "-c", "sleep 0.15; echo '{\"done\": true}'", "step"];
+    let _workers: Vec<WorkerProcess> = (0..3)
+        .map(|_| {
+            WorkerProcess::start(
+                &endpoint,
+                "default--step",
+                &step,
+                &["--heartbeat-seconds", "5"],
+            )
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let wf = api.start_workflow(&json!({"workflowDefinition": {"name": "durable"}, "input": format!("{{\"i\": {i}}}")})).await;
+        ids.push(wf["id"].as_str().expect("id").to_string());
+    }
+    // Kill the service at pseudo-random moments (the seed is printed to replay a failure).
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7);
+    println!("kill schedule seed: {seed}");
+    for _ in 0..4 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let pause = 300 + (seed >> 33) % 900;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let data = server.kill();
+        server = Server::start_on(data, &listen, &["--no-local-workers"]);
+    }
+    for id in &ids {
+        let done = api.wait_finished(id, Duration::from_secs(120)).await;
+        assert_eq!(done["status"], "succeeded", "{done}\n{}", server.log());
+        let output: Value =
+            serde_json::from_str(done["output"].as_str().expect("output")).expect("json");
+        for key in ["a", "b", "c"] {
+            assert_eq!(output[key]["done"], true, "{output}");
+        }
+        let states: Vec<&str> = done["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .filter_map(|j| j["state"].as_str())
+            .collect();
+        assert_eq!(
+            states,
+            ["A", "P", "B", "W", "C"],
+            "a state was entered twice or skipped: {done}"
+        );
+    }
+}

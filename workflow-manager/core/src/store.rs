@@ -104,4 +104,7 @@ pub trait Store: Send + Sync {
     async fn delete_workflow(&self, id: &str) -> Result<(), StoreError>;
     /// A page of workflows of one definition.
     async fn list_workflows(&self, query: &WorkflowQuery) -> Result<WorkflowPage, StoreError>;
+    /// Ids of workflows not yet in a terminal status (queued or running), oldest first, at
+    /// most `limit`: what a sync must look at after a restart.
+    async fn unfinished_workflow_ids(&self, limit: usize) -> Result<Vec<String>, StoreError>;
 }

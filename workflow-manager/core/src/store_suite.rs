@@ -186,6 +186,25 @@ pub async fn workflows_round_trip_and_refuse_terminal_to_non_terminal(store: &dy
         store.get_workflow("suite-wf-1").await.expect("get").status,
         WorkflowStatus::Succeeded
     );
+    let mut open = sample_workflow("suite-wf-open", &def);
+    open.status = WorkflowStatus::Running;
+    store.save_workflow(&open).await.expect("save open");
+    let unfinished = store
+        .unfinished_workflow_ids(1000)
+        .await
+        .expect("unfinished");
+    assert!(
+        unfinished.contains(&"suite-wf-open".to_string()),
+        "{unfinished:?}"
+    );
+    assert!(
+        !unfinished.contains(&"suite-wf-1".to_string()),
+        "a succeeded workflow is unfinished"
+    );
+    store
+        .delete_workflow("suite-wf-open")
+        .await
+        .expect("delete open");
     store.delete_workflow("suite-wf-1").await.expect("delete");
     assert!(matches!(
         store.get_workflow("suite-wf-1").await,

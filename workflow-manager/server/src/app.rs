@@ -14,7 +14,7 @@ use wfm_store_sqlite::SqliteStore;
 
 use crate::config::Config;
 use crate::embedded::EmbeddedStepFunctions;
-use crate::sync::{run_sync, SyncObserver};
+use crate::sync::{queue_unfinished, run_sync, SyncObserver};
 use crate::{api, loader, local_workers, sfn_wire};
 
 /// Shared state of the handlers.
@@ -83,6 +83,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let store = SqliteStore::open(&config.data_dir.join("workflow-manager.db"))
         .map_err(|e| StartError::Store(e.to_string()))?;
     let (observer, sync_rx) = SyncObserver::new();
+    let sync_tx = observer.sender();
     let engine = Engine::open(
         &config.data_dir.join("engine.db"),
         EngineConfig {
@@ -103,6 +104,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         },
     );
     tokio::spawn(run_sync(manager.clone(), sync_rx));
+    let queued = queue_unfinished(&manager, &sync_tx)
+        .await
+        .map_err(|e| StartError::Store(e.to_string()))?;
+    if queued > 0 {
+        tracing::info!(
+            queued,
+            "syncing workflows left unfinished by the previous process"
+        );
+    }
     let resumed = engine
         .recover()
         .map_err(|e| StartError::Engine(e.to_string()))?;

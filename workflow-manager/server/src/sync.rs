@@ -14,11 +14,30 @@ pub struct SyncObserver {
     tx: mpsc::UnboundedSender<String>,
 }
 
+/// Queues every unfinished workflow for a sync: after a restart, an execution may have ended
+/// (or moved on) while the store was not told.
+pub async fn queue_unfinished(
+    manager: &WorkflowManager,
+    tx: &mpsc::UnboundedSender<String>,
+) -> Result<usize, ManagerError> {
+    let ids = manager.store().unfinished_workflow_ids(100_000).await?;
+    let n = ids.len();
+    for id in ids {
+        let _ = tx.send(id);
+    }
+    Ok(n)
+}
+
 impl SyncObserver {
     /// An observer and the receiving end for [`run_sync`].
     pub fn new() -> (Self, mpsc::UnboundedReceiver<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Self { tx }, rx)
+    }
+
+    /// Another sender into the same sync queue.
+    pub fn sender(&self) -> mpsc::UnboundedSender<String> {
+        self.tx.clone()
     }
 }
 

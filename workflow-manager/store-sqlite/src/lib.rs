@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS workflows (
 );
 CREATE INDEX IF NOT EXISTS workflows_by_definition
     ON workflows (definition_name, created_ns, id);
+CREATE INDEX IF NOT EXISTS workflows_by_status
+    ON workflows (status, created_ns, id);
 "#;
 
 /// The SQLite store.
@@ -340,6 +342,22 @@ impl Store for SqliteStore {
             return Err(StoreError::NotFound(format!("workflow not found: {id}")));
         }
         Ok(())
+    }
+
+    async fn unfinished_workflow_ids(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id FROM workflows WHERE status IN ('queued', 'running')
+                 ORDER BY created_ns, id LIMIT ?1",
+            )
+            .map_err(backend)?;
+        let ids = stmt
+            .query_map(params![limit as i64], |r| r.get(0))
+            .map_err(backend)?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(backend)?;
+        Ok(ids)
     }
 
     async fn list_workflows(&self, q: &WorkflowQuery) -> Result<WorkflowPage, StoreError> {
