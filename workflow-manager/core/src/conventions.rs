@@ -92,6 +92,32 @@ pub fn expand_for_namespace(
     out
 }
 
+/// The machine started at `start_at` instead, without the states that cannot be reached from
+/// there (Step Functions rejects unreachable states). Errors name what is wrong.
+pub fn start_at(machine: &StateMachine, start_at: &str) -> Result<StateMachine, String> {
+    if !machine.states.contains_key(start_at) {
+        return Err(format!(
+            "'{start_at}' is not a state of the workflow definition"
+        ));
+    }
+    let mut reached: Vec<&str> = Vec::new();
+    let mut queue = vec![start_at];
+    while let Some(name) = queue.pop() {
+        if reached.contains(&name) {
+            continue;
+        }
+        reached.push(name);
+        if let Some(state) = machine.states.get(name) {
+            queue.extend(state.successors());
+        }
+    }
+    let mut out = machine.clone();
+    out.start_at = start_at.to_string();
+    out.states
+        .retain(|name, _| reached.contains(&name.as_str()));
+    Ok(out)
+}
+
 /// The short resource names a definition's Task states use (nested ones included).
 pub fn short_resources(machine: &StateMachine) -> Vec<String> {
     let mut out = Vec::new();
@@ -131,6 +157,23 @@ pub fn short_resources(machine: &StateMachine) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn starting_later_prunes_what_cannot_be_reached() {
+        let m: StateMachine = serde_json::from_value(json!({"StartAt": "A", "States": {
+            "A": {"Type": "Pass", "Next": "B"},
+            "B": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": true, "Next": "C"}], "Default": "D"},
+            "C": {"Type": "Succeed"},
+            "D": {"Type": "Fail"}
+        }}))
+        .expect("machine");
+        let from_b = start_at(&m, "B").expect("B exists");
+        assert_eq!(from_b.start_at, "B");
+        assert_eq!(from_b.states.keys().collect::<Vec<_>>(), ["B", "C", "D"]);
+        wfm_asl::validate(&from_b).expect("still valid");
+        assert_eq!(start_at(&m, "C").expect("C").states.len(), 1);
+        assert!(start_at(&m, "Z").is_err());
+    }
 
     #[test]
     fn names_follow_the_convention() {

@@ -236,7 +236,7 @@ impl WorkflowManager {
         } else {
             req.input.as_str()
         };
-        let mut input: Value = serde_json::from_str(input_text)
+        let input: Value = serde_json::from_str(input_text)
             .map_err(|e| ManagerError::BadRequest(format!("input: not valid JSON: {e}")))?;
         if !input.is_object() {
             return Err(ManagerError::BadRequest(format!(
@@ -300,17 +300,29 @@ impl WorkflowManager {
             jobs: Vec::new(),
         };
 
+        self.launch(workflow, input).await
+    }
+
+    /// Stores `workflow` and starts its execution on the state machine of its definition in
+    /// its namespace (created if needed), with `_EXECUTION_NAME` added to `input`. If the start
+    /// fails, the stored workflow is removed again and the error returned.
+    async fn launch(&self, workflow: Workflow, mut input: Value) -> Result<Workflow, ManagerError> {
+        let definition = &workflow.workflow_definition;
         let sm_name = state_machine_name(
             &definition.name,
             definition.version,
-            namespace,
+            &workflow.namespace,
             &definition.state_machine.start_at,
         );
         let sfn = self.sfn.clone();
         let activity_arn = move |name: &str| sfn.activity_arn(name);
-        let expanded = expand_for_namespace(&definition.state_machine, namespace, &activity_arn);
+        let expanded = expand_for_namespace(
+            &definition.state_machine,
+            &workflow.namespace,
+            &activity_arn,
+        );
         let sm_arn = self.sfn.ensure_state_machine(&sm_name, &expanded).await?;
-
+        let id = workflow.id.clone();
         if let Some(obj) = input.as_object_mut() {
             obj.insert("_EXECUTION_NAME".into(), Value::String(id.clone()));
         }
@@ -326,6 +338,141 @@ impl WorkflowManager {
             return Err(e.into());
         }
         Ok(workflow)
+    }
+
+    /// Cancels a workflow: records the reason and marks it resolved, then stops its
+    /// execution. The status becomes `cancelled` when the sync sees the execution ABORTED.
+    /// Succeeded and failed workflows cannot be cancelled.
+    pub async fn cancel_workflow(&self, id: &str, reason: &str) -> Result<(), ManagerError> {
+        let mut wf = self.store.get_workflow(id).await?;
+        if matches!(
+            wf.status,
+            WorkflowStatus::Succeeded | WorkflowStatus::Failed
+        ) {
+            return Err(ManagerError::BadRequest(format!(
+                "Cancellation not allowed. Workflow {id} is {}",
+                wf.status.as_str()
+            )));
+        }
+        if wf.status == WorkflowStatus::Cancelled {
+            return Ok(());
+        }
+        let reason = if reason.trim().is_empty() {
+            "cancelled by user"
+        } else {
+            reason
+        };
+        // Stored before the stop, so that the sync the stop triggers reads the reason.
+        wf.status_reason = reason.to_string();
+        wf.resolved_by_user = true;
+        wf.last_updated = Utc::now();
+        self.store.update_workflow(&wf).await?;
+        let arn = self.execution_arn(&wf);
+        self.sfn.stop_execution(&arn, None, Some(reason)).await?;
+        Ok(())
+    }
+
+    /// Marks a workflow resolved by a user; `Conflict` if it already is.
+    pub async fn resolve_workflow(&self, id: &str) -> Result<(), ManagerError> {
+        let mut wf = self.store.get_workflow(id).await?;
+        if wf.resolved_by_user {
+            return Err(ManagerError::Conflict(format!(
+                "workflow {id} is already resolved"
+            )));
+        }
+        wf.resolved_by_user = true;
+        wf.last_updated = Utc::now();
+        self.store.update_workflow(&wf).await?;
+        Ok(())
+    }
+
+    /// Resumes a finished workflow from `start_at` as a new workflow (linked by `retryFor` and
+    /// `retries`) on a state machine that starts there, unreachable states removed. Its input
+    /// is `input` when given, else the input the job at `start_at` received.
+    pub async fn retry_workflow(
+        &self,
+        id: &str,
+        start_at: &str,
+        input: Option<&str>,
+    ) -> Result<Workflow, ManagerError> {
+        let mut original = self.store.get_workflow(id).await?;
+        if !original.status.is_terminal() {
+            return Err(ManagerError::BadRequest(format!(
+                "workflow {id} is still active ({}): only finished workflows can be resumed",
+                original.status.as_str()
+            )));
+        }
+        for retry in &original.retries {
+            let r = self.store.get_workflow(retry).await?;
+            if !r.status.is_terminal() {
+                return Err(ManagerError::BadRequest(format!(
+                    "workflow {id} has a retry that is still active: {retry} ({})",
+                    r.status.as_str()
+                )));
+            }
+        }
+        if start_at.is_empty() {
+            return Err(ManagerError::BadRequest("StartAt: required".into()));
+        }
+        let machine =
+            crate::conventions::start_at(&original.workflow_definition.state_machine, start_at)
+                .map_err(|e| ManagerError::BadRequest(format!("StartAt: {e}")))?;
+        let input_text = match input {
+            Some(text) => text.to_string(),
+            None => {
+                if original.jobs.is_empty() {
+                    self.apply_history(&mut original).await?;
+                }
+                let from_last = original.last_job.as_ref().filter(|j| j.state == start_at);
+                from_last
+                    .or_else(|| original.jobs.iter().rev().find(|j| j.state == start_at))
+                    .map(|j| j.input.clone())
+                    .ok_or_else(|| {
+                        ManagerError::BadRequest(format!(
+                            "StartAt: no job of workflow {id} ran at state '{start_at}', so there is no input to resume with"
+                        ))
+                    })?
+            }
+        };
+        let parsed: Value = serde_json::from_str(if input_text.trim().is_empty() {
+            "{}"
+        } else {
+            &input_text
+        })
+        .map_err(|e| ManagerError::BadRequest(format!("input: not valid JSON: {e}")))?;
+        let Value::Object(mut fields) = parsed else {
+            return Err(ManagerError::BadRequest(
+                "input: must be a JSON object".into(),
+            ));
+        };
+        fields.remove("_EXECUTION_NAME");
+        let mut definition = original.workflow_definition.clone();
+        definition.state_machine = machine;
+        let now = Utc::now();
+        let retry = Workflow {
+            id: uuid::Uuid::new_v4().to_string(),
+            created_at: now,
+            last_updated: now,
+            stopped_at: None,
+            workflow_definition: definition,
+            status: WorkflowStatus::Queued,
+            namespace: original.namespace.clone(),
+            queue: original.queue.clone(),
+            input: Value::Object(fields.clone()).to_string(),
+            resolved_by_user: false,
+            retry_for: Some(original.id.clone()),
+            retries: Vec::new(),
+            tags: original.tags.clone(),
+            last_job: None,
+            status_reason: String::new(),
+            output: String::new(),
+            jobs: Vec::new(),
+        };
+        let retry = self.launch(retry, Value::Object(fields)).await?;
+        original.retries.push(retry.id.clone());
+        original.last_updated = Utc::now();
+        self.store.update_workflow(&original).await?;
+        Ok(retry)
     }
 
     fn execution_arn(&self, wf: &Workflow) -> String {

@@ -665,10 +665,12 @@ impl Engine {
     pub fn halt(&self) {
         let live: Vec<Live> = self.inner.live().drain().map(|(_, l)| l).collect();
         for l in live {
+            // Withdraw the tasks first, so their tokens are retired before the run's own
+            // clean-up (on abort) could remove them silently.
+            self.inner.board.remove_execution(&l.log.arn);
             if let Some(h) = l.abort {
                 h.abort();
             }
-            self.inner.board.remove_execution(&l.log.arn);
         }
     }
 
@@ -708,10 +710,12 @@ impl Engine {
                 self.inner.clock,
             )),
         };
+        // Withdraw the tasks first, so their tokens are retired (a late answer is an invalid
+        // token) before the run's own clean-up on abort could remove them silently.
+        self.inner.board.remove_execution(arn);
         if let Some(Live { abort: Some(h), .. }) = &live {
             h.abort();
         }
-        self.inner.board.remove_execution(arn);
         log.finish(
             "ExecutionAborted",
             |e| {

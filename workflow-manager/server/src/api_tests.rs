@@ -558,6 +558,205 @@ async fn a_pinned_version_runs_that_version_and_minus_one_the_latest() {
     }
 }
 
+/// A state whose engine pushes execution changes into the store, as the service runs it.
+fn state_with_sync() -> AppState {
+    let (observer, rx) = crate::sync::SyncObserver::new();
+    let engine =
+        Engine::in_memory(EngineConfig::default(), Some(Arc::new(observer))).expect("engine");
+    let manager = WorkflowManager::new(
+        Arc::new(SqliteStore::in_memory().expect("store")),
+        Arc::new(EmbeddedStepFunctions::new(engine.clone(), "arn:role")),
+        ManagerConfig::default(),
+    );
+    tokio::spawn(crate::sync::run_sync(manager.clone(), rx));
+    AppState {
+        manager,
+        engine,
+        activity_poll_wait: Duration::from_millis(10),
+    }
+}
+
+async fn wait_status(app: &AppState, id: &str, status: &str) -> Value {
+    for _ in 0..400 {
+        let (_, v) = call(app, Method::GET, &format!("/workflows/{id}"), None).await;
+        if v["status"] == status {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("workflow {id} did not become {status}");
+}
+
+/// Answers the next task of `default--work` with `output`; returns its token.
+async fn answer_work(app: &AppState, output: &str) -> String {
+    let arn = app.engine.activity_arn("default--work");
+    let task = app
+        .engine
+        .get_activity_task(&arn, None, Duration::from_secs(5))
+        .await
+        .expect("poll")
+        .expect("a task");
+    app.engine
+        .send_task_success(&task.task_token, output)
+        .expect("success");
+    task.task_token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_cancel_resolve_and_resume() {
+    let app = state_with_sync();
+    let machine = json!({"StartAt": "Work", "States": {
+        "Work": {"Type": "Task", "Resource": "work", "Next": "Check"},
+        "Check": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": true, "Next": "Done"}], "Default": "Broken"},
+        "Done": {"Type": "Succeed"},
+        "Broken": {"Type": "Fail", "Error": "NotOk", "Cause": "ok was false"}}});
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/workflow-definitions",
+        Some(&json!({"name": "ops", "stateMachine": machine}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A workflow that fails at Broken.
+    let (_, wf1) = call(
+        &app,
+        Method::POST,
+        "/workflows",
+        Some(r#"{"workflowDefinition": {"name": "ops"}, "input": "{\"n\": 1}"}"#),
+    )
+    .await;
+    let id1 = wf1["id"].as_str().expect("id").to_string();
+    answer_work(&app, r#"{"ok": false}"#).await;
+    let failed = wait_status(&app, &id1, "failed").await;
+    assert_eq!(failed["lastJob"]["state"], "Broken");
+
+    let (status, v) = call(
+        &app,
+        Method::DELETE,
+        &format!("/workflows/{id1}"),
+        Some(r#"{"reason": "x"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("failed"),
+        "{v}"
+    );
+
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &format!("/workflows/{id1}/resolved"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &format!("/workflows/{id1}/resolved"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = call(&app, Method::POST, "/workflows/nope/resolved", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Resume from Check: the input is what Check received; Work is pruned away.
+    let (status, wf2) = call(
+        &app,
+        Method::POST,
+        &format!("/workflows/{id1}"),
+        Some(r#"{"StartAt": "Check"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{wf2}");
+    let id2 = wf2["id"].as_str().expect("id").to_string();
+    assert_eq!(wf2["retryFor"], id1.as_str());
+    assert_eq!(
+        wf2["workflowDefinition"]["stateMachine"]["StartAt"],
+        "Check"
+    );
+    assert!(wf2["workflowDefinition"]["stateMachine"]["States"]
+        .get("Work")
+        .is_none());
+    assert_eq!(
+        serde_json::from_str::<Value>(wf2["input"].as_str().expect("input")).expect("json"),
+        json!({"ok": false})
+    );
+    wait_status(&app, &id2, "failed").await;
+    let (_, original) = call(&app, Method::GET, &format!("/workflows/{id1}"), None).await;
+    assert_eq!(original["retries"], json!([id2]));
+
+    // Resume with an input override: now it succeeds.
+    let (status, wf3) = call(
+        &app,
+        Method::POST,
+        &format!("/workflows/{id1}"),
+        Some(r#"{"StartAt": "Check", "input": "{\"ok\": true}"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{wf3}");
+    wait_status(&app, wf3["id"].as_str().expect("id"), "succeeded").await;
+
+    for (body, needle) in [
+        (r#"{"StartAt": "Nope"}"#, "not a state"),
+        (r#"{"StartAt": "Done"}"#, "no job"),
+        (r#"{"StartAt": "Check", "input": "[1]"}"#, "JSON object"),
+        (r#"{}"#, "StartAt"),
+    ] {
+        let (status, v) = call(&app, Method::POST, &format!("/workflows/{id1}"), Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(
+            v["message"].as_str().unwrap_or("").contains(needle),
+            "{body}: {v}"
+        );
+    }
+
+    // A running workflow cannot be resumed; it can be cancelled, with a reason.
+    let (_, wf4) = call(
+        &app,
+        Method::POST,
+        "/workflows",
+        Some(r#"{"workflowDefinition": {"name": "ops"}}"#),
+    )
+    .await;
+    let id4 = wf4["id"].as_str().expect("id").to_string();
+    let arn = app.engine.activity_arn("default--work");
+    let task = app
+        .engine
+        .get_activity_task(&arn, None, Duration::from_secs(5))
+        .await
+        .expect("poll")
+        .expect("task");
+    let (status, v) = call(
+        &app,
+        Method::POST,
+        &format!("/workflows/{id4}"),
+        Some(r#"{"StartAt": "Check"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (status, _) = call(
+        &app,
+        Method::DELETE,
+        &format!("/workflows/{id4}"),
+        Some(r#"{"reason": "operator says no"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let cancelled = wait_status(&app, &id4, "cancelled").await;
+    assert_eq!(cancelled["statusReason"], "operator says no");
+    assert_eq!(cancelled["resolvedByUser"], true);
+    assert_eq!(cancelled["jobs"][0]["status"], "aborted_by_user");
+    assert!(matches!(
+        app.engine.send_task_success(&task.task_token, "{}"),
+        Err(wfm_engine::EngineError::InvalidToken(_))
+    ));
+}
+
 #[tokio::test]
 async fn state_resources_crud() {
     let app = state();

@@ -1,5 +1,5 @@
 //! API errors: every failure answers JSON `{"message": ...}` with the status code that says
-//! whose fault it is (400 bad input, 404 unknown, 409 conflict, 501 not built yet, 500 ours).
+//! whose fault it is (400 bad input, 404 unknown, 409 conflict, 500 ours).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -32,19 +32,11 @@ impl ApiError {
             message: message.into(),
         }
     }
-
-    /// 501 for routes of the API that later work will build.
-    pub fn not_implemented(what: &str) -> Self {
-        Self {
-            status: StatusCode::NOT_IMPLEMENTED,
-            message: format!("{what} is not implemented yet"),
-        }
-    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() && self.status != StatusCode::NOT_IMPLEMENTED {
+        if self.status.is_server_error() {
             tracing::error!(status = %self.status, message = %self.message, "request failed");
         }
         (self.status, Json(json!({ "message": self.message }))).into_response()

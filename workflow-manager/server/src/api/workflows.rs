@@ -1,8 +1,8 @@
-//! `/workflows` routes: start, list (with `X-Next-Page-Path` paging), get. Cancel, resume and
-//! resolve answer 501 until the operator API is built.
+//! `/workflows` routes: start, list (with `X-Next-Page-Path` paging), get, cancel, resume from
+//! a state, resolve.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use serde_json::Value;
 use wfm_core::model::{StartWorkflowRequest, Workflow, WorkflowStatus};
@@ -117,17 +117,62 @@ pub async fn get(
     Ok(Json(app.manager.store().get_workflow(&id).await?))
 }
 
-/// DELETE /workflows/{workflowID}: cancel (not built yet).
-pub async fn cancel(Path(_id): Path<String>) -> ApiError {
-    ApiError::not_implemented("cancelling a workflow")
+/// Body of DELETE /workflows/{workflowID}.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelReason {
+    /// Why (recorded as the status reason).
+    #[serde(default)]
+    pub reason: String,
 }
 
-/// POST /workflows/{workflowID}: resume from a state (not built yet).
-pub async fn resume(Path(_id): Path<String>) -> ApiError {
-    ApiError::not_implemented("resuming a workflow")
+/// DELETE /workflows/{workflowID}: cancel.
+pub async fn cancel(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    let reason: CancelReason = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelReason::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?
+    };
+    app.manager.cancel_workflow(&id, &reason.reason).await?;
+    Ok(StatusCode::OK)
 }
 
-/// POST /workflows/{workflowID}/resolved: mark resolved (not built yet).
-pub async fn resolve(Path(_id): Path<String>) -> ApiError {
-    ApiError::not_implemented("resolving a workflow")
+/// Body of POST /workflows/{workflowID}.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRequest {
+    /// The state to resume from.
+    #[serde(rename = "StartAt", default)]
+    pub start_at: String,
+    /// Extension: the input to resume with (a JSON object as text) instead of the input the
+    /// job at StartAt received.
+    #[serde(default)]
+    pub input: Option<String>,
+}
+
+/// POST /workflows/{workflowID}: resume from a state, as a new workflow.
+pub async fn resume(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<ResumeRequest>,
+) -> Result<Json<Workflow>, ApiError> {
+    Ok(Json(
+        app.manager
+            .retry_workflow(&id, &req.start_at, req.input.as_deref())
+            .await?,
+    ))
+}
+
+/// POST /workflows/{workflowID}/resolved: mark resolved (409 when already).
+pub async fn resolve(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.manager.resolve_workflow(&id).await?;
+    Ok(StatusCode::CREATED)
 }
