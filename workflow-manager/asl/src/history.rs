@@ -113,6 +113,9 @@ pub struct StateExitedDetails {
     pub output: Option<String>,
     /// Output truncation.
     pub output_details: Option<PayloadDetails>,
+    /// Variables the state assigned: name to JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_variables: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Details of `ActivityScheduled`.

@@ -9,6 +9,7 @@
 pub mod definition;
 pub mod history;
 pub mod intrinsics;
+pub mod jsonata;
 pub mod parse;
 pub mod path;
 pub mod validate;

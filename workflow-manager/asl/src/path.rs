@@ -144,10 +144,52 @@ fn bracket_form(path: &str) -> String {
     rewrite_path(&rest, true)
 }
 
-/// Selects `path` from `input`, or from `context` when the path starts with `$$`.
+/// Where the engine keeps the execution's variables in the context object, so that a path
+/// `$name.field` can read variable `name`.
+pub const VARIABLES_KEY: &str = "__variables";
+
+/// Selects `path` from `input`, or from `context` when the path starts with `$$`, or from a
+/// variable when it starts with `$name`.
 pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
+    if let Some(rest) = path.strip_prefix('$') {
+        let name_len = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .map(char::len_utf8)
+            .sum::<usize>();
+        if name_len > 0 {
+            let (name, tail) = rest.split_at(name_len);
+            let value = context
+                .get(VARIABLES_KEY)
+                .and_then(|vars| vars.get(name))
+                .ok_or_else(|| PathError::Invalid {
+                    path: path.to_string(),
+                    reason: format!("the variable '{name}' is not defined"),
+                })?;
+            return select(&format!("${tail}"), value, &Value::Null);
+        }
+    }
+    let visible_context;
     let (doc, query) = match path.strip_prefix("$$") {
-        Some(rest) => (context, rewrite_path(&format!("${rest}"), false)),
+        Some(rest) => {
+            // The variables are not part of the context object the state machine sees.
+            visible_context = match context.get(VARIABLES_KEY) {
+                Some(_) => {
+                    let mut c = context.clone();
+                    if let Some(o) = c.as_object_mut() {
+                        o.remove(VARIABLES_KEY);
+                    }
+                    c
+                }
+                None => Value::Null,
+            };
+            let doc = if visible_context.is_null() {
+                context
+            } else {
+                &visible_context
+            };
+            (doc, rewrite_path(&format!("${rest}"), false))
+        }
         None => (input, rewrite_path(path, false)),
     };
     let parsed = JsonPath::parse(&query).map_err(|e| PathError::Invalid {

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::stream::{FuturesUnordered, StreamExt};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
+use wfm_asl::definition::QueryLanguage;
 use wfm_asl::definition::{
     Catcher, ChoiceState, FailState, MapState, ParallelState, PassState, Retrier, State,
     StateMachine, TaskState, WaitState,
@@ -23,13 +24,14 @@ use wfm_asl::history::{
     ActivityScheduledDetails, ActivityStartedDetails, ErrorDetails, MapIterationDetails,
     MapStateStartedDetails, OutputDetails, PayloadDetails, StateEnteredDetails, StateExitedDetails,
 };
-use wfm_asl::path::{
-    apply_path_filter, apply_result_path, evaluate_expression, expand_template, select, PathError,
-};
+use wfm_asl::path::{apply_result_path, evaluate_expression, expand_template, select, PathError};
 use wfm_asl::HistoryEvent;
 
 use crate::activities::{new_task_token, read, write, ActivityTask, TaskOutcome, TaskSlot};
 use crate::choice;
+use crate::dataflow::{
+    effective_input, language_of, output_and_assign, Bindings, Fields, FlowError, VARS_KEY,
+};
 use crate::error::EngineError;
 use crate::log::{Ending, ExecutionLog};
 use crate::Inner;
@@ -89,6 +91,8 @@ pub(crate) struct Resume {
     pub entered: Option<DateTime<Utc>>,
     /// When its activity task was scheduled, if it was before a restart.
     pub scheduled: Option<DateTime<Utc>>,
+    /// The variables assigned before it (top-level states only).
+    pub vars: Map<String, Value>,
 }
 
 impl Resume {
@@ -100,6 +104,7 @@ impl Resume {
             progress: Progress::Fresh,
             entered: None,
             scheduled: None,
+            vars: Map::new(),
         }
     }
 
@@ -138,16 +143,24 @@ impl Resume {
                 _ => {}
             }
             if let Some(d) = &e.state_entered_event_details {
+                let vars = std::mem::take(&mut resume.vars);
                 resume = Resume {
                     state: d.name.clone(),
                     input: parse(&d.input),
                     progress: Progress::Entered,
                     entered: Some(e.timestamp),
                     scheduled: None,
+                    vars,
                 };
                 entered_id = e.id;
             } else if let Some(d) = &e.state_exited_event_details {
                 resume.progress = Progress::Exited(parse(&d.output));
+                for (name, text) in d.assigned_variables.iter().flatten() {
+                    resume.vars.insert(
+                        name.clone(),
+                        serde_json::from_str(text).unwrap_or(Value::Null),
+                    );
+                }
             } else if e.event_type == "ActivityScheduled" {
                 resume.progress = Progress::Scheduled;
                 resume.scheduled = Some(e.timestamp);
@@ -226,9 +239,28 @@ struct StateRun<'a> {
     entered_at: String,
     entered_id: i64,
     scope: Scope<'a>,
+    /// The variables in scope.
+    vars: &'a Map<String, Value>,
+    /// Whether the state uses JSONata (else JSONPath).
+    jsonata: bool,
+    /// Variables the state assigns, visible to the states after it.
+    assigned: std::sync::Mutex<Map<String, Value>>,
 }
 
 impl StateRun<'_> {
+    /// A data-flow failure, with Step Functions' wording.
+    fn flow(&self, e: FlowError) -> Failure {
+        Failure::new(e.error, self.message(e.message))
+    }
+
+    /// Records the variables the state assigns.
+    fn assign(&self, values: Map<String, Value>) {
+        self.assigned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(values);
+    }
+
     /// `States.Runtime` with Step Functions' wording.
     fn runtime(&self, err: impl std::fmt::Display) -> Failure {
         Failure::new("States.Runtime", self.message(err))
@@ -295,12 +327,15 @@ impl Run {
     pub async fn run(self) {
         let chain = Chain::new(self.last_event_id);
         let resume = self.resume.clone();
+        let vars = self.resume.vars.clone();
         let work = self.run_states(
             &self.machine,
             resume,
             self.resume_entered_id,
             &chain,
             Scope { map_item: None },
+            QueryLanguage::JsonPath,
+            vars,
         );
         let result = match self.machine.timeout_seconds {
             Some(t) => {
@@ -412,10 +447,15 @@ impl Run {
         if let Some(item) = st.scope.map_item {
             ctx["Map"] = json!({"Item": item});
         }
+        if !st.vars.is_empty() {
+            ctx[VARS_KEY] = Value::Object(st.vars.clone());
+        }
         ctx
     }
 
-    /// Runs `machine` (the execution's, or a branch or processor) from `resume` to its end.
+    /// Runs `machine` (the execution's, or a branch or processor) from `resume` to its end,
+    /// with `vars` in scope and `language` as the default query language.
+    #[allow(clippy::too_many_arguments)]
     fn run_states<'a>(
         &'a self,
         machine: &'a StateMachine,
@@ -423,6 +463,8 @@ impl Run {
         resume_entered_id: i64,
         chain: &'a Chain,
         scope: Scope<'a>,
+        language: QueryLanguage,
+        vars: Map<String, Value>,
     ) -> BoxFuture<'a, Result<Value, Failure>> {
         Box::pin(async move {
             let Resume {
@@ -431,11 +473,15 @@ impl Run {
                 mut progress,
                 mut entered,
                 mut scheduled,
+                ..
             } = resume;
+            let mut vars = vars;
+            let language = machine.query_language.unwrap_or(language);
             loop {
                 let state = machine.states.get(&name).ok_or_else(|| {
                     Failure::new("States.Runtime", format!("State '{name}' does not exist"))
                 })?;
+                let jsonata = language_of(state, language) == QueryLanguage::Jsonata;
                 // A state resumed after a restart keeps the times recorded before it.
                 let entered_time = entered.take().unwrap_or_else(|| self.inner.clock.now());
                 let scheduled_time = scheduled.take();
@@ -450,6 +496,9 @@ impl Run {
                                 entered_at,
                                 entered_id: resume_entered_id,
                                 scope,
+                                vars: &vars,
+                                jsonata,
+                                assigned: Default::default(),
                             };
                             self.choice(c, &st, &input)?.next
                         }
@@ -482,6 +531,9 @@ impl Run {
                     entered_at,
                     entered_id,
                     scope,
+                    vars: &vars,
+                    jsonata,
+                    assigned: Default::default(),
                 };
                 let progress_now = match std::mem::replace(&mut progress, Progress::Fresh) {
                     Progress::Scheduled => Progress::ScheduledAt(scheduled_time),
@@ -494,6 +546,7 @@ impl Run {
                             .await?
                     }
                 };
+                let assigned = st.assigned.into_inner().unwrap_or_else(|p| p.into_inner());
                 let output_text = step.output.to_string();
                 if output_text.len() > MAX_PAYLOAD_BYTES {
                     return Err(Failure::new(
@@ -504,13 +557,22 @@ impl Run {
                         ),
                     ));
                 }
+                let assigned_text: Option<std::collections::BTreeMap<String, String>> =
+                    (!assigned.is_empty()).then(|| {
+                        assigned
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.to_string()))
+                            .collect()
+                    });
                 self.emit(chain, &format!("{}StateExited", state.type_name()), |e| {
                     e.state_exited_event_details = Some(StateExitedDetails {
                         name: name.clone(),
                         output: Some(output_text.clone()),
                         output_details: payload(),
+                        assigned_variables: assigned_text.clone(),
                     })
                 })?;
+                vars.extend(assigned);
                 match step.next {
                     Some(next) => {
                         name = next;
@@ -553,20 +615,14 @@ impl Run {
             let result = match state {
                 State::Pass(s) => self.pass(s, st, raw),
                 State::Choice(s) => self.choice(s, st, raw),
-                State::Succeed(s) => {
-                    let ctx = self.context(st, None, 0);
-                    apply_path_filter(s.input_path.as_ref(), raw, &ctx)
-                        .and_then(|v| apply_path_filter(s.output_path.as_ref(), &v, &ctx))
-                        .map(|output| Step { output, next: None })
-                        .map_err(|e| st.runtime(e))
-                }
-                State::Wait(s) => self.wait(s, st, raw).await,
+                State::Succeed(_) => self.plain(state, st, raw, None),
+                State::Wait(s) => self.wait(s, state, st, raw).await,
                 State::Task(s) => {
                     let p = std::mem::replace(&mut progress, Progress::Entered);
-                    self.task(s, st, raw, p, chain, retry_count).await
+                    self.task(s, state, st, raw, p, chain, retry_count).await
                 }
-                State::Parallel(s) => self.parallel(s, st, raw, chain).await,
-                State::Map(s) => self.map(s, st, raw, chain).await,
+                State::Parallel(s) => self.parallel(s, state, st, raw, chain).await,
+                State::Map(s) => self.map(s, state, st, raw, chain).await,
                 State::Fail(_) => Err(Failure::new("States.Runtime", "unreachable")),
             };
             let failure = match result {
@@ -590,8 +646,33 @@ impl Run {
                 .find(|c| matches_error(&c.error_equals, &failure.error))
             {
                 let error_output = json!({"Error": failure.error, "Cause": failure.cause});
-                let output = apply_result_path(c.result_path.as_ref(), raw, error_output)
-                    .map_err(|e| st.runtime(e))?;
+                let output = if st.jsonata {
+                    let ctx = self.context(st, None, 0);
+                    let bindings =
+                        Bindings::new(raw, &ctx, st.vars).with("errorOutput", &error_output);
+                    if let Some(a) = &c.assign {
+                        if let Value::Object(o) =
+                            bindings.eval(a, "Assign").map_err(|e| st.flow(e))?
+                        {
+                            st.assign(o);
+                        }
+                    }
+                    match &c.output {
+                        Some(t) => bindings.eval(t, "Output").map_err(|e| st.flow(e))?,
+                        None => error_output,
+                    }
+                } else {
+                    if let Some(a) = &c.assign {
+                        let ctx = self.context(st, None, 0);
+                        if let Value::Object(o) =
+                            expand_template(a, &error_output, &ctx).map_err(|e| st.runtime(e))?
+                        {
+                            st.assign(o);
+                        }
+                    }
+                    apply_result_path(c.result_path.as_ref(), raw, error_output)
+                        .map_err(|e| st.runtime(e))?
+                };
                 return Ok(Step {
                     output,
                     next: Some(c.next.clone()),
@@ -601,45 +682,85 @@ impl Run {
         }
     }
 
-    fn pass(&self, s: &PassState, st: &StateRun<'_>, raw: &Value) -> Result<Step, Failure> {
-        let assigns = s
-            .assign
-            .as_ref()
-            .is_some_and(|a| a.as_object().is_none_or(|o| !o.is_empty()));
-        if assigns || s.output.is_some() {
-            return Err(
-                st.runtime("Assign and Output are not supported by the embedded engine yet")
-            );
-        }
+    /// A state whose output is its (effective) input or `result`, shaped by its data flow.
+    fn plain(
+        &self,
+        state: &State,
+        st: &StateRun<'_>,
+        raw: &Value,
+        next: Option<String>,
+    ) -> Result<Step, Failure> {
         let ctx = self.context(st, None, 0);
-        let run = || -> Result<Value, PathError> {
-            let effective = apply_path_filter(s.input_path.as_ref(), raw, &ctx)?;
-            let effective = match &s.parameters {
-                Some(t) => expand_template(t, &effective, &ctx)?,
-                None => effective,
-            };
-            let result = s.result.clone().unwrap_or(effective);
-            let combined = apply_result_path(s.result_path.as_ref(), raw, result)?;
-            apply_path_filter(s.output_path.as_ref(), &combined, &ctx)
+        let f = Fields::of(state);
+        let effective =
+            effective_input(&f, st.jsonata, raw, &ctx, st.vars).map_err(|e| st.flow(e))?;
+        let (output, assign) =
+            output_and_assign(&f, st.jsonata, raw, &effective, None, &ctx, st.vars)
+                .map_err(|e| st.flow(e))?;
+        st.assign(assign);
+        Ok(Step { output, next })
+    }
+
+    fn pass(&self, s: &PassState, st: &StateRun<'_>, raw: &Value) -> Result<Step, Failure> {
+        let ctx = self.context(st, None, 0);
+        let state = State::Pass(s.clone());
+        let f = Fields::of(&state);
+        let effective =
+            effective_input(&f, st.jsonata, raw, &ctx, st.vars).map_err(|e| st.flow(e))?;
+        let result = if st.jsonata {
+            None
+        } else {
+            Some(s.result.clone().unwrap_or_else(|| effective.clone()))
         };
+        let (output, assign) =
+            output_and_assign(&f, st.jsonata, raw, &effective, result, &ctx, st.vars)
+                .map_err(|e| st.flow(e))?;
+        st.assign(assign);
         Ok(Step {
-            output: run().map_err(|e| st.runtime(e))?,
+            output,
             next: s.next.clone(),
         })
     }
 
     fn choice(&self, s: &ChoiceState, st: &StateRun<'_>, raw: &Value) -> Result<Step, Failure> {
         let ctx = self.context(st, None, 0);
+        let state = State::Choice(s.clone());
+        let f = Fields::of(&state);
         let effective =
-            apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(|e| st.runtime(e))?;
-        let mut next = None;
+            effective_input(&f, st.jsonata, raw, &ctx, st.vars).map_err(|e| st.flow(e))?;
+        let mut chosen = None;
         for rule in s.choices.as_deref().unwrap_or(&[]) {
-            if choice::evaluate(rule, &effective, &ctx).map_err(|e| st.runtime(e))? {
-                next = rule.next.clone();
+            let matched =
+                if st.jsonata {
+                    let condition = rule
+                        .condition
+                        .as_ref()
+                        .ok_or_else(|| st.runtime("a JSONata choice rule needs a Condition"))?;
+                    match Bindings::new(raw, &ctx, st.vars)
+                        .eval(condition, "Condition")
+                        .map_err(|e| st.flow(e))?
+                    {
+                        Value::Bool(b) => b,
+                        other => return Err(Failure::new(
+                            "States.QueryEvaluationError",
+                            st.message(format!(
+                                "The Condition field must evaluate to a boolean, but was: {other}"
+                            )),
+                        )),
+                    }
+                } else {
+                    choice::evaluate(rule, &effective, &ctx).map_err(|e| st.runtime(e))?
+                };
+            if matched {
+                chosen = Some(rule);
                 break;
             }
         }
-        let next = next.or_else(|| s.default.clone()).ok_or_else(|| {
+        let next = match chosen {
+            Some(rule) => rule.next.clone(),
+            None => s.default.clone(),
+        };
+        let next = next.ok_or_else(|| {
             Failure::new(
                 "States.NoChoiceMatched",
                 format!(
@@ -648,8 +769,25 @@ impl Run {
                 ),
             )
         })?;
-        let output = apply_path_filter(s.output_path.as_ref(), &effective, &ctx)
-            .map_err(|e| st.runtime(e))?;
+        // A matched rule's own Assign and Output take the place of the state's.
+        let rule_fields;
+        let f = match chosen.filter(|r| r.assign.is_some() || r.output.is_some()) {
+            Some(rule) => {
+                rule_fields = Fields {
+                    input_path: f.input_path,
+                    output_path: f.output_path,
+                    output: rule.output.as_ref().or(f.output),
+                    assign: rule.assign.as_ref().or(f.assign),
+                    ..Fields::default()
+                };
+                &rule_fields
+            }
+            None => &f,
+        };
+        let (output, assign) =
+            output_and_assign(f, st.jsonata, raw, &effective, None, &ctx, st.vars)
+                .map_err(|e| st.flow(e))?;
+        st.assign(assign);
         Ok(Step {
             output,
             next: Some(next),
@@ -658,6 +796,28 @@ impl Run {
 
     fn fail(&self, s: &FailState, st: &StateRun<'_>, raw: &Value) -> Result<Failure, Failure> {
         let ctx = self.context(st, None, 0);
+        let text = |v: Value| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        };
+        if st.jsonata {
+            let bindings = Bindings::new(raw, &ctx, st.vars);
+            let eval = |v: &Option<String>, field: &str| -> Result<Option<String>, Failure> {
+                match v {
+                    Some(t) => Ok(Some(text(
+                        bindings
+                            .eval(&Value::String(t.clone()), field)
+                            .map_err(|e| st.flow(e))?,
+                    ))),
+                    None => Ok(None),
+                }
+            };
+            return Ok(Failure {
+                error: eval(&s.error, "Error")?.unwrap_or_default(),
+                cause: eval(&s.cause, "Cause")?.unwrap_or_default(),
+            });
+        }
         let from_path = |p: &Option<String>, field: &str| -> Result<Option<String>, Failure> {
             match p {
                 Some(p) => {
@@ -669,11 +829,7 @@ impl Run {
                         }),
                         other => st.runtime(other),
                     })?;
-                    Ok(Some(
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    ))
+                    Ok(Some(text(v)))
                 }
                 None => Ok(None),
             }
@@ -692,19 +848,41 @@ impl Run {
         })
     }
 
-    async fn wait(&self, s: &WaitState, st: &StateRun<'_>, raw: &Value) -> Result<Step, Failure> {
+    async fn wait(
+        &self,
+        s: &WaitState,
+        state: &State,
+        st: &StateRun<'_>,
+        raw: &Value,
+    ) -> Result<Step, Failure> {
         let ctx = self.context(st, None, 0);
+        let f = Fields::of(state);
         let effective =
-            apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(|e| st.runtime(e))?;
+            effective_input(&f, st.jsonata, raw, &ctx, st.vars).map_err(|e| st.flow(e))?;
         let parse_timestamp = |text: &str| {
             DateTime::parse_from_rfc3339(text)
                 .ok()
                 .map(|t| t.with_timezone(&Utc))
         };
+        let jsonata_value = |v: &Value, field: &str| -> Result<Value, Failure> {
+            Bindings::new(raw, &ctx, st.vars)
+                .eval(v, field)
+                .map_err(|e| st.flow(e))
+        };
         let until: DateTime<Utc> = if let Some(v) = &s.seconds {
-            let secs = v
-                .as_i64()
-                .ok_or_else(|| st.runtime("Seconds must be an integer"))?;
+            let v = if st.jsonata {
+                jsonata_value(v, "Seconds")?
+            } else {
+                v.clone()
+            };
+            let secs = v.as_i64().filter(|s| *s >= 0).ok_or_else(|| {
+                Failure::new(
+                    "States.QueryEvaluationError",
+                    st.message(format!(
+                        "The Seconds field must be a non-negative integer, but was: {v}"
+                    )),
+                )
+            })?;
             st.entered + chrono::Duration::seconds(secs)
         } else if let Some(p) = &s.seconds_path {
             let v = select(p, &effective, &ctx).map_err(|_| {
@@ -724,8 +902,22 @@ impl Run {
             }
             st.entered + chrono::Duration::seconds(secs)
         } else if let Some(t) = &s.timestamp {
-            parse_timestamp(t).ok_or_else(|| {
-                st.runtime(format!("The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {t}"))
+            let text = if st.jsonata {
+                let v = jsonata_value(&Value::String(t.clone()), "Timestamp")?;
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            } else {
+                t.clone()
+            };
+            parse_timestamp(&text).ok_or_else(|| {
+                let error = if st.jsonata { "States.QueryEvaluationError" } else { "States.Runtime" };
+                Failure::new(
+                    error,
+                    st.message(format!(
+                        "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {text}"
+                    )),
+                )
             })?
         } else if let Some(p) = &s.timestamp_path {
             let v = select(p, &effective, &ctx).map_err(|_| {
@@ -754,32 +946,14 @@ impl Run {
         if let Ok(d) = delay.to_std() {
             tokio::time::sleep(d).await;
         }
-        let output = apply_path_filter(s.output_path.as_ref(), &effective, &ctx)
-            .map_err(|e| st.runtime(e))?;
+        let (output, assign) =
+            output_and_assign(&f, st.jsonata, raw, &effective, None, &ctx, st.vars)
+                .map_err(|e| st.flow(e))?;
+        st.assign(assign);
         Ok(Step {
             output,
             next: s.next.clone(),
         })
-    }
-
-    /// Applies ResultSelector, ResultPath and OutputPath to a state's result.
-    #[allow(clippy::too_many_arguments)]
-    fn shape_result(
-        &self,
-        st: &StateRun<'_>,
-        ctx: &Value,
-        raw: &Value,
-        result: Value,
-        selector: Option<&Value>,
-        result_path: Option<&Value>,
-        output_path: Option<&Value>,
-    ) -> Result<Value, Failure> {
-        let result = match selector {
-            Some(t) => expand_template(t, &result, ctx).map_err(|e| st.runtime(e))?,
-            None => result,
-        };
-        let combined = apply_result_path(result_path, raw, result).map_err(|e| st.runtime(e))?;
-        apply_path_filter(output_path, &combined, ctx).map_err(|e| st.runtime(e))
     }
 
     /// A non-negative integer from a literal or a path, named for error messages.
@@ -817,16 +991,19 @@ impl Run {
     async fn parallel(
         &self,
         s: &ParallelState,
+        state: &State,
         st: &StateRun<'_>,
         raw: &Value,
         chain: &Chain,
     ) -> Result<Step, Failure> {
         let ctx = self.context(st, None, 0);
+        let f = Fields::of(state);
         let effective =
-            apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(|e| st.runtime(e))?;
-        let effective = match &s.parameters {
-            Some(t) => expand_template(t, &effective, &ctx).map_err(|e| st.runtime(e))?,
-            None => effective,
+            effective_input(&f, st.jsonata, raw, &ctx, st.vars).map_err(|e| st.flow(e))?;
+        let language = if st.jsonata {
+            QueryLanguage::Jsonata
+        } else {
+            QueryLanguage::JsonPath
         };
         let started = self.emit(chain, "ParallelStateStarted", |_| {})?;
         let branches = s.branches.as_deref().unwrap_or(&[]);
@@ -835,6 +1012,7 @@ impl Run {
             .enumerate()
             .map(|(i, branch)| {
                 let input = effective.clone();
+                let vars = st.vars.clone();
                 async move {
                     let branch_chain = Chain::new(started);
                     let r = self
@@ -844,6 +1022,8 @@ impl Run {
                             0,
                             &branch_chain,
                             st.scope,
+                            language,
+                            vars,
                         )
                         .await;
                     (i, r)
@@ -862,56 +1042,119 @@ impl Run {
             }
         }
         self.emit(chain, "ParallelStateSucceeded", |_| {})?;
-        let output = self.shape_result(
-            st,
-            &ctx,
+        let (output, assign) = output_and_assign(
+            &f,
+            st.jsonata,
             raw,
-            Value::Array(results),
-            s.result_selector.as_ref(),
-            s.result_path.as_ref(),
-            s.output_path.as_ref(),
-        )?;
+            &effective,
+            Some(Value::Array(results)),
+            &ctx,
+            st.vars,
+        )
+        .map_err(|e| st.flow(e))?;
+        st.assign(assign);
         Ok(Step {
             output,
             next: s.next.clone(),
         })
     }
 
+    /// A Map field that is a number, or (JSONata) an expression giving one.
+    fn map_number(
+        &self,
+        st: &StateRun<'_>,
+        v: Option<&Value>,
+        field: &str,
+        raw: &Value,
+        ctx: &Value,
+    ) -> Result<Option<Value>, Failure> {
+        match v {
+            Some(Value::String(t)) if st.jsonata => Ok(Some(
+                Bindings::new(raw, ctx, st.vars)
+                    .eval(&Value::String(t.clone()), field)
+                    .map_err(|e| st.flow(e))?,
+            )),
+            other => Ok(other.cloned()),
+        }
+    }
+
     async fn map(
         &self,
         s: &MapState,
+        state: &State,
         st: &StateRun<'_>,
         raw: &Value,
         chain: &Chain,
     ) -> Result<Step, Failure> {
-        if s.items.is_some() || s.item_reader.is_some() || s.query_language.is_some() {
-            return Err(st.runtime(
-                "JSONata and distributed Map states are not supported by the embedded engine yet",
-            ));
+        if s.item_reader.is_some() {
+            return Err(st.runtime("distributed Map states with an ItemReader are not supported by the embedded engine yet"));
         }
         let ctx = self.context(st, None, 0);
+        let f = Fields::of(state);
         let effective =
-            apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(|e| st.runtime(e))?;
-        let items_value = match &s.items_path {
-            Some(p) => select(p, &effective, &ctx).map_err(|e| st.runtime(e))?,
-            None => effective.clone(),
+            effective_input(&f, st.jsonata, raw, &ctx, st.vars).map_err(|e| st.flow(e))?;
+        let items_value = if st.jsonata {
+            match &s.items {
+                Some(t) => {
+                    let v = Bindings::new(raw, &ctx, st.vars)
+                        .eval(t, "Items")
+                        .map_err(|e| st.flow(e))?;
+                    if !v.is_array() {
+                        let expr = t
+                            .as_str()
+                            .and_then(wfm_asl::jsonata::expression)
+                            .unwrap_or("");
+                        return Err(Failure::new(
+                            "States.QueryEvaluationError",
+                            st.message(format!(
+                                "The JSONata expression '{expr}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{}' for value: {v}",
+                                json_type(&v)
+                            )),
+                        ));
+                    }
+                    v
+                }
+                None => effective.clone(),
+            }
+        } else {
+            match &s.items_path {
+                Some(p) => select(p, &effective, &ctx).map_err(|e| st.runtime(e))?,
+                None => effective.clone(),
+            }
         };
         let Value::Array(items) = items_value else {
-            return Err(st.runtime(format!(
-                "Map state input must be an array but was: {items_value}"
-            )));
+            let error = if st.jsonata {
+                "States.QueryEvaluationError"
+            } else {
+                "States.Runtime"
+            };
+            return Err(Failure::new(
+                error,
+                st.message(format!(
+                    "Map state input must be an array but was: {items_value}"
+                )),
+            ));
         };
+        let max_concurrency_value =
+            self.map_number(st, s.max_concurrency.as_ref(), "MaxConcurrency", raw, &ctx)?;
         let max_concurrency = self.integer_field(
             st,
-            s.max_concurrency.as_ref(),
+            max_concurrency_value.as_ref(),
             s.max_concurrency_path.as_ref(),
             "MaxConcurrency",
             &effective,
             &ctx,
         )?;
-        let tolerated_count = self.integer_field(
+        let tolerated_count_value = self.map_number(
             st,
             s.tolerated_failure_count.as_ref(),
+            "ToleratedFailureCount",
+            raw,
+            &ctx,
+        )?;
+        let tolerated_count = self.integer_field(
+            st,
+            tolerated_count_value.as_ref(),
             s.tolerated_failure_count_path.as_ref(),
             "ToleratedFailureCount",
             &effective,
@@ -920,8 +1163,15 @@ impl Run {
         if tolerated_count.is_some_and(|c| c < 0) {
             return Err(st.runtime("ToleratedFailureCount cannot be negative."));
         }
+        let tolerated_percentage_value = self.map_number(
+            st,
+            s.tolerated_failure_percentage.as_ref(),
+            "ToleratedFailurePercentage",
+            raw,
+            &ctx,
+        )?;
         let tolerated_percentage = match (
-            &s.tolerated_failure_percentage,
+            &tolerated_percentage_value,
             &s.tolerated_failure_percentage_path,
         ) {
             (Some(v), _) => v.as_f64(),
@@ -945,6 +1195,11 @@ impl Run {
         let processor = s
             .processor()
             .ok_or_else(|| st.runtime("a Map state needs an ItemProcessor"))?;
+        let language = if st.jsonata {
+            QueryLanguage::Jsonata
+        } else {
+            QueryLanguage::JsonPath
+        };
         let started = self.emit(chain, "MapStateStarted", |e| {
             e.map_state_started_event_details = Some(MapStateStartedDetails {
                 length: items.len(),
@@ -965,21 +1220,30 @@ impl Run {
                 let permits = &permits;
                 let effective = &effective;
                 let name = name.clone();
+                let vars = st.vars.clone();
                 async move {
                     let _permit = permits.acquire().await;
                     let iteration_chain = Chain::new(started);
-                    let item_scope = Scope {
-                        map_item: Some(&item),
-                    };
                     let item_st = StateRun {
                         name: st.name,
                         entered: st.entered,
                         entered_at: st.entered_at.clone(),
                         entered_id: st.entered_id,
-                        scope: item_scope,
+                        scope: Scope {
+                            map_item: Some(&item),
+                        },
+                        vars: st.vars,
+                        jsonata: st.jsonata,
+                        assigned: Default::default(),
                     };
                     let item_ctx = self.context(&item_st, None, 0);
                     let input = match template {
+                        Some(t) if st.jsonata => {
+                            match Bindings::new(raw, &item_ctx, st.vars).eval(t, "ItemSelector") {
+                                Ok(v) => v,
+                                Err(e) => return (index, Err(st.flow(e))),
+                            }
+                        }
                         Some(t) => match expand_template(t, effective, &item_ctx) {
                             Ok(v) => v,
                             Err(e) => return (index, Err(st.runtime(e))),
@@ -1002,6 +1266,8 @@ impl Run {
                             0,
                             &iteration_chain,
                             Scope { map_item: None },
+                            language,
+                            vars,
                         )
                         .await;
                     let kind = if r.is_ok() {
@@ -1053,24 +1319,28 @@ impl Run {
             }
         }
         self.emit(chain, "MapStateSucceeded", |_| {})?;
-        let output = self.shape_result(
-            st,
-            &ctx,
+        let (output, assign) = output_and_assign(
+            &f,
+            st.jsonata,
             raw,
-            Value::Array(results),
-            s.result_selector.as_ref(),
-            s.result_path.as_ref(),
-            s.output_path.as_ref(),
-        )?;
+            &effective,
+            Some(Value::Array(results)),
+            &ctx,
+            st.vars,
+        )
+        .map_err(|e| st.flow(e))?;
+        st.assign(assign);
         Ok(Step {
             output,
             next: s.next.clone(),
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn task(
         &self,
         s: &TaskState,
+        state: &State,
         st: &StateRun<'_>,
         raw: &Value,
         progress: Progress,
@@ -1080,18 +1350,21 @@ impl Run {
         let resource = s.resource.clone().unwrap_or_default();
         let token = new_task_token();
         let ctx = self.context(st, Some(&token), retry_count);
+        let fields = Fields::of(state);
+        let effective =
+            effective_input(&fields, st.jsonata, raw, &ctx, st.vars).map_err(|e| st.flow(e))?;
         if let Progress::Answered(outcome) = progress {
             // Recovered: the worker's answer was recorded before the engine stopped.
-            return self.task_outcome(s, st, raw, &ctx, Some(outcome), None);
+            return self.task_outcome(&fields, s, st, raw, &effective, &ctx, Some(outcome), None);
         }
-        let effective =
-            apply_path_filter(s.input_path.as_ref(), raw, &ctx).map_err(|e| st.runtime(e))?;
-        let effective = match &s.parameters {
-            Some(t) => expand_template(t, &effective, &ctx).map_err(|e| st.runtime(e))?,
-            None => effective,
-        };
         let seconds = |v: &Option<Value>, p: &Option<String>| -> Result<Option<u64>, Failure> {
             if let Some(v) = v {
+                if st.jsonata {
+                    let v = Bindings::new(raw, &ctx, st.vars)
+                        .eval(v, "TimeoutSeconds")
+                        .map_err(|e| st.flow(e))?;
+                    return Ok(v.as_u64());
+                }
                 return Ok(v.as_u64());
             }
             if let Some(p) = p {
@@ -1170,7 +1443,16 @@ impl Run {
         }
         // A worker's answer is already in the history; a time-out is recorded here.
         let record = if answer.recorded { None } else { Some(chain) };
-        self.task_outcome(s, st, raw, &ctx, answer.outcome, record)
+        self.task_outcome(
+            &fields,
+            s,
+            st,
+            raw,
+            &effective,
+            &ctx,
+            answer.outcome,
+            record,
+        )
     }
 
     /// Schedules an activity task and waits for its answer or its time-out.
@@ -1241,11 +1523,14 @@ impl Run {
 
     /// Records a task's answer (unless `record` is `None`: it was recorded before a restart),
     /// then applies the result's data flow, or fails the state.
+    #[allow(clippy::too_many_arguments)]
     fn task_outcome(
         &self,
+        fields: &Fields<'_>,
         s: &TaskState,
         st: &StateRun<'_>,
         raw: &Value,
+        effective: &Value,
         ctx: &Value,
         outcome: Option<TaskOutcome>,
         record: Option<&Chain>,
@@ -1262,15 +1547,17 @@ impl Run {
                 }
                 let result: Value = serde_json::from_str(&text)
                     .map_err(|e| st.runtime(format!("task output is not JSON: {e}")))?;
-                let output = self.shape_result(
-                    st,
-                    ctx,
+                let (output, assign) = output_and_assign(
+                    fields,
+                    st.jsonata,
                     raw,
-                    result,
-                    s.result_selector.as_ref(),
-                    s.result_path.as_ref(),
-                    s.output_path.as_ref(),
-                )?;
+                    effective,
+                    Some(result),
+                    ctx,
+                    st.vars,
+                )
+                .map_err(|e| st.flow(e))?;
+                st.assign(assign);
                 Ok(Step {
                     output,
                     next: s.next.clone(),
@@ -1312,6 +1599,18 @@ impl Run {
                 "the activity task was abandoned",
             )),
         }
+    }
+}
+
+/// The JSON type name of a value, as Step Functions names it in errors.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 

@@ -8,6 +8,7 @@
 mod activities;
 mod choice;
 mod clock;
+mod dataflow;
 mod db;
 mod error;
 mod interpreter;

@@ -419,6 +419,7 @@ fn resume_points_are_read_from_history() {
             name: name.into(),
             output: Some(output.into()),
             output_details: None,
+            assigned_variables: None,
         });
         e
     };
