@@ -57,6 +57,54 @@ fn to_json(v: &JValue) -> Option<Value> {
     })
 }
 
+/// Step Functions' own JSONata functions: `$partition`, `$range`, `$hash`, `$random`,
+/// `$uuid`, `$parse`, computed by the intrinsic functions of the JSONPath language.
+fn register_step_functions_extensions(evaluator: &mut Evaluator) {
+    use jsonata_core::evaluator::EvaluatorError;
+    fn call(name: &str, args: &[JValue]) -> Result<JValue, EvaluatorError> {
+        let args: Vec<Value> = args
+            .iter()
+            .map(|a| to_json(a).unwrap_or(Value::Null))
+            .collect();
+        let quoted: Vec<String> = args
+            .iter()
+            .map(|a| match a {
+                Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+                other => format!(
+                    "States.StringToJson('{}')",
+                    other.to_string().replace('\\', "\\\\").replace('\'', "\\'")
+                ),
+            })
+            .collect();
+        let expr = format!("{name}({})", quoted.join(", "));
+        crate::intrinsics::evaluate(&expr, &Value::Null, &Value::Null)
+            .map(JValue::from)
+            .map_err(|e| EvaluatorError::EvaluationError(e.to_string()))
+    }
+    let table: [(&str, &str); 5] = [
+        ("partition", "States.ArrayPartition"),
+        ("range", "States.ArrayRange"),
+        ("hash", "States.Hash"),
+        ("uuid", "States.UUID"),
+        ("parse", "States.StringToJson"),
+    ];
+    for (name, intrinsic) in table {
+        let _ = evaluator.register_fn(name, move |args: &[JValue]| call(intrinsic, args));
+    }
+    let _ = evaluator.register_fn("random", |args: &[JValue]| {
+        use rand::{Rng, SeedableRng};
+        let value: f64 = match args
+            .first()
+            .and_then(|a| to_json(a))
+            .and_then(|v| v.as_f64())
+        {
+            Some(seed) => rand::rngs::StdRng::seed_from_u64(seed as u64).random(),
+            None => rand::rng().random(),
+        };
+        Ok(JValue::Number(value))
+    });
+}
+
 /// Evaluates one expression; `None` when it yields nothing (undefined).
 pub fn evaluate(expr: &str, bindings: &[(&str, &Value)]) -> Result<Option<Value>, JsonataError> {
     let ast = jsonata_core::parser::parse(expr)
@@ -66,6 +114,7 @@ pub fn evaluate(expr: &str, bindings: &[(&str, &Value)]) -> Result<Option<Value>
         context.bind((*name).to_string(), JValue::from((*value).clone()));
     }
     let mut evaluator = Evaluator::with_context(context);
+    register_step_functions_extensions(&mut evaluator);
     let result = evaluator.evaluate(&ast, &JValue::Null).map_err(|e| {
         query_error(format!(
             "The JSONata expression '{expr}' returned an error: {e}"
@@ -136,5 +185,21 @@ mod tests {
         let err =
             evaluate_template(&json!({"r": "{% $nope %}"}), "Output", &b).expect_err("undefined");
         assert!(err.message.contains("'Output/r' returned nothing"), "{err}");
+        assert_eq!(
+            evaluate("$partition([1,2,3], 2)", &b),
+            Ok(Some(json!([[1, 2], [3]])))
+        );
+        assert_eq!(
+            evaluate("$range(0, 9, 3)", &b),
+            Ok(Some(json!([0, 3, 6, 9])))
+        );
+        assert_eq!(
+            evaluate("$parse('{\"a\": 1}')", &b),
+            Ok(Some(json!({"a": 1})))
+        );
+        assert_eq!(
+            evaluate("$hash('input data', 'MD5')", &b),
+            Ok(Some(json!("812f45842bc6d66ee14572ce20db8e86")))
+        );
     }
 }

@@ -395,10 +395,12 @@ impl Run {
                             cause: None,
                         })
                     },
+                    // DescribeExecution shows no error for a timed-out execution; the
+                    // ExecutionTimedOut event carries States.Timeout.
                     Ending {
                         status: "TIMED_OUT",
                         output: None,
-                        error: Some("States.Timeout"),
+                        error: None,
                         cause: None,
                     },
                 )
@@ -730,27 +732,28 @@ impl Run {
             effective_input(&f, st.jsonata, raw, &ctx, st.vars).map_err(|e| st.flow(e))?;
         let mut chosen = None;
         for rule in s.choices.as_deref().unwrap_or(&[]) {
-            let matched =
-                if st.jsonata {
-                    let condition = rule
-                        .condition
-                        .as_ref()
-                        .ok_or_else(|| st.runtime("a JSONata choice rule needs a Condition"))?;
-                    match Bindings::new(raw, &ctx, st.vars)
-                        .eval(condition, "Condition")
-                        .map_err(|e| st.flow(e))?
-                    {
-                        Value::Bool(b) => b,
-                        other => return Err(Failure::new(
+            let matched = if st.jsonata {
+                let condition = rule
+                    .condition
+                    .as_ref()
+                    .ok_or_else(|| st.runtime("a JSONata choice rule needs a Condition"))?;
+                match Bindings::new(raw, &ctx, st.vars)
+                    .eval(condition, "Condition")
+                    .map_err(|e| st.flow(e))?
+                {
+                    Value::Bool(b) => b,
+                    other => {
+                        return Err(Failure::new(
                             "States.QueryEvaluationError",
                             st.message(format!(
                                 "The Condition field must evaluate to a boolean, but was: {other}"
                             )),
-                        )),
+                        ))
                     }
-                } else {
-                    choice::evaluate(rule, &effective, &ctx).map_err(|e| st.runtime(e))?
-                };
+                }
+            } else {
+                choice::evaluate(rule, &effective, &ctx).map_err(|e| st.runtime(e))?
+            };
             if matched {
                 chosen = Some(rule);
                 break;
@@ -859,9 +862,11 @@ impl Run {
         let f = Fields::of(state);
         let effective =
             effective_input(&f, st.jsonata, raw, &ctx, st.vars).map_err(|e| st.flow(e))?;
+        // ISO-8601 extended format with the `T` separator (RFC 3339 would also allow a space).
         let parse_timestamp = |text: &str| {
-            DateTime::parse_from_rfc3339(text)
-                .ok()
+            (text.as_bytes().get(10) == Some(&b'T'))
+                .then(|| DateTime::parse_from_rfc3339(text).ok())
+                .flatten()
                 .map(|t| t.with_timezone(&Utc))
         };
         let jsonata_value = |v: &Value, field: &str| -> Result<Value, Failure> {
