@@ -93,11 +93,7 @@ fn register_step_functions_extensions(evaluator: &mut Evaluator) {
     }
     let _ = evaluator.register_fn("random", |args: &[JValue]| {
         use rand::{Rng, SeedableRng};
-        let value: f64 = match args
-            .first()
-            .and_then(|a| to_json(a))
-            .and_then(|v| v.as_f64())
-        {
+        let value: f64 = match args.first().and_then(to_json).and_then(|v| v.as_f64()) {
             Some(seed) => rand::rngs::StdRng::seed_from_u64(seed as u64).random(),
             None => rand::rng().random(),
         };
