@@ -60,6 +60,8 @@ pub fn router(state: AppState) -> Router {
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The embedded engine (benchmarks and tests drive it directly).
+    pub engine: Engine,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
@@ -136,7 +138,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 
     let state = AppState {
         manager,
-        engine,
+        engine: engine.clone(),
         activity_poll_wait: Duration::from_secs(config.activity_poll_seconds),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -171,6 +173,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
     tracing::info!(%addr, "workflow-manager listening");
     Ok(Running {
+        engine,
         addr,
         shutdown: shutdown_tx,
         server,
