@@ -227,7 +227,8 @@ fn eval_arg(arg: &Arg, input: &Value, context: &Value) -> Result<Value, PathErro
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+/// The JSON type name of a value, as Step Functions names it in error messages.
+pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -115,6 +115,38 @@ pub fn string_tags(
         .collect()
 }
 
+/// A new workflow, queued, created now.
+fn queued_workflow(
+    id: String,
+    definition: WorkflowDefinition,
+    namespace: &str,
+    queue: &str,
+    input: String,
+    tags: Tags,
+    retry_for: Option<String>,
+) -> Workflow {
+    let now = Utc::now();
+    Workflow {
+        id,
+        created_at: now,
+        last_updated: now,
+        stopped_at: None,
+        workflow_definition: definition,
+        status: WorkflowStatus::Queued,
+        namespace: namespace.to_string(),
+        queue: queue.to_string(),
+        input,
+        resolved_by_user: false,
+        retry_for,
+        retries: Vec::new(),
+        tags,
+        last_job: None,
+        status_reason: String::new(),
+        output: String::new(),
+        jobs: Vec::new(),
+    }
+}
+
 impl WorkflowManager {
     /// A manager over a store and a Step Functions backend.
     pub fn new(store: Arc<dyn Store>, sfn: Arc<dyn StepFunctions>, config: ManagerConfig) -> Self {
@@ -279,26 +311,15 @@ impl WorkflowManager {
             id = format!("{id}-{}", req.id_suffix);
             id.truncate(80);
         }
-        let now = Utc::now();
-        let workflow = Workflow {
-            id: id.clone(),
-            created_at: now,
-            last_updated: now,
-            stopped_at: None,
-            workflow_definition: definition.clone(),
-            status: WorkflowStatus::Queued,
-            namespace: namespace.to_string(),
-            queue: queue.to_string(),
-            input: input_text.to_string(),
-            resolved_by_user: false,
-            retry_for: None,
-            retries: Vec::new(),
+        let workflow = queued_workflow(
+            id,
+            definition.clone(),
+            namespace,
+            queue,
+            input_text.to_string(),
             tags,
-            last_job: None,
-            status_reason: String::new(),
-            output: String::new(),
-            jobs: Vec::new(),
-        };
+            None,
+        );
 
         self.launch(workflow, input).await
     }
@@ -448,26 +469,15 @@ impl WorkflowManager {
         fields.remove("_EXECUTION_NAME");
         let mut definition = original.workflow_definition.clone();
         definition.state_machine = machine;
-        let now = Utc::now();
-        let retry = Workflow {
-            id: uuid::Uuid::new_v4().to_string(),
-            created_at: now,
-            last_updated: now,
-            stopped_at: None,
-            workflow_definition: definition,
-            status: WorkflowStatus::Queued,
-            namespace: original.namespace.clone(),
-            queue: original.queue.clone(),
-            input: Value::Object(fields.clone()).to_string(),
-            resolved_by_user: false,
-            retry_for: Some(original.id.clone()),
-            retries: Vec::new(),
-            tags: original.tags.clone(),
-            last_job: None,
-            status_reason: String::new(),
-            output: String::new(),
-            jobs: Vec::new(),
-        };
+        let retry = queued_workflow(
+            uuid::Uuid::new_v4().to_string(),
+            definition,
+            &original.namespace,
+            &original.queue,
+            Value::Object(fields.clone()).to_string(),
+            original.tags.clone(),
+            Some(original.id.clone()),
+        );
         let retry = self.launch(retry, Value::Object(fields)).await?;
         original.retries.push(retry.id.clone());
         original.last_updated = Utc::now();

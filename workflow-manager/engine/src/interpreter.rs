@@ -684,6 +684,26 @@ impl Run {
         }
     }
 
+    /// Ends a state: its output and assignments from `result` (or from its effective input when
+    /// `None`), shaped by its data flow, and where it leads.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_step(
+        &self,
+        f: &Fields<'_>,
+        st: &StateRun<'_>,
+        raw: &Value,
+        effective: &Value,
+        result: Option<Value>,
+        ctx: &Value,
+        next: Option<String>,
+    ) -> Result<Step, Failure> {
+        let (output, assign) =
+            output_and_assign(f, st.jsonata, raw, effective, result, ctx, st.vars)
+                .map_err(|e| st.flow(e))?;
+        st.assign(assign);
+        Ok(Step { output, next })
+    }
+
     /// A state whose output is its (effective) input or `result`, shaped by its data flow.
     fn plain(
         &self,
@@ -696,11 +716,7 @@ impl Run {
         let f = Fields::of(state);
         let effective =
             effective_input(&f, st.jsonata, raw, &ctx, st.vars).map_err(|e| st.flow(e))?;
-        let (output, assign) =
-            output_and_assign(&f, st.jsonata, raw, &effective, None, &ctx, st.vars)
-                .map_err(|e| st.flow(e))?;
-        st.assign(assign);
-        Ok(Step { output, next })
+        self.finish_step(&f, st, raw, &effective, None, &ctx, next)
     }
 
     fn pass(&self, s: &PassState, st: &StateRun<'_>, raw: &Value) -> Result<Step, Failure> {
@@ -714,14 +730,7 @@ impl Run {
         } else {
             Some(s.result.clone().unwrap_or_else(|| effective.clone()))
         };
-        let (output, assign) =
-            output_and_assign(&f, st.jsonata, raw, &effective, result, &ctx, st.vars)
-                .map_err(|e| st.flow(e))?;
-        st.assign(assign);
-        Ok(Step {
-            output,
-            next: s.next.clone(),
-        })
+        self.finish_step(&f, st, raw, &effective, result, &ctx, s.next.clone())
     }
 
     fn choice(&self, s: &ChoiceState, st: &StateRun<'_>, raw: &Value) -> Result<Step, Failure> {
@@ -787,14 +796,7 @@ impl Run {
             }
             None => &f,
         };
-        let (output, assign) =
-            output_and_assign(f, st.jsonata, raw, &effective, None, &ctx, st.vars)
-                .map_err(|e| st.flow(e))?;
-        st.assign(assign);
-        Ok(Step {
-            output,
-            next: Some(next),
-        })
+        self.finish_step(f, st, raw, &effective, None, &ctx, Some(next))
     }
 
     fn fail(&self, s: &FailState, st: &StateRun<'_>, raw: &Value) -> Result<Failure, Failure> {
@@ -951,14 +953,7 @@ impl Run {
         if let Ok(d) = delay.to_std() {
             tokio::time::sleep(d).await;
         }
-        let (output, assign) =
-            output_and_assign(&f, st.jsonata, raw, &effective, None, &ctx, st.vars)
-                .map_err(|e| st.flow(e))?;
-        st.assign(assign);
-        Ok(Step {
-            output,
-            next: s.next.clone(),
-        })
+        self.finish_step(&f, st, raw, &effective, None, &ctx, s.next.clone())
     }
 
     /// A non-negative integer from a literal or a path, named for error messages.
@@ -1047,21 +1042,15 @@ impl Run {
             }
         }
         self.emit(chain, "ParallelStateSucceeded", |_| {})?;
-        let (output, assign) = output_and_assign(
+        self.finish_step(
             &f,
-            st.jsonata,
+            st,
             raw,
             &effective,
             Some(Value::Array(results)),
             &ctx,
-            st.vars,
+            s.next.clone(),
         )
-        .map_err(|e| st.flow(e))?;
-        st.assign(assign);
-        Ok(Step {
-            output,
-            next: s.next.clone(),
-        })
     }
 
     /// A Map field that is a number, or (JSONata) an expression giving one.
@@ -1113,7 +1102,7 @@ impl Run {
                             "States.QueryEvaluationError",
                             st.message(format!(
                                 "The JSONata expression '{expr}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{}' for value: {v}",
-                                json_type(&v)
+                                wfm_asl::intrinsics::type_name(&v)
                             )),
                         ));
                     }
@@ -1324,21 +1313,15 @@ impl Run {
             }
         }
         self.emit(chain, "MapStateSucceeded", |_| {})?;
-        let (output, assign) = output_and_assign(
+        self.finish_step(
             &f,
-            st.jsonata,
+            st,
             raw,
             &effective,
             Some(Value::Array(results)),
             &ctx,
-            st.vars,
+            s.next.clone(),
         )
-        .map_err(|e| st.flow(e))?;
-        st.assign(assign);
-        Ok(Step {
-            output,
-            next: s.next.clone(),
-        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1552,21 +1535,15 @@ impl Run {
                 }
                 let result: Value = serde_json::from_str(&text)
                     .map_err(|e| st.runtime(format!("task output is not JSON: {e}")))?;
-                let (output, assign) = output_and_assign(
+                self.finish_step(
                     fields,
-                    st.jsonata,
+                    st,
                     raw,
                     effective,
                     Some(result),
                     ctx,
-                    st.vars,
+                    s.next.clone(),
                 )
-                .map_err(|e| st.flow(e))?;
-                st.assign(assign);
-                Ok(Step {
-                    output,
-                    next: s.next.clone(),
-                })
             }
             Some(TaskOutcome::Failure { error, cause }) => {
                 let timed_out = matches!(
@@ -1604,18 +1581,6 @@ impl Run {
                 "the activity task was abandoned",
             )),
         }
-    }
-}
-
-/// The JSON type name of a value, as Step Functions names it in errors.
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 
