@@ -200,7 +200,7 @@ impl ActivityBoard {
         let recorded = match &outcome {
             TaskOutcome::Success(text) => {
                 slot.log
-                    .emit_after(Some(previous), "ActivitySucceeded", |e| {
+                    .emit_durable_after(Some(previous), "ActivitySucceeded", |e| {
                         e.activity_succeeded_event_details = Some(OutputDetails {
                             output: Some(text.clone()),
                             output_details: Some(PayloadDetails { truncated: false }),
@@ -208,12 +208,13 @@ impl ActivityBoard {
                     })?
             }
             TaskOutcome::Failure { error, cause } => {
-                slot.log.emit_after(Some(previous), "ActivityFailed", |e| {
-                    e.activity_failed_event_details = Some(ErrorDetails {
-                        error: error.clone(),
-                        cause: cause.clone(),
-                    })
-                })?
+                slot.log
+                    .emit_durable_after(Some(previous), "ActivityFailed", |e| {
+                        e.activity_failed_event_details = Some(ErrorDetails {
+                            error: error.clone(),
+                            cause: cause.clone(),
+                        })
+                    })?
             }
         };
         let Some(event_id) = recorded else {

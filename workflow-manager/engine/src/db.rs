@@ -118,13 +118,118 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 /// The engine's database handle (one connection; writes are short).
 pub struct EngineDb {
     conn: Mutex<Connection>,
+    /// The group-commit writer of a file database (`None` in memory: writes are direct).
+    writer: Option<std::sync::mpsc::Sender<Queued>>,
+}
+
+/// Called once the write it was queued with is committed.
+pub type AfterCommit = Box<dyn FnOnce() + Send>;
+
+/// A history write: an event, or the closing event with the execution's terminal status.
+enum Write {
+    Event {
+        arn: String,
+        id: i64,
+        body: String,
+    },
+    Finish {
+        arn: String,
+        id: i64,
+        body: String,
+        ending: [Option<String>; 4],
+        stop_ms: i64,
+    },
+    /// Nothing: waiting for it waits for everything queued before.
+    Flush,
+}
+
+struct Queued {
+    write: Write,
+    done: Option<std::sync::mpsc::SyncSender<Result<(), String>>>,
+    after: Option<AfterCommit>,
+}
+
+fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
+    match write {
+        Write::Event { arn, id, body } => {
+            conn.prepare_cached(
+                "INSERT INTO events (execution_arn, id, body) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![arn, id, body])?;
+        }
+        Write::Finish {
+            arn,
+            id,
+            body,
+            ending,
+            stop_ms,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO events (execution_arn, id, body) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![arn, id, body])?;
+            let [status, output, error, cause] = ending;
+            conn.prepare_cached(
+                "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stop_ms = ?6
+                 WHERE arn = ?1",
+            )?
+            .execute(params![arn, status, output, error, cause, stop_ms])?;
+        }
+        Write::Flush => {}
+    }
+    Ok(())
+}
+
+/// The writer thread: takes every queued write, commits them in one transaction (group
+/// commit: one WAL append for many events), then acknowledges them in order.
+fn run_writer(mut conn: Connection, rx: std::sync::mpsc::Receiver<Queued>) {
+    const MAX_BATCH: usize = 4096;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(q) => batch.push(q),
+                Err(_) => break,
+            }
+        }
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            for q in &batch {
+                apply(&tx, &q.write)?;
+            }
+            tx.commit()
+        })()
+        .map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!(error = %e, writes = batch.len(), "engine history write failed");
+        }
+        for q in batch {
+            if let Some(done) = q.done {
+                let _ = done.send(result.clone());
+            }
+            if result.is_ok() {
+                if let Some(after) = q.after {
+                    after();
+                }
+            }
+        }
+    }
 }
 
 impl EngineDb {
     /// Opens (creating) the database at `path`, in WAL mode.
     pub fn open(path: &Path) -> Result<Self, EngineError> {
-        let conn = Connection::open(path)?;
-        Self::init(conn)
+        let mut db = Self::init(Connection::open(path)?)?;
+        let writer_conn = Connection::open(path)?;
+        writer_conn.pragma_update(None, "synchronous", "NORMAL")?;
+        writer_conn.pragma_update(None, "busy_timeout", 5000)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("wfm-engine-writer".into())
+            .spawn(move || run_writer(writer_conn, rx))
+            .map_err(|e| EngineError::Storage(format!("cannot start the writer thread: {e}")))?;
+        db.writer = Some(tx);
+        Ok(db)
     }
 
     /// An in-memory database, for tests.
@@ -140,7 +245,52 @@ impl EngineDb {
         migrate(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            writer: None,
         })
+    }
+
+    /// Queues a write (file database) or does it now (in memory). With `wait`, returns only
+    /// once it is committed. `after` runs once it is committed.
+    fn write(
+        &self,
+        write: Write,
+        wait: bool,
+        after: Option<AfterCommit>,
+    ) -> Result<(), EngineError> {
+        match &self.writer {
+            Some(tx) => {
+                let (done_tx, done_rx) = if wait {
+                    let (t, r) = std::sync::mpsc::sync_channel(1);
+                    (Some(t), Some(r))
+                } else {
+                    (None, None)
+                };
+                tx.send(Queued {
+                    write,
+                    done: done_tx,
+                    after,
+                })
+                .map_err(|_| EngineError::Storage("the writer thread has stopped".into()))?;
+                if let Some(r) = done_rx {
+                    r.recv()
+                        .map_err(|_| EngineError::Storage("the writer thread has stopped".into()))?
+                        .map_err(EngineError::Storage)?;
+                }
+                Ok(())
+            }
+            None => {
+                {
+                    let mut conn = self.conn();
+                    let tx = conn.transaction()?;
+                    apply(&tx, &write)?;
+                    tx.commit()?;
+                }
+                if let Some(after) = after {
+                    after();
+                }
+                Ok(())
+            }
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -367,16 +517,33 @@ impl EngineDb {
         Ok(out)
     }
 
-    /// Appends an event.
+    /// Returns once everything queued so far is committed.
+    pub fn flush(&self) -> Result<(), EngineError> {
+        self.write(Write::Flush, true, None)
+    }
+
+    /// Appends an event; with `wait`, returns once it is committed; `after` runs then.
     pub fn append_event(
         &self,
         execution_arn: &str,
         event: &HistoryEvent,
+        wait: bool,
+        after: Option<AfterCommit>,
     ) -> Result<(), EngineError> {
-        insert_event(&self.conn(), execution_arn, event)
+        let body = serde_json::to_string(event).map_err(|e| EngineError::Storage(e.to_string()))?;
+        self.write(
+            Write::Event {
+                arn: execution_arn.to_string(),
+                id: event.id,
+                body,
+            },
+            wait,
+            after,
+        )
     }
 
-    /// Appends the closing event and records the terminal status in one transaction.
+    /// Appends the closing event and records the terminal status in one transaction, and
+    /// returns once it is committed.
     pub fn finish_execution(
         &self,
         execution_arn: &str,
@@ -386,23 +553,24 @@ impl EngineDb {
         error: Option<&str>,
         cause: Option<&str>,
     ) -> Result<(), EngineError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        insert_event(&tx, execution_arn, event)?;
-        tx.execute(
-            "UPDATE executions SET status = ?2, output = ?3, error = ?4, cause = ?5, stop_ms = ?6
-             WHERE arn = ?1",
-            params![
-                execution_arn,
-                status,
-                output,
-                error,
-                cause,
-                ms(event.timestamp)
-            ],
-        )?;
-        tx.commit()?;
-        Ok(())
+        let body = serde_json::to_string(event).map_err(|e| EngineError::Storage(e.to_string()))?;
+        let ending = [
+            Some(status.to_string()),
+            output.map(str::to_string),
+            error.map(str::to_string),
+            cause.map(str::to_string),
+        ];
+        self.write(
+            Write::Finish {
+                arn: execution_arn.to_string(),
+                id: event.id,
+                body,
+                ending,
+                stop_ms: ms(event.timestamp),
+            },
+            true,
+            None,
+        )
     }
 
     /// Events of an execution with ids in `[from, to]`, ascending or descending.

@@ -673,6 +673,10 @@ impl Engine {
                 h.abort();
             }
         }
+        // What was queued before the halt is committed; nothing after it is.
+        if let Err(e) = self.inner.db.flush() {
+            tracing::error!(error = %e, "cannot flush the engine's history at halt");
+        }
     }
 
     /// Describes an execution.

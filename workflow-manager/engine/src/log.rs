@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use wfm_asl::HistoryEvent;
 
 use crate::clock::Clock;
-use crate::db::EngineDb;
+use crate::db::{AfterCommit, EngineDb};
 use crate::error::EngineError;
 use crate::ExecutionObserver;
 
@@ -71,20 +71,43 @@ impl ExecutionLog {
         event_type: &str,
         fill: impl FnOnce(&mut HistoryEvent),
     ) -> Result<Option<i64>, EngineError> {
-        let id = {
-            let mut st = self.lock();
-            if st.finished {
-                return Ok(None);
-            }
-            let prev = previous.unwrap_or(st.last_id);
-            let mut event = HistoryEvent::new(st.last_id + 1, prev, event_type, self.clock.now());
-            fill(&mut event);
-            self.db.append_event(&self.arn, &event)?;
-            st.last_id = event.id;
-            event.id
-        };
-        self.notify();
-        Ok(Some(id))
+        self.append(previous, event_type, fill, false)
+    }
+
+    /// Like [`emit_after`](Self::emit_after), returning only once the event is committed: for
+    /// what is acknowledged to someone (a worker's answer).
+    pub fn emit_durable_after(
+        &self,
+        previous: Option<i64>,
+        event_type: &str,
+        fill: impl FnOnce(&mut HistoryEvent),
+    ) -> Result<Option<i64>, EngineError> {
+        self.append(previous, event_type, fill, true)
+    }
+
+    fn append(
+        &self,
+        previous: Option<i64>,
+        event_type: &str,
+        fill: impl FnOnce(&mut HistoryEvent),
+        wait: bool,
+    ) -> Result<Option<i64>, EngineError> {
+        let mut st = self.lock();
+        if st.finished {
+            return Ok(None);
+        }
+        let prev = previous.unwrap_or(st.last_id);
+        let mut event = HistoryEvent::new(st.last_id + 1, prev, event_type, self.clock.now());
+        fill(&mut event);
+        // Observers hear of the event once it is committed, so what they read is there.
+        let after: Option<AfterCommit> = self.observer.clone().map(|o| {
+            let (arn, name) = (self.arn.clone(), self.name.clone());
+            Box::new(move || o.execution_changed(&arn, &name)) as AfterCommit
+        });
+        // The lock is held while queueing, so events are queued in id order.
+        self.db.append_event(&self.arn, &event, wait, after)?;
+        st.last_id = event.id;
+        Ok(Some(event.id))
     }
 
     /// Appends the closing event and stores the terminal status, unless the execution has

@@ -483,16 +483,24 @@ async fn a_resumed_task_keeps_its_timeout_deadline() {
     let ex = first
         .start_execution(&sm.arn, Some("d1"), None)
         .expect("start");
-    tokio::task::yield_now().await;
-    // The restart happens after the task has been scheduled; its deadline must not restart.
-    let (resume, _) = {
+    // The restart happens after the task has been scheduled (and that is committed by the
+    // writer thread, in real time); its deadline must not restart.
+    let machine: StateMachine = serde_json::from_value(def.clone()).expect("machine");
+    let mut resume = None;
+    for _ in 0..500 {
+        tokio::task::yield_now().await;
         let events = first
             .get_execution_history(&ex.execution_arn, None, None, false)
             .expect("history")
             .events;
-        let machine: StateMachine = serde_json::from_value(def.clone()).expect("machine");
-        crate::interpreter::Resume::from_history(&events, &machine, &json!({}))
-    };
+        let (r, _) = crate::interpreter::Resume::from_history(&events, &machine, &json!({}));
+        if r.scheduled.is_some() {
+            resume = Some(r);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let resume = resume.expect("the task is scheduled");
     assert!(
         resume.scheduled.is_some(),
         "the scheduled time is read back"
