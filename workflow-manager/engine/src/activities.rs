@@ -63,6 +63,7 @@ pub(crate) struct TaskSlot {
     pub scheduled_event_id: i64,
     /// The ActivityStarted event, once a worker took the task.
     pub started_event_id: Mutex<Option<i64>>,
+    /// The waiting run, or `None` for a parked execution (the board's resumer continues it).
     outcome: Mutex<Option<oneshot::Sender<(TaskOutcome, i64)>>>,
     /// When a worker took it (the heartbeat clock starts then).
     pub started: Mutex<Option<Instant>>,
@@ -70,16 +71,18 @@ pub(crate) struct TaskSlot {
 }
 
 impl TaskSlot {
+    /// A slot whose answer wakes the run waiting on `outcome`, or (`None`) resumes the parked
+    /// execution through the board's resumer.
     pub fn new(
         log: Arc<ExecutionLog>,
         scheduled_event_id: i64,
-        outcome: oneshot::Sender<(TaskOutcome, i64)>,
+        outcome: Option<oneshot::Sender<(TaskOutcome, i64)>>,
     ) -> Self {
         Self {
             log,
             scheduled_event_id,
             started_event_id: Mutex::new(None),
-            outcome: Mutex::new(Some(outcome)),
+            outcome: Mutex::new(outcome),
             started: Mutex::new(None),
             last_heartbeat: Mutex::new(None),
         }
@@ -96,6 +99,9 @@ struct ActivityQueue {
     waiters: VecDeque<oneshot::Sender<ActivityTask>>,
 }
 
+/// Continues a parked execution, given its ARN.
+pub(crate) type Resumer = Box<dyn Fn(&str) + Send + Sync>;
+
 /// All activity queues and outstanding tasks.
 #[derive(Default)]
 pub(crate) struct ActivityBoard {
@@ -103,6 +109,8 @@ pub(crate) struct ActivityBoard {
     tasks: Mutex<HashMap<String, Arc<TaskSlot>>>,
     /// Tokens of tasks withdrawn because their execution stopped.
     retired: Mutex<HashSet<String>>,
+    /// Continues a parked execution (by ARN) once its task's answer is recorded.
+    resumer: std::sync::OnceLock<Resumer>,
 }
 
 impl ActivityBoard {
@@ -221,11 +229,30 @@ impl ActivityBoard {
             // The execution ended (stopped or timed out) while the worker was busy.
             return Err(self.gone(token));
         };
-        if let Some(tx) = lock(&slot.outcome).take() {
+        let waiting = lock(&slot.outcome).take();
+        match waiting {
             // The run may have been dropped meanwhile; then nobody listens.
-            let _ = tx.send((outcome, event_id));
+            Some(tx) => {
+                let _ = tx.send((outcome, event_id));
+            }
+            None => {
+                if let Some(resume) = self.resumer.get() {
+                    resume(&slot.log.arn);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Sets how parked executions are continued (once, by the engine).
+    pub fn set_resumer(&self, resume: Resumer) {
+        let _ = self.resumer.set(resume);
+    }
+
+    /// Withdraws every task (the engine halts); their tokens become invalid.
+    pub fn retire_all(&self) {
+        let mut tasks = lock(&self.tasks);
+        lock(&self.retired).extend(tasks.drain().map(|(token, _)| token));
     }
 
     /// Forgets a task (its wait ended).

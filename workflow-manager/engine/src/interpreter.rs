@@ -229,6 +229,9 @@ struct Step {
 #[derive(Clone, Copy)]
 struct Scope<'a> {
     map_item: Option<&'a Value>,
+    /// Whether this is the execution's own machine (not a Parallel branch or Map iteration):
+    /// only there can a run park while its task is out.
+    top_level: bool,
 }
 
 /// The state being run, for error messages and the context object.
@@ -297,8 +300,15 @@ fn payload() -> Option<PayloadDetails> {
     Some(PayloadDetails { truncated: false })
 }
 
+/// The "error" a run ends with when it parks: its task is out, and the answer will resume the
+/// execution from its history. Never an execution's error; no retrier or catcher matches it.
+const PARKED: &str = "wfm.Parked";
+
 /// Whether a retrier's or catcher's `ErrorEquals` matches an error.
 fn matches_error(error_equals: &[String], error: &str) -> bool {
+    if error == PARKED {
+        return false;
+    }
     let terminal = matches!(error, "States.Runtime" | "States.DataLimitExceeded");
     error_equals.iter().any(|e| {
         e == error
@@ -333,7 +343,10 @@ impl Run {
             resume,
             self.resume_entered_id,
             &chain,
-            Scope { map_item: None },
+            Scope {
+                map_item: None,
+                top_level: true,
+            },
             QueryLanguage::JsonPath,
             vars,
         );
@@ -351,6 +364,14 @@ impl Run {
             }
             None => Ok(work.await),
         };
+        if matches!(&result, Ok(Err(f)) if f.error == PARKED) {
+            // Parked: the task's answer resumes the execution; nothing ends here, and nothing
+            // of the run stays in memory but the outstanding task and the execution's log
+            // (kept in the live table, so that a stop appends to the same history). Its abort
+            // handle goes: it would keep this finished task's memory alive.
+            self.inner.drop_abort_handle(&self.log.arn);
+            return;
+        }
         let outcome = match &result {
             Ok(Ok(output)) => {
                 let text = output.to_string();
@@ -1021,7 +1042,10 @@ impl Run {
                             Resume::start(branch, &input),
                             0,
                             &branch_chain,
-                            st.scope,
+                            Scope {
+                                top_level: false,
+                                ..st.scope
+                            },
                             language,
                             vars,
                         )
@@ -1225,6 +1249,7 @@ impl Run {
                         entered_id: st.entered_id,
                         scope: Scope {
                             map_item: Some(&item),
+                            top_level: false,
                         },
                         vars: st.vars,
                         jsonata: st.jsonata,
@@ -1259,7 +1284,10 @@ impl Run {
                             Resume::start(processor, &input),
                             0,
                             &iteration_chain,
-                            Scope { map_item: None },
+                            Scope {
+                                map_item: None,
+                                top_level: false,
+                            },
                             language,
                             vars,
                         )
@@ -1399,6 +1427,26 @@ impl Run {
                 })
             })?;
         }
+        // A task without timers, in the execution's own machine and not retried, parks the
+        // run: instead of a run waiting (kilobytes per execution), only the outstanding task
+        // stays in memory, and its answer resumes the execution from its history.
+        let parkable = st.scope.top_level
+            && timeout.is_none()
+            && heartbeat.is_none()
+            && s.retry.as_ref().is_none_or(|r| r.is_empty())
+            && self.machine.timeout_seconds.is_none();
+        if parkable {
+            let slot = Arc::new(TaskSlot::new(self.log.clone(), chain.get(), None));
+            self.inner.board.schedule(
+                &resource,
+                ActivityTask {
+                    task_token: token,
+                    input: input_text,
+                },
+                slot,
+            );
+            return Err(Failure::new(PARKED, ""));
+        }
         // A recovered task (scheduled before the engine stopped) is handed out again with a
         // new token: the old one died with the process that issued it.
         // Its TimeoutSeconds keeps running from when it was first scheduled.
@@ -1458,7 +1506,7 @@ impl Run {
             elapsed,
         } = timers;
         let (tx, mut rx) = oneshot::channel();
-        let slot = Arc::new(TaskSlot::new(self.log.clone(), chain.get(), tx));
+        let slot = Arc::new(TaskSlot::new(self.log.clone(), chain.get(), Some(tx)));
         // Withdraws the task however this wait ends (answer, time-out, or the run dropped).
         struct Withdraw<'a>(&'a Inner, String);
         impl Drop for Withdraw<'_> {

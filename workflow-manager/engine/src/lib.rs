@@ -157,6 +157,12 @@ impl Inner {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(crate) fn drop_abort_handle(&self, execution_arn: &str) {
+        if let Some(live) = self.live().get_mut(execution_arn) {
+            live.abort = None;
+        }
+    }
+
     pub(crate) fn forget_live(&self, execution_arn: &str) {
         self.live().remove(execution_arn);
         self.finished.send_modify(|n| *n = n.wrapping_add(1));
@@ -241,7 +247,7 @@ impl Engine {
         observer: Option<Arc<dyn ExecutionObserver>>,
         clock: Clock,
     ) -> Self {
-        Self {
+        let engine = Self {
             inner: Arc::new(Inner {
                 config,
                 clock,
@@ -252,7 +258,16 @@ impl Engine {
                 machines: Mutex::new(HashMap::new()),
                 observer,
             }),
-        }
+        };
+        // Parked executions are continued through a weak handle, so the board does not keep
+        // the engine alive.
+        let weak = Arc::downgrade(&engine.inner);
+        engine.inner.board.set_resumer(Box::new(move |arn: &str| {
+            if let Some(inner) = weak.upgrade() {
+                Engine { inner }.resume_parked(arn);
+            }
+        }));
+        engine
     }
 
     /// The engine's region and account.
@@ -633,31 +648,54 @@ impl Engine {
             if self.inner.live().contains_key(&row.arn) {
                 continue;
             }
-            let Some(machine_row) = self.inner.db.state_machine(&row.state_machine_arn)? else {
-                tracing::error!(execution = %row.arn, "cannot resume: its state machine is gone");
-                continue;
-            };
-            let machine = self.parsed_machine(&machine_row)?;
-            let events = self
-                .inner
-                .db
-                .events(&row.arn, 0, i64::MAX, false, usize::MAX)?;
-            let input: Value = serde_json::from_str(&row.input).unwrap_or(Value::Null);
-            let (resume, entered_id) = Resume::from_history(&events, &machine, &input);
-            let last_id = events.last().map(|e| e.id).unwrap_or(0);
-            tracing::info!(execution = %row.arn, state = %resume.state, "resuming execution");
-            self.launch(
-                &row,
-                &machine_row,
-                machine,
-                input,
-                resume,
-                entered_id,
-                last_id,
-            );
-            resumed += 1;
+            if self.resume_from_history(row)? {
+                resumed += 1;
+            }
         }
         Ok(resumed)
+    }
+
+    /// Continues one execution from where its history ends (after a restart, or when the
+    /// answer of a parked task arrives). Returns false when its state machine is gone.
+    pub(crate) fn resume_from_history(&self, row: ExecutionRow) -> Result<bool, EngineError> {
+        let Some(machine_row) = self.inner.db.state_machine(&row.state_machine_arn)? else {
+            tracing::error!(execution = %row.arn, "cannot resume: its state machine is gone");
+            return Ok(false);
+        };
+        let machine = self.parsed_machine(&machine_row)?;
+        let events = self
+            .inner
+            .db
+            .events(&row.arn, 0, i64::MAX, false, usize::MAX)?;
+        let input: Value = serde_json::from_str(&row.input).unwrap_or(Value::Null);
+        let (resume, entered_id) = Resume::from_history(&events, &machine, &input);
+        let last_id = events.last().map(|e| e.id).unwrap_or(0);
+        tracing::debug!(execution = %row.arn, state = %resume.state, "resuming execution");
+        self.launch(
+            &row,
+            &machine_row,
+            machine,
+            input,
+            resume,
+            entered_id,
+            last_id,
+        );
+        Ok(true)
+    }
+
+    /// Resumes a parked execution whose task was just answered.
+    pub(crate) fn resume_parked(&self, execution_arn: &str) {
+        let result = self
+            .inner
+            .db
+            .execution(execution_arn)
+            .and_then(|row| match row {
+                Some(row) if row.status == "RUNNING" => self.resume_from_history(row).map(|_| ()),
+                _ => Ok(()),
+            });
+        if let Err(e) = result {
+            tracing::error!(execution = %execution_arn, error = %e, "cannot resume a parked execution");
+        }
     }
 
     /// Stops running every execution at once without recording anything, as a crash would:
@@ -673,6 +711,8 @@ impl Engine {
                 h.abort();
             }
         }
+        // Parked executions have no run, only their tasks.
+        self.inner.board.retire_all();
         // What was queued before the halt is committed; nothing after it is.
         if let Err(e) = self.inner.db.flush() {
             tracing::error!(error = %e, "cannot flush the engine's history at halt");
@@ -704,6 +744,11 @@ impl Engine {
             return Ok(row.stop.unwrap_or_else(|| self.inner.clock.now()));
         }
         let live = self.inner.live().remove(arn);
+        if live.is_none() {
+            // No log in memory: the history's end must be read from the database, so let the
+            // writer commit what it holds first.
+            self.inner.db.flush()?;
+        }
         let log = match &live {
             Some(l) => l.log.clone(),
             None => Arc::new(ExecutionLog::new(
