@@ -607,14 +607,32 @@ impl WorkflowManager {
     /// Refreshes summary and jobs in one store write (the sync path). The summary is read
     /// before the history, so a terminal status is never stored with an incomplete history.
     pub async fn sync_workflow(&self, id: &str) -> Result<Workflow, ManagerError> {
-        let mut wf = self.store.get_workflow(id).await?;
-        if wf.status.is_terminal() {
-            return Ok(wf);
-        }
-        if self.apply_summary(&mut wf).await? {
+        // Optimistic: a change made meanwhile (an operator's cancel reason, resolve, retries)
+        // makes the conditional write fail, and the sync starts over from the fresh record.
+        for _ in 0..10 {
+            let mut wf = self.store.get_workflow(id).await?;
+            if wf.status.is_terminal() {
+                return Ok(wf);
+            }
+            let read_at = wf.last_updated;
+            if !self.apply_summary(&mut wf).await? {
+                return Ok(wf);
+            }
             self.apply_history(&mut wf).await?;
-            self.store.update_workflow(&wf).await?;
+            if wf.last_updated <= read_at {
+                wf.last_updated = read_at + chrono::Duration::microseconds(1);
+            }
+            match self.store.update_workflow_if(&wf, read_at).await {
+                Ok(true) => return Ok(wf),
+                Ok(false) => continue,
+                Err(StoreError::TerminalToNonTerminal { .. }) => {
+                    return Ok(self.store.get_workflow(id).await?)
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(wf)
+        Err(ManagerError::Internal(format!(
+            "workflow {id} kept changing during its sync"
+        )))
     }
 }

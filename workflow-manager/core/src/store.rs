@@ -98,6 +98,13 @@ pub trait Store: Send + Sync {
     async fn save_workflow(&self, workflow: &Workflow) -> Result<(), StoreError>;
     /// Replaces a stored workflow. Refuses to move a terminal status to a non-terminal one.
     async fn update_workflow(&self, workflow: &Workflow) -> Result<(), StoreError>;
+    /// Replaces a stored workflow only if its stored `lastUpdated` is still `expected` (it was
+    /// not changed since it was read); returns whether it was replaced. Same terminal rule.
+    async fn update_workflow_if(
+        &self,
+        workflow: &Workflow,
+        expected: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError>;
     /// One workflow.
     async fn get_workflow(&self, id: &str) -> Result<Workflow, StoreError>;
     /// Deletes a workflow.

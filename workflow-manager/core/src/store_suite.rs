@@ -186,6 +186,31 @@ pub async fn workflows_round_trip_and_refuse_terminal_to_non_terminal(store: &dy
         store.get_workflow("suite-wf-1").await.expect("get").status,
         WorkflowStatus::Succeeded
     );
+    // A conditional update applies only to the version it was computed from.
+    let mut stale = store.get_workflow("suite-wf-1").await.expect("get");
+    let read_at = stale.last_updated;
+    let mut fresh = stale.clone();
+    fresh.status_reason = "set by an operator".into();
+    fresh.last_updated = Utc::now() + Duration::milliseconds(1);
+    assert!(store
+        .update_workflow_if(&fresh, read_at)
+        .await
+        .expect("first writer"));
+    stale.output = "stale".into();
+    stale.last_updated = Utc::now() + Duration::milliseconds(2);
+    assert!(!store
+        .update_workflow_if(&stale, read_at)
+        .await
+        .expect("second writer"));
+    assert_eq!(
+        store
+            .get_workflow("suite-wf-1")
+            .await
+            .expect("get")
+            .status_reason,
+        "set by an operator"
+    );
+
     let mut open = sample_workflow("suite-wf-open", &def);
     open.status = WorkflowStatus::Running;
     store.save_workflow(&open).await.expect("save open");

@@ -114,6 +114,54 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Replaces a workflow (refusing terminal to non-terminal), if `expected` is given only
+    /// when the stored `lastUpdated` equals it. Returns whether it was replaced.
+    fn replace_workflow(
+        &self,
+        wf: &Workflow,
+        expected: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let body = to_json(wf)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        let current: Option<(String, String)> = tx
+            .query_row(
+                "SELECT status, body FROM workflows WHERE id = ?1",
+                params![wf.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend)?;
+        let Some((status, stored_body)) = current else {
+            return Err(StoreError::NotFound(format!(
+                "workflow not found: {}",
+                wf.id
+            )));
+        };
+        if let Some(expected) = expected {
+            let stored: Workflow = from_json(&stored_body)?;
+            if stored.last_updated != expected {
+                return Ok(false);
+            }
+        }
+        let status = WorkflowStatus::parse(&status)
+            .ok_or_else(|| StoreError::Backend(format!("corrupt status '{status}'")))?;
+        if status.is_terminal() && !wf.status.is_terminal() {
+            return Err(StoreError::TerminalToNonTerminal {
+                id: wf.id.clone(),
+                from: status.as_str(),
+                to: wf.status.as_str(),
+            });
+        }
+        tx.execute(
+            "UPDATE workflows SET status = ?2, resolved = ?3, body = ?4 WHERE id = ?1",
+            params![wf.id, wf.status.as_str(), wf.resolved_by_user, body],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(true)
+    }
+
     fn definitions(
         &self,
         sql: &str,
@@ -282,39 +330,15 @@ impl Store for SqliteStore {
     }
 
     async fn update_workflow(&self, wf: &Workflow) -> Result<(), StoreError> {
-        let body = to_json(wf)?;
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        let current: Option<String> = tx
-            .query_row(
-                "SELECT status FROM workflows WHERE id = ?1",
-                params![wf.id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)?;
-        let Some(current) = current else {
-            return Err(StoreError::NotFound(format!(
-                "workflow not found: {}",
-                wf.id
-            )));
-        };
-        let current = WorkflowStatus::parse(&current)
-            .ok_or_else(|| StoreError::Backend(format!("corrupt status '{current}'")))?;
-        if current.is_terminal() && !wf.status.is_terminal() {
-            return Err(StoreError::TerminalToNonTerminal {
-                id: wf.id.clone(),
-                from: current.as_str(),
-                to: wf.status.as_str(),
-            });
-        }
-        tx.execute(
-            "UPDATE workflows SET status = ?2, resolved = ?3, body = ?4 WHERE id = ?1",
-            params![wf.id, wf.status.as_str(), wf.resolved_by_user, body],
-        )
-        .map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        Ok(())
+        self.replace_workflow(wf, None).map(|_| ())
+    }
+
+    async fn update_workflow_if(
+        &self,
+        wf: &Workflow,
+        expected: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.replace_workflow(wf, Some(expected))
     }
 
     async fn get_workflow(&self, id: &str) -> Result<Workflow, StoreError> {
