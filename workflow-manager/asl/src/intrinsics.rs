@@ -479,7 +479,7 @@ fn eval_call(call: &Call, input: &Value, context: &Value) -> Result<Value, PathE
             let value = match args.get(2) {
                 Some(seed) => rand::rngs::StdRng::seed_from_u64(as_int(name, seed)? as u64)
                     .random_range(start..end),
-                None => rand::rng().random_range(start..end),
+                None => crate::entropy::range(start, end),
             };
             Ok(Value::from(value))
         }
@@ -502,7 +502,7 @@ fn eval_call(call: &Call, input: &Value, context: &Value) -> Result<Value, PathE
         }
         "States.UUID" => {
             want_args(name, &args, 0..=0)?;
-            Ok(Value::String(uuid::Uuid::new_v4().to_string()))
+            Ok(Value::String(crate::entropy::uuid()))
         }
         other => Err(failure(format!("Unknown intrinsic function {other}"))),
     }

@@ -91,11 +91,12 @@ fn register_step_functions_extensions(evaluator: &mut Evaluator) {
     for (name, intrinsic) in table {
         let _ = evaluator.register_fn(name, move |args: &[JValue]| call(intrinsic, args));
     }
-    let _ = evaluator.register_fn("random", |args: &[JValue]| {
+    // `$random` is also JSONata's own: replace it, so a seeded engine controls it too.
+    let _ = evaluator.register_fn_override("random", |args: &[JValue]| {
         use rand::{Rng, SeedableRng};
         let value: f64 = match args.first().and_then(to_json).and_then(|v| v.as_f64()) {
             Some(seed) => rand::rngs::StdRng::seed_from_u64(seed as u64).random(),
-            None => rand::rng().random(),
+            None => crate::entropy::unit(),
         };
         Ok(JValue::Number(value))
     });

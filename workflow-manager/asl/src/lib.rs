@@ -7,6 +7,7 @@
 //! shares these types.
 
 pub mod definition;
+pub mod entropy;
 pub mod history;
 pub mod intrinsics;
 pub mod jsonata;

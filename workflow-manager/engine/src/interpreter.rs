@@ -326,8 +326,7 @@ fn retry_delay(r: &Retrier, attempt: u32) -> Duration {
         seconds = seconds.min(max as f64);
     }
     if r.jitter_strategy.as_deref() == Some("FULL") {
-        use rand::Rng;
-        seconds = rand::rng().random_range(0.0..=seconds.max(0.0));
+        seconds = seconds.max(0.0) * wfm_asl::entropy::unit();
     }
     Duration::from_secs_f64(seconds.clamp(0.0, 1e9))
 }

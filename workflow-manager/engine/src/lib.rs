@@ -148,6 +148,8 @@ pub(crate) struct Inner {
     live: Mutex<HashMap<String, Live>>,
     machines: Mutex<HashMap<String, Arc<StateMachine>>>,
     observer: Option<Arc<dyn ExecutionObserver>>,
+    /// The source of randomness of the executions (intrinsics, JSONata, retry jitter).
+    entropy: std::sync::RwLock<Arc<dyn wfm_asl::entropy::Entropy>>,
     /// Bumped whenever an execution ends (StartSyncExecution waits on it).
     pub(crate) finished: tokio::sync::watch::Sender<u64>,
 }
@@ -223,6 +225,17 @@ impl Engine {
         ))
     }
 
+    /// Makes executions started from now on draw their randomness from `entropy` (a
+    /// `SeededEntropy` makes `States.UUID`, `States.MathRandom`, `$random` and retry jitter
+    /// reproducible). Task tokens always come from the operating system.
+    pub fn set_entropy(&self, entropy: Arc<dyn wfm_asl::entropy::Entropy>) {
+        *self
+            .inner
+            .entropy
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = entropy;
+    }
+
     /// The engine's clock.
     pub fn clock(&self) -> Clock {
         self.inner.clock
@@ -252,6 +265,7 @@ impl Engine {
                 config,
                 clock,
                 finished: tokio::sync::watch::channel(0).0,
+                entropy: std::sync::RwLock::new(Arc::new(wfm_asl::entropy::OsEntropy)),
                 db: Arc::new(db),
                 board: ActivityBoard::default(),
                 live: Mutex::new(HashMap::new()),
@@ -632,7 +646,13 @@ impl Engine {
         self.inner
             .live()
             .insert(row.arn.clone(), Live { log, abort: None });
-        let handle = tokio::spawn(run.run());
+        let entropy = self
+            .inner
+            .entropy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let handle = tokio::spawn(wfm_asl::entropy::Scoped::new(entropy, run.run()));
         if let Some(live) = self.inner.live().get_mut(&row.arn) {
             live.abort = Some(handle.abort_handle());
         }

@@ -523,3 +523,29 @@ async fn a_resumed_task_keeps_its_timeout_deadline() {
     let done = wait_done(&second, &ex.execution_arn).await;
     assert_eq!(done.error.as_deref(), Some("States.Timeout"));
 }
+
+#[tokio::test]
+async fn a_seeded_engine_draws_the_same_random_values() {
+    let def = json!({"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "Parameters": {"id.$": "States.UUID()", "n.$": "States.MathRandom(0, 1000000)"}, "Next": "J"},
+        "J": {"Type": "Pass", "QueryLanguage": "JSONata", "Output": {"id": "{% $states.input.id %}", "n": "{% $states.input.n %}", "r": "{% $random() %}", "u": "{% $uuid() %}"}, "End": true}}});
+    let run = |seed: u64| {
+        let def = def.clone();
+        async move {
+            let e = engine();
+            e.set_entropy(Arc::new(wfm_asl::entropy::SeededEntropy::new(seed)));
+            let sm = e
+                .create_state_machine("seeded", &def.to_string(), "r", "STANDARD")
+                .expect("sm");
+            let ex = e.start_execution(&sm.arn, Some("x"), None).expect("start");
+            let done = wait_done(&e, &ex.execution_arn).await;
+            let text = done.output.clone().unwrap_or_else(|| panic!("{done:?}"));
+            serde_json::from_str::<Value>(&text).expect("json")
+        }
+    };
+    let (a, b, c) = (run(42).await, run(42).await, run(43).await);
+    assert_eq!(a, b, "the same seed gives the same values");
+    assert_ne!(a["id"], c["id"]);
+    assert_ne!(a["u"], c["u"]);
+    assert_eq!(a["id"].as_str().map(str::len), Some(36));
+}
