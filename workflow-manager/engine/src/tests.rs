@@ -549,3 +549,64 @@ async fn a_seeded_engine_draws_the_same_random_values() {
     assert_ne!(a["u"], c["u"]);
     assert_eq!(a["id"].as_str().map(str::len), Some(36));
 }
+
+#[tokio::test]
+async fn stop_aborts_at_once_inside_map_and_parallel() {
+    let e = engine();
+    let (activity, _) = e.create_activity("inner").expect("activity");
+    let task = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": activity, "End": true}}});
+    let machines = [
+        (
+            "in-map",
+            json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true, "ItemProcessor": task}}}),
+            "[1, 2, 3]",
+        ),
+        (
+            "in-parallel",
+            json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [task, task]}}}),
+            "{}",
+        ),
+    ];
+    for (name, def, input) in machines {
+        let sm = e
+            .create_state_machine(name, &def.to_string(), "r", "STANDARD")
+            .expect("sm");
+        let ex = e
+            .start_execution(&sm.arn, None, Some(input))
+            .expect("start");
+        let taken = e
+            .get_activity_task(&activity, None, Duration::from_secs(5))
+            .await
+            .expect("poll")
+            .expect("a task");
+        e.stop_execution(&ex.execution_arn, Some("Stop"), Some("by the test"))
+            .expect("stop");
+        assert_eq!(
+            e.describe_execution(&ex.execution_arn).expect("d").status,
+            "ABORTED",
+            "{name}"
+        );
+        assert!(
+            matches!(
+                e.send_task_success(&taken.task_token, "{}"),
+                Err(EngineError::InvalidToken(_))
+            ),
+            "{name}: a late answer is an invalid token"
+        );
+        // The other tasks of the stopped execution are withdrawn too.
+        let left = e
+            .get_activity_task(&activity, None, Duration::from_millis(20))
+            .await
+            .expect("poll");
+        assert!(
+            left.is_none(),
+            "{name}: a task of the stopped execution was still handed out"
+        );
+        assert_eq!(
+            history_types(&e, &ex.execution_arn)
+                .last()
+                .map(String::as_str),
+            Some("ExecutionAborted")
+        );
+    }
+}
