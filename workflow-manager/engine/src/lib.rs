@@ -581,7 +581,8 @@ impl Engine {
             };
         }
         let machine = self.parsed_machine(&machine_row)?;
-        let now = self.inner.clock.now();
+        // Milliseconds, as stored: the start date reads back the same.
+        let now = chrono::SubsecRound::trunc_subsecs(self.inner.clock.now(), 3);
         let row = ExecutionRow {
             arn: arn.clone(),
             state_machine_arn: state_machine_arn.to_string(),

@@ -610,3 +610,43 @@ async fn stop_aborts_at_once_inside_map_and_parallel() {
         );
     }
 }
+
+#[tokio::test]
+async fn start_execution_with_a_used_name_is_idempotent_only_while_running_with_the_same_input() {
+    let e = engine();
+    let (activity, _) = e.create_activity("idem").expect("activity");
+    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": activity, "End": true}}});
+    let sm = e
+        .create_state_machine("idem", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+    let first = e
+        .start_execution(&sm.arn, Some("same"), Some(r#"{"a": 1}"#))
+        .expect("start");
+    let again = e
+        .start_execution(&sm.arn, Some("same"), Some(r#"{ "a" : 1 }"#))
+        .expect("same input");
+    assert_eq!(first.execution_arn, again.execution_arn);
+    assert_eq!(first.start_date, again.start_date);
+    assert!(matches!(
+        e.start_execution(&sm.arn, Some("same"), Some(r#"{"a": 2}"#)),
+        Err(EngineError::ExecutionAlreadyExists(_))
+    ));
+    let task = e
+        .get_activity_task(&activity, None, Duration::from_secs(5))
+        .await
+        .expect("poll")
+        .expect("task");
+    assert!(
+        e.get_activity_task(&activity, None, Duration::from_millis(10))
+            .await
+            .expect("poll")
+            .is_none(),
+        "started twice"
+    );
+    e.send_task_success(&task.task_token, "{}").expect("answer");
+    wait_done(&e, &first.execution_arn).await;
+    assert!(matches!(
+        e.start_execution(&sm.arn, Some("same"), Some(r#"{"a": 1}"#)),
+        Err(EngineError::ExecutionAlreadyExists(_))
+    ));
+}
