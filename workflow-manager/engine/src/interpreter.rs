@@ -1198,7 +1198,11 @@ impl Run {
                     .as_str()
                     .map(str::to_string)
                     .unwrap_or_else(|| v.to_string());
-                Some(v.as_f64().ok_or_else(|| {
+                // A number, or a string holding one.
+                let number = v
+                    .as_f64()
+                    .or_else(|| v.as_str().and_then(|t| t.trim().parse().ok()));
+                Some(number.ok_or_else(|| {
                     st.runtime(format!(
                         "The ToleratedFailurePercentagePath field refers to value \"{shown}\" which is not a valid float: {p}"
                     ))

@@ -148,7 +148,7 @@ impl Normaliser {
             parse_json_strings(v);
         }
         let timestamp =
-            Regex::new(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]\d{2}:?\d{2})").ok();
+            Regex::new(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]\d{2}:?\d{2})").ok();
         let uuid = Regex::new(
             r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
         )
@@ -211,17 +211,22 @@ fn number_uuids(v: &mut Value, uuid: &Regex, seen: &mut Vec<String>, under_id_ke
     }
 }
 
-/// A string value that starts with `{` and parses as JSON becomes the parsed object.
+/// A string value that starts with `{` and parses as JSON becomes the parsed object, one level
+/// deep: the value itself or its direct fields.
 fn parse_json_strings(v: &mut Value) {
-    match v {
-        Value::String(s) if s.starts_with('{') => {
-            if let Ok(parsed @ Value::Object(_)) = serde_json::from_str::<Value>(s) {
-                *v = parsed;
+    fn parse_one(v: &mut Value) {
+        if let Value::String(s) = v {
+            if s.starts_with('{') {
+                if let Ok(parsed @ Value::Object(_)) = serde_json::from_str::<Value>(s) {
+                    *v = parsed;
+                }
             }
         }
-        Value::Array(a) => a.iter_mut().for_each(parse_json_strings),
-        Value::Object(o) => o.values_mut().for_each(parse_json_strings),
-        _ => {}
+    }
+    match v {
+        Value::Object(o) => o.values_mut().for_each(parse_one),
+        Value::Array(a) => a.iter_mut().for_each(parse_one),
+        other => parse_one(other),
     }
 }
 
@@ -251,8 +256,9 @@ async fn run_case(case: &Case, index: usize) -> Result<(), String> {
         None,
     )
     .map_err(|e| format!("engine: {e}"))?;
-    let sm_name = format!("conformance-sm-{index}");
-    let exec_name = format!("conformance-exec-{index}");
+    // No '-' in the names: some cases split the name on it.
+    let sm_name = format!("conformancesm{index}");
+    let exec_name = format!("conformanceexec{index}");
     let worker_kind = case
         .activity_worker
         .as_ref()
