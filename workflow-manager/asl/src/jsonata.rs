@@ -89,7 +89,14 @@ fn register_step_functions_extensions(evaluator: &mut Evaluator) {
         ("parse", "States.StringToJson"),
     ];
     for (name, intrinsic) in table {
-        let _ = evaluator.register_fn(name, move |args: &[JValue]| call(intrinsic, args));
+        let _ = evaluator.register_fn(name, move |args: &[JValue]| {
+            let result = call(intrinsic, args)?;
+            // `$range` yields a JSONata sequence: one number is that number, as in Step Functions.
+            match result {
+                JValue::Array(items) if name == "range" && items.len() == 1 => Ok(items[0].clone()),
+                other => Ok(other),
+            }
+        });
     }
     // `$random` is also JSONata's own: replace it, so a seeded engine controls it too.
     let _ = evaluator.register_fn_override("random", |args: &[JValue]| {
