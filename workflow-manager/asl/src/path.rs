@@ -89,7 +89,12 @@ fn rewrite_path(path: &str, all_brackets: bool) -> String {
                     out.push(c);
                     i += 1;
                     match (quote, c) {
-                        (Some(_), '\\') if i < chars.len() => {
+                        (Some(q), '\\') if i < chars.len() => {
+                            // Jayway reads `\"` in a single-quoted name as a backslash and a
+                            // quote; RFC 9535 has no such escape, so the backslash is escaped.
+                            if q == '\'' && chars[i] == '"' {
+                                out.push('\\');
+                            }
                             out.push(chars[i]);
                             i += 1;
                         }

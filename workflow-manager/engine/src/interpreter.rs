@@ -287,6 +287,8 @@ pub(crate) struct Run {
     pub state_machine_arn: String,
     pub state_machine_name: String,
     pub role_arn: String,
+    /// An EXPRESS state machine's execution.
+    pub express: bool,
     pub input: Value,
     pub start_date: DateTime<Utc>,
     pub resume: Resume,
@@ -456,11 +458,14 @@ impl Run {
                 "Name": self.log.name,
                 "RoleArn": self.role_arn,
                 "StartTime": self.start_date.to_rfc3339_opts(SecondsFormat::Millis, true),
-                "RedriveCount": 0,
             },
             "StateMachine": {"Id": self.state_machine_arn, "Name": self.state_machine_name},
             "State": {"EnteredTime": st.entered_at, "Name": st.name},
         });
+        if !self.express {
+            // Standard executions can be redriven; express ones cannot and have no count.
+            ctx["Execution"]["RedriveCount"] = json!(0);
+        }
         if let Some(t) = token {
             // Task states also know their token and how often they were retried.
             ctx["Task"] = json!({"Token": t});

@@ -637,6 +637,7 @@ impl Engine {
             state_machine_arn: machine_row.arn.clone(),
             state_machine_name: machine_row.name.clone(),
             role_arn: machine_row.role_arn.clone(),
+            express: machine_row.machine_type == "EXPRESS",
             input,
             start_date: row.start,
             resume,
