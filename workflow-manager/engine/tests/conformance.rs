@@ -37,6 +37,8 @@ struct Case {
     exact: bool,
     #[serde(default)]
     normalisation: Vec<Value>,
+    #[serde(default)]
+    placeholders: Vec<String>,
     activity_worker: Option<Value>,
 }
 
@@ -92,6 +94,8 @@ fn replace_at_path(v: &mut Value, path: &str, replacement: &Value) {
 }
 
 struct Normaliser {
+    /// JSON objects quoted in messages (`'{...}'`) become `<json-input:N>`.
+    json_inputs: bool,
     literal: Vec<(String, String)>,
     regex: Vec<(Regex, String)>,
     paths: Vec<(String, Value)>,
@@ -101,6 +105,10 @@ struct Normaliser {
 impl Normaliser {
     fn new(case: &Case, vars: &[(&'static str, String)]) -> Self {
         let mut n = Normaliser {
+            json_inputs: case
+                .placeholders
+                .iter()
+                .any(|p| p.starts_with("<json-input:")),
             literal: Vec::new(),
             regex: Vec::new(),
             paths: Vec::new(),
@@ -162,6 +170,9 @@ impl Normaliser {
             for (r, to) in &self.regex {
                 out = r.replace_all(&out, to.as_str()).into_owned();
             }
+            if self.json_inputs {
+                out = number_json_inputs(&out);
+            }
             if generic {
                 if let Some(t) = &timestamp {
                     out = t.replace_all(&out, "date").into_owned();
@@ -184,6 +195,30 @@ impl Normaliser {
             }
         }
     }
+}
+
+/// Replaces each quoted JSON object (`'{...}'`) in a message with `'<json-input:N>'`.
+fn number_json_inputs(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    let mut n = 0;
+    while let Some(start) = rest.find("'{") {
+        let Some(len) = rest[start + 1..].rfind("}'") else {
+            break;
+        };
+        let candidate = &rest[start + 1..start + 1 + len + 1];
+        if serde_json::from_str::<Value>(candidate).is_ok_and(|v| v.is_object()) {
+            n += 1;
+            out.push_str(&rest[..start]);
+            out.push_str(&format!("'<json-input:{n}>'"));
+            rest = &rest[start + 1 + len + 2..];
+        } else {
+            out.push_str(&rest[..start + 2]);
+            rest = &rest[start + 2..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Replaces UUIDs under keys ending in `id` with `<uuid:N>`, numbered in order of appearance.
