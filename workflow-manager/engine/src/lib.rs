@@ -194,11 +194,6 @@ fn check_name(name: &str, what: &str) -> Result<(), EngineError> {
     }
 }
 
-/// The last `:`-separated part of an ARN.
-fn arn_resource_name(arn: &str) -> &str {
-    arn.rsplit(':').next().unwrap_or(arn)
-}
-
 impl Engine {
     /// Opens the engine over the database at `path` (created if missing).
     pub fn open(
@@ -938,10 +933,7 @@ impl Engine {
         self.inner.board.outstanding()
     }
 
-    /// The name part of an ARN (helper for callers that build names from ARNs).
-    pub fn name_of(arn: &str) -> &str {
-        arn_resource_name(arn)
-    }
+
 }
 
 /// EXPRESS machines cannot wait for activities or task tokens.
