@@ -932,8 +932,6 @@ impl Engine {
     pub fn outstanding_tasks(&self) -> usize {
         self.inner.board.outstanding()
     }
-
-
 }
 
 /// EXPRESS machines cannot wait for activities or task tokens.
