@@ -115,6 +115,33 @@ pub fn string_tags(
         .collect()
 }
 
+/// The answer to a start whose client-chosen id exists: the existing workflow when it was
+/// started by the same request (definition, version unless "latest", input, namespace,
+/// queue, tags), else a conflict.
+fn same_start(
+    existing: Workflow,
+    requested: &Workflow,
+    version: i64,
+) -> Result<Workflow, ManagerError> {
+    let json = |s: &str| serde_json::from_str::<Value>(s).ok();
+    let same = existing.workflow_definition.name == requested.workflow_definition.name
+        && (version == -1
+            || existing.workflow_definition.version == requested.workflow_definition.version)
+        && json(&existing.input) == json(&requested.input)
+        && existing.namespace == requested.namespace
+        && existing.queue == requested.queue
+        && existing.tags == requested.tags
+        && existing.retry_for.is_none();
+    if same {
+        Ok(existing)
+    } else {
+        Err(ManagerError::Conflict(format!(
+            "workflow {} already exists and was started with another request",
+            existing.id
+        )))
+    }
+}
+
 /// A new workflow, queued, created now.
 fn queued_workflow(
     id: String,
@@ -306,13 +333,30 @@ impl WorkflowManager {
             }
         }
 
-        let mut id = uuid::Uuid::new_v4().to_string();
-        if !req.id_suffix.is_empty() {
-            id = format!("{id}-{}", req.id_suffix);
-            id.truncate(80);
-        }
+        let chosen = !req.id.is_empty();
+        let id = if chosen {
+            let ok = req.id.len() <= 80
+                && req
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+            if !ok {
+                return Err(ManagerError::BadRequest(format!(
+                    "id: '{}' must be 1 to 80 letters, digits, '-' or '_'",
+                    req.id
+                )));
+            }
+            req.id.clone()
+        } else {
+            let mut id = uuid::Uuid::new_v4().to_string();
+            if !req.id_suffix.is_empty() {
+                id = format!("{id}-{}", req.id_suffix);
+                id.truncate(80);
+            }
+            id
+        };
         let workflow = queued_workflow(
-            id,
+            id.clone(),
             definition.clone(),
             namespace,
             queue,
@@ -320,8 +364,22 @@ impl WorkflowManager {
             tags,
             None,
         );
-
-        self.launch(workflow, input).await
+        if chosen {
+            match self.store.get_workflow(&id).await {
+                Ok(existing) => return same_start(existing, &workflow, def_ref.version),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match self.launch(workflow.clone(), input).await {
+            // Another start with the same id won the race: same answer as if it came first.
+            Err(ManagerError::Conflict(_)) if chosen => same_start(
+                self.store.get_workflow(&id).await?,
+                &workflow,
+                def_ref.version,
+            ),
+            other => other,
+        }
     }
 
     /// Stores `workflow` and starts its execution on the state machine of its definition in

@@ -270,6 +270,10 @@ pub struct StartWorkflowRequest {
     /// Appended to the generated id (Clever's embedded mode).
     #[serde(default)]
     pub id_suffix: String,
+    /// Extension: the workflow id, chosen by the client to make the start idempotent. The same
+    /// id with the same request returns the existing workflow; with another request, 409.
+    #[serde(default)]
+    pub id: String,
 }
 
 /// Body of POST and PUT /workflow-definitions.

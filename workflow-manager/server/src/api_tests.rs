@@ -758,6 +758,51 @@ async fn operators_cancel_resolve_and_resume() {
 }
 
 #[tokio::test]
+async fn a_client_chosen_id_makes_the_start_idempotent() {
+    let app = state();
+    create_definition(&app, "flow").await;
+    let body = r#"{"workflowDefinition": {"name": "flow"}, "id": "order-42", "input": "{\"a\": 1}", "tags": {"t": "x"}}"#;
+    let (status, first) = call(&app, Method::POST, "/workflows", Some(body)).await;
+    assert_eq!(
+        (status, first["id"].as_str()),
+        (StatusCode::OK, Some("order-42")),
+        "{first}"
+    );
+    // The same request again (input spelled differently) returns the same workflow.
+    let again = r#"{"workflowDefinition": {"name": "flow", "version": 0}, "id": "order-42", "input": "{ \"a\" : 1 }", "tags": {"t": "x"}}"#;
+    let (status, second) = call(&app, Method::POST, "/workflows", Some(again)).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second["createdAt"], first["createdAt"]);
+    // Another request with the id is a conflict, and changes nothing.
+    let other =
+        r#"{"workflowDefinition": {"name": "flow"}, "id": "order-42", "input": "{\"a\": 2}"}"#;
+    let (status, v) = call(&app, Method::POST, "/workflows", Some(other)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    let (_, list) = call(
+        &app,
+        Method::GET,
+        "/workflows?workflowDefinitionName=flow",
+        None,
+    )
+    .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    let (_, stored) = call(&app, Method::GET, "/workflows/order-42", None).await;
+    assert_eq!(stored["input"], first["input"]);
+    let (status, v) = call(
+        &app,
+        Method::POST,
+        "/workflows",
+        Some(r#"{"workflowDefinition": {"name": "flow"}, "id": "no spaces"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").starts_with("id:"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
 async fn state_resources_crud() {
     let app = state();
     let (status, v) = call(
@@ -790,4 +835,74 @@ async fn state_resources_crud() {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = call(&app, Method::DELETE, "/state-resources/ns/q", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_workflow_whose_execution_never_appears_fails_after_the_grace_period() {
+    let app = state();
+    let def = wfm_core::store_suite::sample_definition("zombie", 0);
+    let mut wf = wfm_core::store_suite::sample_workflow("zombie-1", &def);
+    wf.last_updated = chrono::Utc::now() - chrono::Duration::minutes(10);
+    app.manager.store().save_workflow(&wf).await.expect("save");
+    let mut young = wfm_core::store_suite::sample_workflow("zombie-2", &def);
+    young.last_updated = chrono::Utc::now();
+    app.manager
+        .store()
+        .save_workflow(&young)
+        .await
+        .expect("save");
+
+    // Default grace: five minutes.
+    let synced = app.manager.sync_workflow("zombie-1").await.expect("sync");
+    assert_eq!(synced.status, wfm_core::model::WorkflowStatus::Failed);
+    assert_eq!(synced.status_reason, "execution not found");
+    let synced = app.manager.sync_workflow("zombie-2").await.expect("sync");
+    assert_eq!(
+        synced.status,
+        wfm_core::model::WorkflowStatus::Queued,
+        "a new execution may still appear"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_task_shows_its_attempts() {
+    let app = state_with_sync();
+    let machine = json!({"StartAt": "Work", "States": {
+        "Work": {"Type": "Task", "Resource": "work", "End": true,
+                 "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 0, "MaxAttempts": 2}]}}});
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/workflow-definitions",
+        Some(&json!({"name": "retried", "stateMachine": machine}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, wf) = call(
+        &app,
+        Method::POST,
+        "/workflows",
+        Some(r#"{"workflowDefinition": {"name": "retried"}}"#),
+    )
+    .await;
+    let id = wf["id"].as_str().expect("id").to_string();
+    let arn = app.engine.activity_arn("default--work");
+    let first = app
+        .engine
+        .get_activity_task(&arn, Some("w1"), Duration::from_secs(5))
+        .await
+        .expect("poll")
+        .expect("task");
+    app.engine
+        .send_task_failure(&first.task_token, Some("Flaky"), Some("try again"))
+        .expect("fail");
+    answer_work(&app, r#"{"ok": true}"#).await;
+    let done = wait_status(&app, &id, "succeeded").await;
+    let jobs = done["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 1, "one job per state entered: {done}");
+    assert_eq!(jobs[0]["status"], "succeeded");
+    let attempts = jobs[0]["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 1, "{done}");
+    assert_eq!(attempts[0]["reason"], "try again\nFlaky");
+    assert_eq!(attempts[0]["taskARN"], "w1");
 }
