@@ -32,7 +32,7 @@ pub struct WorkflowDefinition {
 }
 
 /// A workflow's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkflowStatus {
     /// Stored, execution not yet seen running.

@@ -36,12 +36,22 @@ pub enum StoreError {
 /// Filters and paging of a workflow listing.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WorkflowQuery {
-    /// Only workflows of this definition.
+    /// Only workflows of this definition (empty for all definitions).
     pub definition_name: String,
     /// Only these statuses (any of them); empty for all.
     pub statuses: Vec<WorkflowStatus>,
     /// Only resolved (or unresolved) workflows.
     pub resolved_by_user: Option<bool>,
+    /// Only workflows created at or after this instant.
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only workflows created before this instant.
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only workflows carrying every one of these tags (key, value).
+    pub tags: Vec<(String, String)>,
+    /// Only workflows of this namespace.
+    pub namespace: Option<String>,
+    /// Only workflows of this queue.
+    pub queue: Option<String>,
     /// Oldest first instead of newest first.
     pub oldest_first: bool,
     /// Page size.
@@ -111,6 +121,11 @@ pub trait Store: Send + Sync {
     async fn delete_workflow(&self, id: &str) -> Result<(), StoreError>;
     /// A page of workflows of one definition.
     async fn list_workflows(&self, query: &WorkflowQuery) -> Result<WorkflowPage, StoreError>;
+    /// How many workflows match the filters of `query` (paging ignored), per status.
+    async fn count_workflows(
+        &self,
+        query: &WorkflowQuery,
+    ) -> Result<std::collections::BTreeMap<WorkflowStatus, u64>, StoreError>;
     /// Ids of workflows not yet in a terminal status (queued or running), oldest first, at
     /// most `limit`: what a sync must look at after a restart.
     async fn unfinished_workflow_ids(&self, limit: usize) -> Result<Vec<String>, StoreError>;

@@ -54,6 +54,113 @@ pub async fn run_all(store: &dyn Store) {
     state_resources_round_trip(store).await;
     workflows_round_trip_and_refuse_terminal_to_non_terminal(store).await;
     paging_never_skips_or_repeats(store).await;
+    filters_combine(store).await;
+}
+
+/// Every listing filter, alone and combined, and the counts by status.
+pub async fn filters_combine(store: &dyn Store) {
+    let base = Utc::now();
+    let defs = [
+        sample_definition("suite-f-a", 0),
+        sample_definition("suite-f-b", 0),
+    ];
+    for i in 0..12 {
+        let mut wf = sample_workflow(&format!("suite-f-{i:02}"), &defs[i % 2]);
+        wf.created_at = base + Duration::seconds(i as i64);
+        wf.last_updated = wf.created_at;
+        wf.namespace = if i < 6 { "ns-1".into() } else { "ns-2".into() };
+        wf.queue = if i % 3 == 0 {
+            "fast".into()
+        } else {
+            "slow".into()
+        };
+        wf.status = if i % 4 == 0 {
+            WorkflowStatus::Failed
+        } else {
+            WorkflowStatus::Succeeded
+        };
+        wf.resolved_by_user = i % 4 != 0;
+        wf.tags = [
+            ("suite".to_string(), "f".to_string()),
+            ("parity".to_string(), (i % 2).to_string()),
+        ]
+        .into();
+        store.save_workflow(&wf).await.expect("save");
+    }
+    let all = WorkflowQuery {
+        tags: vec![("suite".into(), "f".into())],
+        limit: 100,
+        oldest_first: true,
+        ..Default::default()
+    };
+    let ids = |q: WorkflowQuery| async move { collect_ids(store, q).await };
+    let n = |v: Vec<String>| {
+        v.iter()
+            .map(|id| id[8..].parse::<usize>().unwrap_or(99))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(n(ids(all.clone()).await), (0..12).collect::<Vec<_>>());
+    assert_eq!(
+        n(ids(WorkflowQuery {
+            definition_name: "suite-f-b".into(),
+            ..all.clone()
+        })
+        .await),
+        vec![1, 3, 5, 7, 9, 11]
+    );
+    assert_eq!(
+        n(ids(WorkflowQuery {
+            namespace: Some("ns-2".into()),
+            queue: Some("fast".into()),
+            ..all.clone()
+        })
+        .await),
+        vec![6, 9]
+    );
+    assert_eq!(
+        n(ids(WorkflowQuery {
+            statuses: vec![WorkflowStatus::Failed],
+            resolved_by_user: Some(false),
+            ..all.clone()
+        })
+        .await),
+        vec![0, 4, 8]
+    );
+    assert_eq!(
+        n(ids(WorkflowQuery {
+            created_after: Some(base + Duration::seconds(3)),
+            created_before: Some(base + Duration::seconds(6)),
+            ..all.clone()
+        })
+        .await),
+        vec![3, 4, 5]
+    );
+    assert_eq!(
+        n(ids(WorkflowQuery {
+            tags: vec![("suite".into(), "f".into()), ("parity".into(), "0".into())],
+            limit: 2,
+            ..all.clone()
+        })
+        .await),
+        vec![0, 2, 4, 6, 8, 10]
+    );
+    let newest = WorkflowQuery {
+        oldest_first: false,
+        limit: 5,
+        ..all.clone()
+    };
+    assert_eq!(n(ids(newest).await), (0..12).rev().collect::<Vec<_>>());
+    let counts = store.count_workflows(&all).await.expect("counts");
+    assert_eq!(counts.get(&WorkflowStatus::Failed), Some(&3));
+    assert_eq!(counts.get(&WorkflowStatus::Succeeded), Some(&9));
+    let counts = store
+        .count_workflows(&WorkflowQuery {
+            namespace: Some("ns-1".into()),
+            ..all.clone()
+        })
+        .await
+        .expect("counts");
+    assert_eq!(counts.values().sum::<u64>(), 6);
 }
 
 /// Versions: 0 first, latest is the highest, a duplicate version conflicts.

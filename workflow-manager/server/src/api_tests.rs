@@ -309,10 +309,17 @@ async fn bad_input_is_a_400_or_404_naming_the_problem_and_stores_nothing() {
         ),
         (
             Method::GET,
-            "/workflows",
+            "/workflows?createdAfter=yesterday",
             "",
             StatusCode::BAD_REQUEST,
-            "workflowDefinitionName",
+            "createdAfter",
+        ),
+        (
+            Method::GET,
+            "/workflow-counts?status=nope",
+            "",
+            StatusCode::BAD_REQUEST,
+            "status",
         ),
         (
             Method::GET,
@@ -799,6 +806,54 @@ async fn a_client_chosen_id_makes_the_start_idempotent() {
     assert!(
         v["message"].as_str().unwrap_or("").starts_with("id:"),
         "{v}"
+    );
+}
+
+#[tokio::test]
+async fn list_filters_and_counts() {
+    let app = state();
+    create_definition(&app, "flow").await;
+    create_definition(&app, "other").await;
+    for (def, ns, team) in [("flow", "a", "x"), ("flow", "b", "y"), ("other", "a", "x")] {
+        let body = format!(
+            r#"{{"workflowDefinition": {{"name": "{def}"}}, "namespace": "{ns}", "tags": {{"team": "{team}"}}}}"#
+        );
+        let (status, v) = call(&app, Method::POST, "/workflows", Some(&body)).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let count = |v: &Value| v.as_array().map(Vec::len).unwrap_or(0);
+    let (_, all) = call(&app, Method::GET, "/workflows?limit=100", None).await;
+    assert_eq!(count(&all), 3, "workflowDefinitionName is optional");
+    let (_, v) = call(&app, Method::GET, "/workflows?namespace=a&tag.team=x", None).await;
+    assert_eq!(count(&v), 2);
+    let (_, v) = call(
+        &app,
+        Method::GET,
+        "/workflows?workflowDefinitionName=flow&tag.team=x&namespace=a",
+        None,
+    )
+    .await;
+    assert_eq!(count(&v), 1);
+    let (_, v) = call(
+        &app,
+        Method::GET,
+        "/workflows?createdAfter=2000-01-01T00:00:00Z&createdBefore=2001-01-01T00:00:00Z",
+        None,
+    )
+    .await;
+    assert_eq!(count(&v), 0);
+    let (status, counts) = call(&app, Method::GET, "/workflow-counts?namespace=a", None).await;
+    assert_eq!(status, StatusCode::OK, "{counts}");
+    let total: u64 = counts
+        .as_object()
+        .expect("object")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(total, 2);
+    assert!(
+        counts.get("cancelled").is_some(),
+        "every status is present: {counts}"
     );
 }
 

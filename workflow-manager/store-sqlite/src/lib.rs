@@ -42,7 +42,138 @@ CREATE INDEX IF NOT EXISTS workflows_by_definition
     ON workflows (definition_name, created_ns, id);
 CREATE INDEX IF NOT EXISTS workflows_by_status
     ON workflows (status, created_ns, id);
+CREATE TABLE IF NOT EXISTS workflow_tags (
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    workflow_id TEXT NOT NULL,
+    PRIMARY KEY (key, value, created_ns, workflow_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS workflow_tags_by_workflow ON workflow_tags (workflow_id, key, value);
 "#;
+
+/// Schema changes after the first, in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[
+    // Namespace and queue as columns, and the indexes every listing filter uses: each filter
+    // (or pair that operators combine) leads an index ending in (created_ns, id), so a page is
+    // read in order from an index whatever the filters.
+    "ALTER TABLE workflows ADD COLUMN namespace TEXT NOT NULL DEFAULT '';
+     ALTER TABLE workflows ADD COLUMN queue TEXT NOT NULL DEFAULT '';
+     UPDATE workflows SET namespace = json_extract(body, '$.namespace'), queue = json_extract(body, '$.queue');
+     INSERT OR IGNORE INTO workflow_tags (key, value, created_ns, workflow_id)
+        SELECT t.key, t.value, w.created_ns, w.id FROM workflows w, json_each(w.body, '$.tags') t;
+     CREATE INDEX IF NOT EXISTS workflows_by_created ON workflows (created_ns, id);
+     CREATE INDEX IF NOT EXISTS workflows_by_definition_status ON workflows (definition_name, status, created_ns, id);
+     CREATE INDEX IF NOT EXISTS workflows_by_status_resolved ON workflows (status, resolved, created_ns, id);
+     CREATE INDEX IF NOT EXISTS workflows_by_resolved ON workflows (resolved, created_ns, id);
+     CREATE INDEX IF NOT EXISTS workflows_by_namespace ON workflows (namespace, created_ns, id);
+     CREATE INDEX IF NOT EXISTS workflows_by_queue ON workflows (queue, created_ns, id);",
+];
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let applied: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(backend)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql} PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// The SQL and arguments of a workflow listing's filters (without paging and order). With tag
+/// filters the first tag drives the query through `workflow_tags` (`t`); the others must exist.
+fn filter_sql(q: &WorkflowQuery) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = String::new();
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let (from, order_table) = match q.tags.first() {
+        Some((k, v)) => {
+            args.push(k.clone().into());
+            args.push(v.clone().into());
+            ("FROM workflow_tags t JOIN workflows w ON w.id = t.workflow_id WHERE t.key = ? AND t.value = ?", "t")
+        }
+        None => ("FROM workflows w WHERE 1 = 1", "w"),
+    };
+    sql.push_str(from);
+    let created = if order_table == "t" {
+        "t.created_ns"
+    } else {
+        "w.created_ns"
+    };
+    for (k, v) in q.tags.iter().skip(1) {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM workflow_tags x WHERE x.workflow_id = w.id AND x.key = ? AND x.value = ?)");
+        args.push(k.clone().into());
+        args.push(v.clone().into());
+    }
+    if !q.definition_name.is_empty() {
+        sql.push_str(" AND w.definition_name = ?");
+        args.push(q.definition_name.clone().into());
+    }
+    match q.statuses.as_slice() {
+        [] => {}
+        [one] => {
+            sql.push_str(" AND w.status = ?");
+            args.push(one.as_str().to_string().into());
+        }
+        many => {
+            // `+` keeps SQLite from reading several status ranges and sorting them: the page is
+            // read in order from another index and the statuses checked on the way.
+            sql.push_str(" AND +w.status IN (");
+            sql.push_str(&vec!["?"; many.len()].join(", "));
+            sql.push(')');
+            args.extend(many.iter().map(|s| s.as_str().to_string().into()));
+        }
+    }
+    if let Some(resolved) = q.resolved_by_user {
+        sql.push_str(" AND w.resolved = ?");
+        args.push((resolved as i64).into());
+    }
+    if let Some(ns) = &q.namespace {
+        sql.push_str(" AND w.namespace = ?");
+        args.push(ns.clone().into());
+    }
+    if let Some(queue) = &q.queue {
+        sql.push_str(" AND w.queue = ?");
+        args.push(queue.clone().into());
+    }
+    if let Some(after) = q.created_after {
+        sql.push_str(&format!(" AND {created} >= ?"));
+        args.push(nanos(after).into());
+    }
+    if let Some(before) = q.created_before {
+        sql.push_str(&format!(" AND {created} < ?"));
+        args.push(nanos(before).into());
+    }
+    (sql, args)
+}
+
+/// The full listing query of a page (also used by the query-plan test).
+pub fn list_sql(q: &WorkflowQuery) -> Result<(String, Vec<rusqlite::types::Value>), StoreError> {
+    let (filters, mut args) = filter_sql(q);
+    let key = if q.tags.is_empty() {
+        ("w.created_ns", "w.id")
+    } else {
+        ("t.created_ns", "t.workflow_id")
+    };
+    let mut sql = format!("SELECT w.created_ns, w.id, w.body {filters}");
+    if let Some(token) = &q.page_token {
+        let page = decode_token(token)?;
+        let op = if q.oldest_first { ">" } else { "<" };
+        sql.push_str(&format!(" AND ({}, {}) {op} (?, ?)", key.0, key.1));
+        args.push(page.c.into());
+        args.push(page.i.into());
+    }
+    let dir = if q.oldest_first { "ASC" } else { "DESC" };
+    sql.push_str(&format!(
+        " ORDER BY {} {dir}, {} {dir} LIMIT ?",
+        key.0, key.1
+    ));
+    args.push(((q.limit.max(1) + 1) as i64).into());
+    Ok((sql, args))
+}
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -105,6 +236,7 @@ impl SqliteStore {
         conn.pragma_update(None, "busy_timeout", 5000)
             .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
+        migrate(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -305,17 +437,21 @@ impl Store for SqliteStore {
 
     async fn save_workflow(&self, wf: &Workflow) -> Result<(), StoreError> {
         let body = to_json(wf)?;
-        let inserted = self
-            .conn()
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        let inserted = tx
             .execute(
-                "INSERT OR IGNORE INTO workflows (id, definition_name, created_ns, status, resolved, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO workflows
+                    (id, definition_name, created_ns, status, resolved, namespace, queue, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     wf.id,
                     wf.workflow_definition.name,
                     nanos(wf.created_at),
                     wf.status.as_str(),
                     wf.resolved_by_user,
+                    wf.namespace,
+                    wf.queue,
                     body
                 ],
             )
@@ -326,6 +462,14 @@ impl Store for SqliteStore {
                 wf.id
             )));
         }
+        for (key, value) in &wf.tags {
+            tx.execute(
+                "INSERT OR IGNORE INTO workflow_tags (key, value, created_ns, workflow_id) VALUES (?1, ?2, ?3, ?4)",
+                params![key, value, nanos(wf.created_at), wf.id],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
         Ok(())
     }
 
@@ -358,14 +502,43 @@ impl Store for SqliteStore {
     }
 
     async fn delete_workflow(&self, id: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn()
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM workflow_tags WHERE workflow_id = ?1",
+            params![id],
+        )
+        .map_err(backend)?;
+        let n = conn
             .execute("DELETE FROM workflows WHERE id = ?1", params![id])
             .map_err(backend)?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("workflow not found: {id}")));
         }
         Ok(())
+    }
+
+    async fn count_workflows(
+        &self,
+        q: &WorkflowQuery,
+    ) -> Result<std::collections::BTreeMap<WorkflowStatus, u64>, StoreError> {
+        let (filters, args) = filter_sql(q);
+        let sql = format!("SELECT w.status, COUNT(*) {filters} GROUP BY w.status");
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+        let rows = stmt
+            .query_map(params_from_iter(args), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        let mut counts = std::collections::BTreeMap::new();
+        for (status, n) in rows {
+            if let Some(s) = WorkflowStatus::parse(&status) {
+                counts.insert(s, n.max(0) as u64);
+            }
+        }
+        Ok(counts)
     }
 
     async fn unfinished_workflow_ids(&self, limit: usize) -> Result<Vec<String>, StoreError> {
@@ -386,36 +559,7 @@ impl Store for SqliteStore {
 
     async fn list_workflows(&self, q: &WorkflowQuery) -> Result<WorkflowPage, StoreError> {
         let limit = q.limit.max(1);
-        let mut sql =
-            String::from("SELECT created_ns, id, body FROM workflows WHERE definition_name = ?");
-        let mut args: Vec<rusqlite::types::Value> = vec![q.definition_name.clone().into()];
-        if let Some(token) = &q.page_token {
-            let key = decode_token(token)?;
-            sql.push_str(if q.oldest_first {
-                " AND (created_ns, id) > (?, ?)"
-            } else {
-                " AND (created_ns, id) < (?, ?)"
-            });
-            args.push(key.c.into());
-            args.push(key.i.into());
-        }
-        if !q.statuses.is_empty() {
-            sql.push_str(" AND status IN (");
-            sql.push_str(&vec!["?"; q.statuses.len()].join(", "));
-            sql.push(')');
-            args.extend(q.statuses.iter().map(|s| s.as_str().to_string().into()));
-        }
-        if let Some(resolved) = q.resolved_by_user {
-            sql.push_str(" AND resolved = ?");
-            args.push((resolved as i64).into());
-        }
-        sql.push_str(if q.oldest_first {
-            " ORDER BY created_ns ASC, id ASC LIMIT ?"
-        } else {
-            " ORDER BY created_ns DESC, id DESC LIMIT ?"
-        });
-        args.push(((limit + 1) as i64).into());
-
+        let (sql, args) = list_sql(q)?;
         let rows: Vec<(i64, String, String)> = {
             let conn = self.conn();
             let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;

@@ -24,6 +24,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/workflow-definitions/{name}"),
     ("GET", "/workflow-definitions/{name}/{version}"),
     ("GET", "/workflows"),
+    ("GET", "/workflow-counts"),
     ("POST", "/workflows"),
     ("GET", "/workflows/{workflowID}"),
     ("DELETE", "/workflows/{workflowID}"),
@@ -67,6 +68,7 @@ pub fn router() -> Router<AppState> {
             get(definitions::get),
         )
         .route("/workflows", get(workflows::list).post(workflows::start))
+        .route("/workflow-counts", get(workflows::counts))
         .route(
             "/workflows/{workflowID}",
             get(workflows::get)

@@ -25,18 +25,22 @@ pub async fn start(
     Ok(Json(app.manager.create_workflow(&req).await?))
 }
 
-fn query_from(pairs: &QueryPairs) -> Result<(WorkflowQuery, bool), ApiError> {
-    let definition_name = pairs
-        .get("workflowDefinitionName")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::bad_request("workflowDefinitionName: required"))?
-        .to_string();
-    let limit = pairs.int("limit")?.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit: {limit} is out of range (1 to {MAX_LIMIT})"
-        )));
+fn timestamp(
+    pairs: &QueryPairs,
+    key: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    match pairs.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => chrono::DateTime::parse_from_rfc3339(v)
+            .map(|t| Some(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| {
+                ApiError::bad_request(format!("{key}: '{v}' is not an RFC 3339 timestamp"))
+            }),
     }
+}
+
+/// The filters of GET /workflows and GET /workflow-counts (paging aside).
+fn filters_from(pairs: &QueryPairs) -> Result<WorkflowQuery, ApiError> {
     let mut statuses = Vec::new();
     for value in pairs.all("status") {
         for s in value.split(',').filter(|s| !s.is_empty()) {
@@ -47,18 +51,71 @@ fn query_from(pairs: &QueryPairs) -> Result<(WorkflowQuery, bool), ApiError> {
             })?);
         }
     }
-    let query = WorkflowQuery {
-        definition_name,
+    let tags: Vec<(String, String)> = pairs
+        .0
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("tag.")
+                .map(|key| (key.to_string(), v.clone()))
+        })
+        .collect();
+    if let Some((k, _)) = tags.iter().find(|(k, _)| k.is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "tag.{k}: a tag filter needs a key (tag.KEY=VALUE)"
+        )));
+    }
+    let text = |key: &str| pairs.get(key).filter(|v| !v.is_empty()).map(str::to_string);
+    Ok(WorkflowQuery {
+        definition_name: text("workflowDefinitionName").unwrap_or_default(),
         statuses,
         resolved_by_user: pairs.bool("resolvedByUser")?,
+        created_after: timestamp(pairs, "createdAfter")?,
+        created_before: timestamp(pairs, "createdBefore")?,
+        tags,
+        namespace: text("namespace"),
+        queue: text("queue"),
         oldest_first: pairs.bool("oldestFirst")?.unwrap_or(false),
+        limit: DEFAULT_LIMIT as usize,
+        page_token: text("pageToken"),
+    })
+}
+
+fn query_from(pairs: &QueryPairs) -> Result<(WorkflowQuery, bool), ApiError> {
+    let limit = pairs.int("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: {limit} is out of range (1 to {MAX_LIMIT})"
+        )));
+    }
+    let query = WorkflowQuery {
         limit: limit as usize,
-        page_token: pairs
-            .get("pageToken")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
+        ..filters_from(pairs)?
     };
     Ok((query, pairs.bool("summaryOnly")?.unwrap_or(false)))
+}
+
+/// GET /workflow-counts: how many workflows match the filters, per status (every status
+/// present, zero when none).
+pub async fn counts(
+    State(app): State<AppState>,
+    pairs: QueryPairs,
+) -> Result<Json<serde_json::Map<String, Value>>, ApiError> {
+    let query = filters_from(&pairs)?;
+    let counts = app.manager.store().count_workflows(&query).await?;
+    let mut out = serde_json::Map::new();
+    for status in [
+        WorkflowStatus::Queued,
+        WorkflowStatus::Running,
+        WorkflowStatus::Failed,
+        WorkflowStatus::Succeeded,
+        WorkflowStatus::Cancelled,
+    ] {
+        out.insert(
+            status.as_str().to_string(),
+            Value::from(counts.get(&status).copied().unwrap_or(0)),
+        );
+    }
+    Ok(Json(out))
 }
 
 /// A workflow without its definition's state machine, jobs and output.
