@@ -9,6 +9,7 @@ pub mod conventions;
 pub mod jobs;
 pub mod manager;
 pub mod model;
+pub mod repair;
 pub mod sfn;
 pub mod store;
 pub mod store_suite;

@@ -33,6 +33,7 @@ fn state() -> AppState {
         manager,
         engine,
         activity_poll_wait: Duration::from_millis(10),
+        repairs: Default::default(),
     }
 }
 
@@ -519,6 +520,7 @@ async fn a_failed_start_removes_the_stored_workflow_and_surfaces_the_error() {
         manager,
         engine,
         activity_poll_wait: Duration::from_millis(10),
+        repairs: Default::default(),
     };
     create_definition(&app, "flow").await;
     let (status, v) = call(
@@ -580,6 +582,7 @@ fn state_with_sync() -> AppState {
         manager,
         engine,
         activity_poll_wait: Duration::from_millis(10),
+        repairs: Default::default(),
     }
 }
 
@@ -960,4 +963,142 @@ async fn a_retried_task_shows_its_attempts() {
     assert_eq!(attempts.len(), 1, "{done}");
     assert_eq!(attempts[0]["reason"], "try again\nFlaky");
     assert_eq!(attempts[0]["taskARN"], "w1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_repair_dry_run_run_and_stop() {
+    let app = state_with_sync();
+    let machine = json!({"StartAt": "Work", "States": {
+        "Work": {"Type": "Task", "Resource": "work", "Next": "Check"},
+        "Check": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": true, "Next": "Done"}], "Default": "Broken"},
+        "Done": {"Type": "Succeed"},
+        "Broken": {"Type": "Fail", "Error": "NotOk"}}});
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/workflow-definitions",
+        Some(&json!({"name": "bulk", "stateMachine": machine}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (_, wf) = call(
+            &app,
+            Method::POST,
+            "/workflows",
+            Some(r#"{"workflowDefinition": {"name": "bulk"}}"#),
+        )
+        .await;
+        let id = wf["id"].as_str().expect("id").to_string();
+        answer_work(&app, r#"{"ok": false}"#).await;
+        wait_status(&app, &id, "failed").await;
+        ids.push(id);
+    }
+    let (_, running) = call(
+        &app,
+        Method::POST,
+        "/workflows",
+        Some(r#"{"workflowDefinition": {"name": "bulk"}}"#),
+    )
+    .await;
+
+    // Dry run: the three failed ones would resume from Check; the running one is not picked.
+    let filter =
+        json!({"workflowDefinitionName": "bulk", "status": ["failed", "running", "queued"]});
+    let (status, plan) = call(
+        &app,
+        Method::POST,
+        "/repairs",
+        Some(
+            &json!({"action": "resume", "startAt": "Check", "filter": filter, "dryRun": true})
+                .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["total"], 4);
+    let items = plan["items"].as_array().expect("items");
+    assert_eq!(
+        items.iter().filter(|i| i["skip"].is_null()).count(),
+        3,
+        "{plan}"
+    );
+    assert!(items.iter().any(|i| i["workflowId"] == running["id"]
+        && i["skip"].as_str().is_some_and(|s| s.starts_with("still"))));
+    let (_, list) = call(
+        &app,
+        Method::GET,
+        "/workflows?workflowDefinitionName=bulk&limit=100",
+        None,
+    )
+    .await;
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(4),
+        "a dry run changed something"
+    );
+
+    // A real run resolves them, reporting per workflow.
+    let (status, started) = call(
+        &app,
+        Method::POST,
+        "/repairs",
+        Some(&json!({"action": "resolve", "workflowIds": ids, "ratePerSecond": 100}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let repair = started["id"].as_str().expect("id").to_string();
+    let mut report = Value::Null;
+    for _ in 0..200 {
+        report = call(&app, Method::GET, &format!("/repairs/{repair}"), None)
+            .await
+            .1;
+        if report["state"] == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        (
+            report["state"].as_str(),
+            report["done"].as_u64(),
+            report["failed"].as_u64()
+        ),
+        (Some("done"), Some(3), Some(0)),
+        "{report}"
+    );
+    for id in &ids {
+        let (_, wf) = call(&app, Method::GET, &format!("/workflows/{id}"), None).await;
+        assert_eq!(wf["resolvedByUser"], true);
+    }
+
+    // A slow run can be stopped.
+    let (_, slow) = call(&app, Method::POST, "/repairs",
+        Some(&json!({"action": "resume", "startAt": "Check", "workflowIds": ids, "ratePerSecond": 0.5}).to_string())).await;
+    let slow_id = slow["id"].as_str().expect("id").to_string();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = call(&app, Method::DELETE, &format!("/repairs/{slow_id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    for _ in 0..300 {
+        report = call(&app, Method::GET, &format!("/repairs/{slow_id}"), None)
+            .await
+            .1;
+        if report["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(report["state"], "stopped", "{report}");
+    assert!(report["processed"].as_u64().unwrap_or(9) < 3, "{report}");
+    let (status, v) = call(
+        &app,
+        Method::POST,
+        "/repairs",
+        Some(r#"{"action": "resolve"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (status, _) = call(&app, Method::GET, "/repairs/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

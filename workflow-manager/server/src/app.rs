@@ -26,6 +26,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Longest GetActivityTask wait.
     pub activity_poll_wait: Duration,
+    /// Bulk repair jobs.
+    pub repairs: wfm_core::repair::Repairs,
 }
 
 /// Why the service could not start.
@@ -140,6 +142,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         manager,
         engine: engine.clone(),
         activity_poll_wait: Duration::from_secs(config.activity_poll_seconds),
+        repairs: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod definitions;
 pub mod error;
+pub mod repairs;
 pub mod resources;
 pub mod workflows;
 
@@ -30,6 +31,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/workflows/{workflowID}"),
     ("POST", "/workflows/{workflowID}"),
     ("POST", "/workflows/{workflowID}/resolved"),
+    ("POST", "/repairs"),
+    ("GET", "/repairs/{repairID}"),
+    ("DELETE", "/repairs/{repairID}"),
     ("POST", "/state-resources"),
     ("GET", "/state-resources/{namespace}/{name}"),
     ("PUT", "/state-resources/{namespace}/{name}"),
@@ -76,6 +80,11 @@ pub fn router() -> Router<AppState> {
                 .post(workflows::resume),
         )
         .route("/workflows/{workflowID}/resolved", post(workflows::resolve))
+        .route("/repairs", post(repairs::start))
+        .route(
+            "/repairs/{repairID}",
+            get(repairs::get).delete(repairs::stop),
+        )
         .route("/state-resources", post(resources::post))
         .route(
             "/state-resources/{namespace}/{name}",
