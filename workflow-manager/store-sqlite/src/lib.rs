@@ -242,6 +242,37 @@ impl SqliteStore {
         })
     }
 
+    /// Saves many new workflows in one transaction (generators and benchmarks).
+    pub fn save_many(&self, workflows: &[Workflow]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(backend)?;
+        for wf in workflows {
+            tx.execute(
+                "INSERT INTO workflows (id, definition_name, created_ns, status, resolved, namespace, queue, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    wf.id,
+                    wf.workflow_definition.name,
+                    nanos(wf.created_at),
+                    wf.status.as_str(),
+                    wf.resolved_by_user,
+                    wf.namespace,
+                    wf.queue,
+                    to_json(wf)?
+                ],
+            )
+            .map_err(backend)?;
+            for (key, value) in &wf.tags {
+                tx.execute(
+                    "INSERT INTO workflow_tags (key, value, created_ns, workflow_id) VALUES (?1, ?2, ?3, ?4)",
+                    params![key, value, nanos(wf.created_at), wf.id],
+                )
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -1,0 +1,207 @@
+//! REST API speed: workflow starts per second with 64 concurrent clients (one-state Pass
+//! definition, SQLite and the embedded engine), and list latency for the first and the tenth
+//! page with each filter, over stores of 10 thousand and 100 thousand workflows (set
+//! `WFM_BENCH_MILLION=1` to add 1 million). Prints numbers; asserts nothing.
+//!
+//! `cargo bench -p workflow-manager --bench api`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wfm_core::store::{Store, WorkflowQuery};
+use wfm_store_sqlite::SqliteStore;
+use workflow_manager::{start, Config};
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * q) as usize]
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.to_path_buf(),
+        definitions: dir.join("none"),
+        no_local_workers: true,
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+        role_arn: "arn:aws:iam::123456789012:role/bench".into(),
+        activity_poll_seconds: 60,
+        zombie_grace_seconds: 300,
+    }
+}
+
+async fn starts(clients: usize, per_client: usize) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let running = start(&config(dir.path())).await.expect("start");
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let def = json!({"name": "pass-one", "stateMachine": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}});
+    http.post(format!("{base}/workflow-definitions"))
+        .json(&def)
+        .send()
+        .await
+        .expect("definition");
+    let body = json!({"workflowDefinition": {"name": "pass-one"}, "input": "{\"x\": 1}"});
+    let began = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, base, body) = (http.clone(), base.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                let t = Instant::now();
+                let r = http
+                    .post(format!("{base}/workflows"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("start");
+                assert!(r.status().is_success(), "{}", r.status());
+                let _ = r.bytes().await;
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("join"));
+    }
+    let took = began.elapsed();
+    all.sort();
+    println!(
+        "starts over HTTP, {clients} clients: {:.0}/s  p50 {:?}  p99 {:?}",
+        all.len() as f64 / took.as_secs_f64(),
+        percentile(&all, 0.5),
+        percentile(&all, 0.99)
+    );
+    running.stop().await;
+}
+
+async fn fill(store: &SqliteStore, n: usize) {
+    let defs = [
+        wfm_core::store_suite::sample_definition("bench-a", 0),
+        wfm_core::store_suite::sample_definition("bench-b", 0),
+    ];
+    let base = chrono::Utc::now() - chrono::Duration::days(30);
+    let statuses = [
+        wfm_core::model::WorkflowStatus::Succeeded,
+        wfm_core::model::WorkflowStatus::Failed,
+        wfm_core::model::WorkflowStatus::Running,
+    ];
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..n {
+        let mut wf = wfm_core::store_suite::sample_workflow(&format!("wf-{i:08}"), &defs[i % 2]);
+        wf.created_at = base + chrono::Duration::milliseconds(i as i64);
+        wf.status = statuses[i % 3];
+        wf.resolved_by_user = i % 5 != 0;
+        wf.namespace = format!("ns-{}", i % 4);
+        wf.queue = format!("q-{}", i % 3);
+        wf.tags = [("team".to_string(), format!("t{}", i % 7))].into();
+        batch.push(wf);
+        if batch.len() == 10_000 {
+            store.save_many(&batch).expect("fill");
+            batch.clear();
+        }
+    }
+    store.save_many(&batch).expect("fill");
+}
+
+async fn lists(n: usize) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Arc::new(SqliteStore::open(&dir.path().join("wm.db")).expect("store"));
+    fill(&store, n).await;
+    let cases: Vec<(&str, WorkflowQuery)> = vec![
+        ("none", WorkflowQuery::default()),
+        (
+            "definition",
+            WorkflowQuery {
+                definition_name: "bench-a".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "status",
+            WorkflowQuery {
+                statuses: vec![wfm_core::model::WorkflowStatus::Failed],
+                ..Default::default()
+            },
+        ),
+        (
+            "def+status+unresolved",
+            WorkflowQuery {
+                definition_name: "bench-a".into(),
+                statuses: vec![wfm_core::model::WorkflowStatus::Failed],
+                resolved_by_user: Some(false),
+                ..Default::default()
+            },
+        ),
+        (
+            "namespace",
+            WorkflowQuery {
+                namespace: Some("ns-1".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "queue",
+            WorkflowQuery {
+                queue: Some("q-2".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "tag",
+            WorkflowQuery {
+                tags: vec![("team".into(), "t3".into())],
+                ..Default::default()
+            },
+        ),
+        (
+            "created range",
+            WorkflowQuery {
+                created_after: Some(chrono::Utc::now() - chrono::Duration::days(29)),
+                created_before: Some(chrono::Utc::now()),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (name, q) in cases {
+        for page in [1usize, 10] {
+            let mut samples = Vec::new();
+            for _ in 0..50 {
+                let mut query = WorkflowQuery {
+                    limit: 10,
+                    ..q.clone()
+                };
+                let mut took = Duration::ZERO;
+                for _ in 0..page {
+                    let t = Instant::now();
+                    let result = store.list_workflows(&query).await.expect("list");
+                    took = t.elapsed();
+                    query.page_token = result.next_page_token;
+                }
+                samples.push(took);
+            }
+            samples.sort();
+            println!(
+                "list {n:>8} workflows, filter {name:<22} page {page:>2}: p50 {:?}  p99 {:?}",
+                percentile(&samples, 0.5),
+                percentile(&samples, 0.99)
+            );
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    starts(64, 100).await;
+    let mut sizes = vec![10_000, 100_000];
+    if std::env::var_os("WFM_BENCH_MILLION").is_some() {
+        sizes.push(1_000_000);
+    }
+    for n in sizes {
+        lists(n).await;
+    }
+}
