@@ -111,7 +111,8 @@ async fn fill(store: &SqliteStore, n: usize) {
 async fn lists(n: usize) {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Arc::new(SqliteStore::open(&dir.path().join("wm.db")).expect("store"));
-    fill(&store, n).await;
+    let base = chrono::Utc::now() - chrono::Duration::days(30);
+    fill(&store, n, base).await;
     let cases: Vec<(&str, WorkflowQuery)> = vec![
         ("none", WorkflowQuery::default()),
         (

@@ -11,6 +11,8 @@ use wfm_engine::{Engine, EngineError};
 pub struct EmbeddedStepFunctions {
     engine: Engine,
     role_arn: String,
+    /// State machines already ensured: name → ARN (they never change once created).
+    ensured: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl EmbeddedStepFunctions {
@@ -19,6 +21,7 @@ impl EmbeddedStepFunctions {
         Self {
             engine,
             role_arn: role_arn.into(),
+            ensured: Default::default(),
         }
     }
 }
@@ -82,6 +85,14 @@ impl StepFunctions for EmbeddedStepFunctions {
         name: &str,
         definition: &StateMachine,
     ) -> Result<String, SfnError> {
+        if let Some(arn) = self
+            .ensured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return Ok(arn.clone());
+        }
         let mut names = Vec::new();
         activity_names(definition, &mut names);
         for n in names {
@@ -93,6 +104,10 @@ impl StepFunctions for EmbeddedStepFunctions {
             .engine
             .create_state_machine(name, &json, &self.role_arn, "STANDARD")
             .map_err(map_error)?;
+        self.ensured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), sm.arn.clone());
         Ok(sm.arn)
     }
 
