@@ -79,12 +79,11 @@ async fn starts(clients: usize, per_client: usize) {
     running.stop().await;
 }
 
-async fn fill(store: &SqliteStore, n: usize) {
+async fn fill(store: &SqliteStore, n: usize, base: chrono::DateTime<chrono::Utc>) {
     let defs = [
         wfm_core::store_suite::sample_definition("bench-a", 0),
         wfm_core::store_suite::sample_definition("bench-b", 0),
     ];
-    let base = chrono::Utc::now() - chrono::Duration::days(30);
     let statuses = [
         wfm_core::model::WorkflowStatus::Succeeded,
         wfm_core::model::WorkflowStatus::Failed,
