@@ -610,7 +610,7 @@ async fn worker_heartbeats_keep_a_long_task_alive() {
     let server = Server::start(&["--no-local-workers"]);
     let api = Api::new(&server.url);
     let machine = json!({"StartAt": "Slow", "States": {
-        "Slow": {"Type": "Task", "Resource": "slow", "HeartbeatSeconds": 2, "End": true}}});
+        "Slow": {"Type": "Task", "Resource": "slow", "HeartbeatSeconds": 3, "End": true}}});
     let (status, v) = api
         .call(
             Method::POST,
@@ -623,7 +623,7 @@ async fn worker_heartbeats_keep_a_long_task_alive() {
     let _worker = WorkerProcess::start(
         &server.sfn_endpoint(),
         "default--slow",
-        &["bash", "-c", "sleep 4.5; echo '{\"slept\": true}'", "slow"],
+        &["bash", "-c", "sleep 6; echo '{\"slept\": true}'", "slow"],
         &["--heartbeat-seconds", "1"],
     );
     let wf = api
@@ -638,7 +638,7 @@ async fn worker_heartbeats_keep_a_long_task_alive() {
     let _lazy = WorkerProcess::start(
         &server.sfn_endpoint(),
         "lazy--slow",
-        &["bash", "-c", "sleep 4.5; echo '{}'", "slow"],
+        &["bash", "-c", "sleep 6; echo '{}'", "slow"],
         &["--heartbeat-seconds", "60"],
     );
     let wf = api
