@@ -248,6 +248,26 @@ async fn sigterm_to_the_worker_reports_command_terminated() {
     );
 }
 
+/// Describes an execution through aws-sdk-sfn until it is no longer RUNNING (4 s at most).
+async fn wait_ended(
+    sfn: &aws_sdk_sfn::Client,
+    arn: &str,
+) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+    for _ in 0..200 {
+        let described = sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .expect("describe");
+        if described.status().as_str() != "RUNNING" {
+            return described;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("execution {arn} did not end");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_sdk_sfn_works_against_the_sfn_endpoint_as_a_worker_uses_it() {
     let server = Server::start(&["--no-local-workers", "--activity-poll-seconds", "2"]);
@@ -334,24 +354,7 @@ async fn aws_sdk_sfn_works_against_the_sfn_endpoint_as_a_worker_uses_it() {
         .send()
         .await
         .expect("success");
-    let mut described = sfn
-        .describe_execution()
-        .execution_arn(exec.execution_arn())
-        .send()
-        .await
-        .expect("describe");
-    for _ in 0..200 {
-        if described.status().as_str() != "RUNNING" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        described = sfn
-            .describe_execution()
-            .execution_arn(exec.execution_arn())
-            .send()
-            .await
-            .expect("describe");
-    }
+    let described = wait_ended(&sfn, exec.execution_arn()).await;
     assert_eq!(described.status().as_str(), "SUCCEEDED");
     assert_eq!(described.output(), Some(r#"{"ok":true}"#));
 
@@ -409,24 +412,7 @@ async fn aws_sdk_sfn_works_against_the_sfn_endpoint_as_a_worker_uses_it() {
         .send()
         .await
         .expect("failure");
-    let mut described = sfn
-        .describe_execution()
-        .execution_arn(exec.execution_arn())
-        .send()
-        .await
-        .expect("describe");
-    for _ in 0..200 {
-        if described.status().as_str() != "RUNNING" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        described = sfn
-            .describe_execution()
-            .execution_arn(exec.execution_arn())
-            .send()
-            .await
-            .expect("describe");
-    }
+    let described = wait_ended(&sfn, exec.execution_arn()).await;
     assert_eq!(described.status().as_str(), "FAILED");
     assert_eq!(
         (described.error(), described.cause()),

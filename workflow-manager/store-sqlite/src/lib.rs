@@ -175,6 +175,42 @@ pub fn list_sql(q: &WorkflowQuery) -> Result<(String, Vec<rusqlite::types::Value
     Ok((sql, args))
 }
 
+/// Inserts a new workflow and its tags; `Conflict` if the id is taken.
+fn insert_workflow(conn: &Connection, wf: &Workflow) -> Result<(), StoreError> {
+    let inserted = conn
+        .execute(
+            "INSERT OR IGNORE INTO workflows
+                (id, definition_name, created_ns, status, resolved, namespace, queue, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                wf.id,
+                wf.workflow_definition.name,
+                nanos(wf.created_at),
+                wf.status.as_str(),
+                wf.resolved_by_user,
+                wf.namespace,
+                wf.queue,
+                to_json(wf)?
+            ],
+        )
+        .map_err(backend)?;
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!(
+            "workflow {} already exists",
+            wf.id
+        )));
+    }
+    for (key, value) in &wf.tags {
+        conn.execute(
+            "INSERT OR IGNORE INTO workflow_tags (key, value, created_ns, workflow_id)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![key, value, nanos(wf.created_at), wf.id],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
 /// The SQLite store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -247,28 +283,7 @@ impl SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(backend)?;
         for wf in workflows {
-            tx.execute(
-                "INSERT INTO workflows (id, definition_name, created_ns, status, resolved, namespace, queue, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    wf.id,
-                    wf.workflow_definition.name,
-                    nanos(wf.created_at),
-                    wf.status.as_str(),
-                    wf.resolved_by_user,
-                    wf.namespace,
-                    wf.queue,
-                    to_json(wf)?
-                ],
-            )
-            .map_err(backend)?;
-            for (key, value) in &wf.tags {
-                tx.execute(
-                    "INSERT INTO workflow_tags (key, value, created_ns, workflow_id) VALUES (?1, ?2, ?3, ?4)",
-                    params![key, value, nanos(wf.created_at), wf.id],
-                )
-                .map_err(backend)?;
-            }
+            insert_workflow(&tx, wf)?;
         }
         tx.commit().map_err(backend)
     }
@@ -467,39 +482,9 @@ impl Store for SqliteStore {
     }
 
     async fn save_workflow(&self, wf: &Workflow) -> Result<(), StoreError> {
-        let body = to_json(wf)?;
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(backend)?;
-        let inserted = tx
-            .execute(
-                "INSERT OR IGNORE INTO workflows
-                    (id, definition_name, created_ns, status, resolved, namespace, queue, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    wf.id,
-                    wf.workflow_definition.name,
-                    nanos(wf.created_at),
-                    wf.status.as_str(),
-                    wf.resolved_by_user,
-                    wf.namespace,
-                    wf.queue,
-                    body
-                ],
-            )
-            .map_err(backend)?;
-        if inserted == 0 {
-            return Err(StoreError::Conflict(format!(
-                "workflow {} already exists",
-                wf.id
-            )));
-        }
-        for (key, value) in &wf.tags {
-            tx.execute(
-                "INSERT OR IGNORE INTO workflow_tags (key, value, created_ns, workflow_id) VALUES (?1, ?2, ?3, ?4)",
-                params![key, value, nanos(wf.created_at), wf.id],
-            )
-            .map_err(backend)?;
-        }
+        insert_workflow(&tx, wf)?;
         tx.commit().map_err(backend)?;
         Ok(())
     }
