@@ -53,6 +53,7 @@ async fn run(
         .map(|_| {
             engine
                 .start_execution(&sm.arn, None, Some(&input))
+                .await
                 .expect("start")
                 .execution_arn
         })
@@ -96,6 +97,7 @@ async fn memory_per_waiting_execution(n: usize) -> f64 {
     for i in 0..n {
         engine
             .start_execution(&sm.arn, Some(&format!("w{i}")), Some(r#"{"k": "v"}"#))
+            .await
             .expect("start");
         if i % 1000 == 0 {
             tokio::task::yield_now().await;

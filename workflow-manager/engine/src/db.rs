@@ -115,9 +115,13 @@ fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
 }
 
-/// The engine's database handle (one connection; writes are short).
+/// The engine's database handle: history goes through the writer thread (file databases),
+/// reads of executions and events through a few reading connections, which WAL lets read
+/// while the writer writes; state machines and activities through the main connection.
 pub struct EngineDb {
     conn: Mutex<Connection>,
+    /// Reading connections (file databases).
+    readers: Option<wfm_sqlite::ReaderPool>,
     /// The group-commit writer of a file database (`None` in memory: writes are direct).
     writer: Option<std::sync::mpsc::Sender<Queued>>,
 }
@@ -139,17 +143,43 @@ enum Write {
         ending: [Option<String>; 4],
         stop_ms: i64,
     },
+    /// A new RUNNING execution with its first event.
+    Start {
+        row: ExecutionRow,
+        event_id: i64,
+        body: String,
+    },
     /// Nothing: waiting for it waits for everything queued before.
     Flush,
 }
 
+/// Who waits for a write's commit: a thread (blocking) or a task (awaiting).
+enum Waiter {
+    Thread(std::sync::mpsc::SyncSender<Result<(), String>>),
+    Task(tokio::sync::oneshot::Sender<Result<(), String>>),
+}
+
+impl Waiter {
+    fn answer(self, outcome: Result<(), String>) {
+        // A waiter that went away (a dropped request) needs no answer.
+        let _ = match self {
+            Waiter::Thread(tx) => tx.send(outcome).map_err(|_| ()),
+            Waiter::Task(tx) => tx.send(outcome).map_err(|_| ()),
+        };
+    }
+}
+
 struct Queued {
     write: Write,
-    done: Option<std::sync::mpsc::SyncSender<Result<(), String>>>,
+    done: Option<Waiter>,
     after: Option<AfterCommit>,
 }
 
-fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
+/// The answer to a write that was refused (not failed): its execution already exists.
+const EXECUTION_EXISTS: &str = "execution already exists";
+
+/// Does one write. `Ok(Some(reason))` when the write was refused without failing its batch.
+fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Option<&'static str>> {
     match write {
         Write::Event { arn, id, body } => {
             conn.prepare_cached(
@@ -175,9 +205,36 @@ fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
             )?
             .execute(params![arn, status, output, error, cause, stop_ms])?;
         }
+        Write::Start {
+            row,
+            event_id,
+            body,
+        } => {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO executions
+                        (arn, state_machine_arn, name, status, input, start_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    row.arn,
+                    row.state_machine_arn,
+                    row.name,
+                    row.status,
+                    row.input,
+                    ms(row.start)
+                ])?;
+            if inserted == 0 {
+                return Ok(Some(EXECUTION_EXISTS));
+            }
+            conn.prepare_cached(
+                "INSERT INTO events (execution_arn, id, body) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![row.arn, event_id, body])?;
+        }
         Write::Flush => {}
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The writer thread: takes every queued write, commits them in one transaction (group
@@ -192,22 +249,32 @@ fn run_writer(mut conn: Connection, rx: std::sync::mpsc::Receiver<Queued>) {
                 Err(_) => break,
             }
         }
-        let result = (|| -> rusqlite::Result<()> {
+        let result = (|| -> rusqlite::Result<Vec<Option<&'static str>>> {
             let tx = conn.transaction()?;
-            for q in &batch {
-                apply(&tx, &q.write)?;
-            }
-            tx.commit()
+            let refused = batch
+                .iter()
+                .map(|q| apply(&tx, &q.write))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(refused)
         })()
         .map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::error!(error = %e, writes = batch.len(), "engine history write failed");
         }
-        for q in batch {
+        for (i, q) in batch.into_iter().enumerate() {
+            let outcome = match &result {
+                Ok(refused) => match refused.get(i).copied().flatten() {
+                    Some(reason) => Err(reason.to_string()),
+                    None => Ok(()),
+                },
+                Err(e) => Err(e.clone()),
+            };
+            let committed = outcome.is_ok();
             if let Some(done) = q.done {
-                let _ = done.send(result.clone());
+                done.answer(outcome);
             }
-            if result.is_ok() {
+            if committed {
                 if let Some(after) = q.after {
                     after();
                 }
@@ -221,14 +288,17 @@ impl EngineDb {
     pub fn open(path: &Path) -> Result<Self, EngineError> {
         let mut db = Self::init(Connection::open(path)?)?;
         let writer_conn = Connection::open(path)?;
-        writer_conn.pragma_update(None, "synchronous", "NORMAL")?;
-        writer_conn.pragma_update(None, "busy_timeout", 5000)?;
+        wfm_sqlite::tune(&writer_conn)?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("wfm-engine-writer".into())
             .spawn(move || run_writer(writer_conn, rx))
             .map_err(|e| EngineError::Storage(format!("cannot start the writer thread: {e}")))?;
         db.writer = Some(tx);
+        db.readers = Some(wfm_sqlite::ReaderPool::open(path)?);
+        wfm_sqlite::spawn_checkpointer(path, "wfm-engine-checkpointer").map_err(|e| {
+            EngineError::Storage(format!("cannot start the checkpointer thread: {e}"))
+        })?;
         Ok(db)
     }
 
@@ -238,13 +308,12 @@ impl EngineDb {
     }
 
     fn init(conn: Connection) -> Result<Self, EngineError> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "busy_timeout", 5000)?;
+        wfm_sqlite::tune(&conn)?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            readers: None,
             writer: None,
         })
     }
@@ -261,7 +330,7 @@ impl EngineDb {
             Some(tx) => {
                 let (done_tx, done_rx) = if wait {
                     let (t, r) = std::sync::mpsc::sync_channel(1);
-                    (Some(t), Some(r))
+                    (Some(Waiter::Thread(t)), Some(r))
                 } else {
                     (None, None)
                 };
@@ -279,17 +348,49 @@ impl EngineDb {
                 Ok(())
             }
             None => {
-                {
+                let refused = {
                     let mut conn = self.conn();
                     let tx = conn.transaction()?;
-                    apply(&tx, &write)?;
+                    let refused = apply(&tx, &write)?;
                     tx.commit()?;
+                    refused
+                };
+                if let Some(reason) = refused {
+                    return Err(EngineError::Storage(reason.to_string()));
                 }
                 if let Some(after) = after {
                     after();
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Queues a write (file database) and waits for its commit without blocking the thread;
+    /// in memory does it now.
+    async fn write_awaited(&self, write: Write) -> Result<(), EngineError> {
+        let Some(tx) = &self.writer else {
+            return self.write(write, false, None);
+        };
+        let (done, committed) = tokio::sync::oneshot::channel();
+        tx.send(Queued {
+            write,
+            done: Some(Waiter::Task(done)),
+            after: None,
+        })
+        .map_err(|_| EngineError::Storage("the writer thread has stopped".into()))?;
+        committed
+            .await
+            .map_err(|_| EngineError::Storage("the writer thread has stopped".into()))?
+            .map_err(EngineError::Storage)
+    }
+
+    /// A connection to read with: a free reading connection, else the next one in turn; the
+    /// main connection in memory.
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        match &self.readers {
+            Some(pool) => pool.get(),
+            None => self.conn(),
         }
     }
 
@@ -318,11 +419,13 @@ impl EngineDb {
     /// Reads a state machine by ARN (deleted ones too).
     pub fn state_machine(&self, arn: &str) -> Result<Option<StateMachineRow>, EngineError> {
         Ok(self
-            .conn()
-            .query_row(
+            .reader()
+            .prepare_cached(
                 "SELECT arn, name, definition, role_arn, type, created_ms, deleted FROM state_machines
                  WHERE arn = ?1",
-                params![arn],
+                )?
+                .query_row(
+                    params![arn],
                 state_machine_row,
             )
             .optional()?)
@@ -386,12 +489,9 @@ impl EngineDb {
     /// One activity: (name, created).
     pub fn activity(&self, arn: &str) -> Result<Option<(String, DateTime<Utc>)>, EngineError> {
         Ok(self
-            .conn()
-            .query_row(
-                "SELECT name, created_ms FROM activities WHERE arn = ?1",
-                params![arn],
-                |r| Ok((r.get(0)?, from_ms(r.get(1)?))),
-            )
+            .reader()
+            .prepare_cached("SELECT name, created_ms FROM activities WHERE arn = ?1")?
+            .query_row(params![arn], |r| Ok((r.get(0)?, from_ms(r.get(1)?))))
             .optional()?)
     }
 
@@ -449,52 +549,49 @@ impl EngineDb {
     /// Whether an activity exists.
     pub fn activity_exists(&self, arn: &str) -> Result<bool, EngineError> {
         Ok(self
-            .conn()
-            .query_row(
-                "SELECT 1 FROM activities WHERE arn = ?1",
-                params![arn],
-                |_| Ok(()),
-            )
+            .reader()
+            .prepare_cached("SELECT 1 FROM activities WHERE arn = ?1")?
+            .query_row(params![arn], |_| Ok(()))
             .optional()?
             .is_some())
     }
 
-    /// Inserts a new RUNNING execution together with its first event.
-    pub fn insert_execution(
+    /// Inserts a new RUNNING execution together with its first event; returns once it is
+    /// committed.
+    pub async fn insert_execution(
         &self,
         row: &ExecutionRow,
         first_event: &HistoryEvent,
     ) -> Result<(), EngineError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO executions (arn, state_machine_arn, name, status, input, start_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                row.arn,
-                row.state_machine_arn,
-                row.name,
-                row.status,
-                row.input,
-                ms(row.start)
-            ],
-        )?;
-        insert_event(&tx, &row.arn, first_event)?;
-        tx.commit()?;
-        Ok(())
+        let body =
+            serde_json::to_string(first_event).map_err(|e| EngineError::Storage(e.to_string()))?;
+        self.write_awaited(Write::Start {
+            row: row.clone(),
+            event_id: first_event.id,
+            body,
+        })
+        .await
+        .map_err(|e| match e {
+            EngineError::Storage(m) if m == EXECUTION_EXISTS => {
+                EngineError::ExecutionAlreadyExists(format!(
+                    "Execution Already Exists: '{}'",
+                    row.arn
+                ))
+            }
+            other => other,
+        })
     }
 
     /// Reads an execution.
     pub fn execution(&self, arn: &str) -> Result<Option<ExecutionRow>, EngineError> {
         Ok(self
-            .conn()
-            .query_row(
+            .reader()
+            .prepare_cached(
                 "SELECT arn, state_machine_arn, name, status, input, output, error, cause,
                         start_ms, stop_ms
                  FROM executions WHERE arn = ?1",
-                params![arn],
-                execution_row,
-            )
+            )?
+            .query_row(params![arn], execution_row)
             .optional()?)
     }
 
@@ -542,8 +639,9 @@ impl EngineDb {
         )
     }
 
-    /// Appends the closing event and records the terminal status in one transaction, and
-    /// returns once it is committed.
+    /// Appends the closing event and records the terminal status in one transaction; with
+    /// `wait`, returns once it is committed; `after` runs then.
+    #[allow(clippy::too_many_arguments)]
     pub fn finish_execution(
         &self,
         execution_arn: &str,
@@ -552,6 +650,8 @@ impl EngineDb {
         output: Option<&str>,
         error: Option<&str>,
         cause: Option<&str>,
+        wait: bool,
+        after: Option<AfterCommit>,
     ) -> Result<(), EngineError> {
         let body = serde_json::to_string(event).map_err(|e| EngineError::Storage(e.to_string()))?;
         let ending = [
@@ -568,8 +668,8 @@ impl EngineDb {
                 ending,
                 stop_ms: ms(event.timestamp),
             },
-            true,
-            None,
+            wait,
+            after,
         )
     }
 
@@ -589,7 +689,7 @@ impl EngineDb {
             "SELECT body FROM events WHERE execution_arn = ?1 AND id BETWEEN ?2 AND ?3
              ORDER BY id ASC LIMIT ?4"
         };
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params![execution_arn, from, to, limit as i64], |r| {
             r.get::<_, String>(0)
@@ -631,15 +731,4 @@ fn execution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRow> {
         start: from_ms(r.get(8)?),
         stop: r.get::<_, Option<i64>>(9)?.map(from_ms),
     })
-}
-
-fn insert_event(
-    conn: &Connection,
-    execution_arn: &str,
-    event: &HistoryEvent,
-) -> Result<(), EngineError> {
-    let body = serde_json::to_string(event).map_err(|e| EngineError::Storage(e.to_string()))?;
-    conn.prepare_cached("INSERT INTO events (execution_arn, id, body) VALUES (?1, ?2, ?3)")?
-        .execute(params![execution_arn, event.id, body])?;
-    Ok(())
 }

@@ -373,10 +373,16 @@ impl Run {
             self.inner.drop_abort_handle(&self.log.arn);
             return;
         }
+        // The run is forgotten (and StartSyncExecution woken) once its end is committed, so
+        // whoever hears of the end reads it from the database.
+        let forget = || -> crate::db::AfterCommit {
+            let (inner, arn) = (self.inner.clone(), self.log.arn.clone());
+            Box::new(move || inner.forget_live(&arn))
+        };
         let outcome = match &result {
             Ok(Ok(output)) => {
                 let text = output.to_string();
-                self.log.finish(
+                self.log.finish_queued(
                     "ExecutionSucceeded",
                     |e| {
                         e.execution_succeeded_event_details = Some(OutputDetails {
@@ -390,9 +396,10 @@ impl Run {
                         error: None,
                         cause: None,
                     },
+                    forget(),
                 )
             }
-            Ok(Err(f)) => self.log.finish(
+            Ok(Err(f)) => self.log.finish_queued(
                 "ExecutionFailed",
                 |e| {
                     e.execution_failed_event_details = Some(ErrorDetails {
@@ -406,10 +413,11 @@ impl Run {
                     error: Some(&f.error),
                     cause: Some(&f.cause),
                 },
+                forget(),
             ),
             Err(()) => {
                 self.inner.board.remove_execution(&self.log.arn);
-                self.log.finish(
+                self.log.finish_queued(
                     "ExecutionTimedOut",
                     |e| {
                         e.execution_timed_out_event_details = Some(ErrorDetails {
@@ -425,11 +433,18 @@ impl Run {
                         error: None,
                         cause: None,
                     },
+                    forget(),
                 )
             }
         };
-        if let Err(e) = outcome {
-            tracing::error!(execution = %self.log.arn, error = %e, "cannot record the end of an execution");
+        match outcome {
+            // Ended here: forgotten once committed.
+            Ok(true) => return,
+            // Ended already (a stop came first).
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(execution = %self.log.arn, error = %e, "cannot record the end of an execution")
+            }
         }
         self.inner.forget_live(&self.log.arn);
     }

@@ -468,7 +468,7 @@ impl Engine {
                 "This operation is only supported by EXPRESS state machines".into(),
             ));
         }
-        let started = self.start_execution(state_machine_arn, name, input)?;
+        let started = self.start_execution(state_machine_arn, name, input).await?;
         let mut changes = self.inner.finished.subscribe();
         loop {
             let e = self.describe_execution(&started.execution_arn)?;
@@ -537,7 +537,7 @@ impl Engine {
 
     /// Starts an execution. A name already used with the same input returns the running
     /// execution; with another input it is `ExecutionAlreadyExists`.
-    pub fn start_execution(
+    pub async fn start_execution(
         &self,
         state_machine_arn: &str,
         name: Option<&str>,
@@ -564,17 +564,6 @@ impl Engine {
             ))
         })?;
         let arn = self.arn("execution", &format!("{}:{name}", machine_row.name));
-        if let Some(existing) = self.inner.db.execution(&arn)? {
-            let same_input =
-                serde_json::from_str::<Value>(&existing.input).ok() == Some(input_value);
-            return if same_input && existing.status == "RUNNING" {
-                Ok(existing.into())
-            } else {
-                Err(EngineError::ExecutionAlreadyExists(format!(
-                    "Execution Already Exists: '{arn}'"
-                )))
-            };
-        }
         let machine = self.parsed_machine(&machine_row)?;
         // Milliseconds, as stored: the start date reads back the same.
         let now = chrono::SubsecRound::trunc_subsecs(self.inner.clock.now(), 3);
@@ -596,7 +585,23 @@ impl Engine {
             input_details: Some(wfm_asl::history::PayloadDetails { truncated: false }),
             role_arn: Some(machine_row.role_arn.clone()),
         });
-        self.inner.db.insert_execution(&row, &started)?;
+        match self.inner.db.insert_execution(&row, &started).await {
+            Ok(()) => {}
+            // The name is taken: the same input while it runs is the same start (idempotent).
+            Err(EngineError::ExecutionAlreadyExists(m)) => {
+                return match self.inner.db.execution(&arn)? {
+                    Some(existing)
+                        if existing.status == "RUNNING"
+                            && serde_json::from_str::<Value>(&existing.input).ok()
+                                == Some(input_value) =>
+                    {
+                        Ok(existing.into())
+                    }
+                    _ => Err(EngineError::ExecutionAlreadyExists(m)),
+                };
+            }
+            Err(e) => return Err(e),
+        }
         if let Some(o) = &self.inner.observer {
             o.execution_changed(&arn, &name);
         }

@@ -111,33 +111,68 @@ impl ExecutionLog {
     }
 
     /// Appends the closing event and stores the terminal status, unless the execution has
-    /// already ended. Returns whether this call ended it.
+    /// already ended, and returns once it is committed (for a stop, which is acknowledged).
+    /// Returns whether this call ended it.
     pub fn finish(
         &self,
         event_type: &str,
         fill: impl FnOnce(&mut HistoryEvent),
         ending: Ending<'_>,
     ) -> Result<bool, EngineError> {
-        {
-            let mut st = self.lock();
-            if st.finished {
-                return Ok(false);
-            }
-            let mut event =
-                HistoryEvent::new(st.last_id + 1, st.last_id, event_type, self.clock.now());
-            fill(&mut event);
-            self.db.finish_execution(
-                &self.arn,
-                &event,
-                ending.status,
-                ending.output,
-                ending.error,
-                ending.cause,
-            )?;
-            st.last_id = event.id;
-            st.finished = true;
+        let ended = self.close(event_type, fill, ending, true, None)?;
+        if ended {
+            self.notify();
         }
-        self.notify();
+        Ok(ended)
+    }
+
+    /// Like [`finish`](Self::finish) without waiting for the commit (the natural end of a run,
+    /// which nobody waits for): the observer hears of it, and then `then` runs, once it is
+    /// committed. Until then the execution reads as RUNNING.
+    pub fn finish_queued(
+        &self,
+        event_type: &str,
+        fill: impl FnOnce(&mut HistoryEvent),
+        ending: Ending<'_>,
+        then: AfterCommit,
+    ) -> Result<bool, EngineError> {
+        let observer = self.observer.clone();
+        let (arn, name) = (self.arn.clone(), self.name.clone());
+        let after: AfterCommit = Box::new(move || {
+            if let Some(o) = observer {
+                o.execution_changed(&arn, &name);
+            }
+            then();
+        });
+        self.close(event_type, fill, ending, false, Some(after))
+    }
+
+    fn close(
+        &self,
+        event_type: &str,
+        fill: impl FnOnce(&mut HistoryEvent),
+        ending: Ending<'_>,
+        wait: bool,
+        after: Option<AfterCommit>,
+    ) -> Result<bool, EngineError> {
+        let mut st = self.lock();
+        if st.finished {
+            return Ok(false);
+        }
+        let mut event = HistoryEvent::new(st.last_id + 1, st.last_id, event_type, self.clock.now());
+        fill(&mut event);
+        self.db.finish_execution(
+            &self.arn,
+            &event,
+            ending.status,
+            ending.output,
+            ending.error,
+            ending.cause,
+            wait,
+            after,
+        )?;
+        st.last_id = event.id;
+        st.finished = true;
         Ok(true)
     }
 

@@ -50,6 +50,7 @@ async fn pass_and_choice_run_with_data_flow() {
             Some("run-1"),
             Some(r#"{"order": {"amount": 150}}"#),
         )
+        .await
         .expect("start");
     let done = wait_done(&e, &ex.execution_arn).await;
     assert_eq!(done.status, "SUCCEEDED");
@@ -94,7 +95,7 @@ async fn fail_state_fails_with_error_and_cause() {
     let sm = e
         .create_state_machine("m2", &def.to_string(), "r", "STANDARD")
         .expect("sm");
-    let ex = e.start_execution(&sm.arn, None, None).expect("start");
+    let ex = e.start_execution(&sm.arn, None, None).await.expect("start");
     let done = wait_done(&e, &ex.execution_arn).await;
     assert_eq!(
         (
@@ -130,6 +131,7 @@ async fn activity_round_trip_success_and_failure() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let ex = e
         .start_execution(&sm.arn, Some("ok"), Some(r#"{"x": 1}"#))
+        .await
         .expect("start");
     let task = poller.await.expect("join").expect("poll").expect("a task");
     assert_eq!(
@@ -160,6 +162,7 @@ async fn activity_round_trip_success_and_failure() {
 
     let ex2 = e
         .start_execution(&sm.arn, Some("bad"), None)
+        .await
         .expect("start");
     let task = e
         .get_activity_task(&activity, None, Duration::from_secs(5))
@@ -209,7 +212,10 @@ async fn stop_aborts_a_run_waiting_on_an_activity() {
     let sm = e
         .create_state_machine("m4", &def.to_string(), "r", "STANDARD")
         .expect("sm");
-    let ex = e.start_execution(&sm.arn, Some("s"), None).expect("start");
+    let ex = e
+        .start_execution(&sm.arn, Some("s"), None)
+        .await
+        .expect("start");
     let task = e
         .get_activity_task(&activity, None, Duration::from_secs(5))
         .await
@@ -241,7 +247,7 @@ async fn heartbeat_timeout_fails_the_task() {
     let sm = e
         .create_state_machine("m5", &def.to_string(), "r", "STANDARD")
         .expect("sm");
-    let ex = e.start_execution(&sm.arn, None, None).expect("start");
+    let ex = e.start_execution(&sm.arn, None, None).await.expect("start");
     let _task = e
         .get_activity_task(&activity, None, Duration::from_secs(5))
         .await
@@ -278,14 +284,16 @@ async fn names_inputs_and_definitions_are_checked() {
         sm.arn
     );
     assert!(matches!(
-        e.start_execution(&sm.arn, None, Some("{")),
+        e.start_execution(&sm.arn, None, Some("{")).await,
         Err(EngineError::InvalidExecutionInput(_))
     ));
     e.start_execution(&sm.arn, Some("x"), Some("{}"))
+        .await
         .expect("start");
     wait_done(&e, &e.arn("execution", "ok:x")).await;
     assert!(matches!(
-        e.start_execution(&sm.arn, Some("x"), Some(r#"{"a":1}"#)),
+        e.start_execution(&sm.arn, Some("x"), Some(r#"{"a":1}"#))
+            .await,
         Err(EngineError::ExecutionAlreadyExists(_))
     ));
 }
@@ -306,7 +314,7 @@ async fn history_pages_forward_and_backward_without_gaps() {
     let sm = e
         .create_state_machine("long", &def.to_string(), "r", "STANDARD")
         .expect("sm");
-    let ex = e.start_execution(&sm.arn, None, None).expect("start");
+    let ex = e.start_execution(&sm.arn, None, None).await.expect("start");
     wait_done(&e, &ex.execution_arn).await;
     for reverse in [false, true] {
         let mut ids = Vec::new();
@@ -344,6 +352,7 @@ async fn a_second_engine_on_the_same_file_resumes_where_the_first_stopped() {
         .expect("sm");
     let ex = first
         .start_execution(&sm.arn, Some("r1"), Some(r#"{"in": 1}"#))
+        .await
         .expect("start");
     let task = first
         .get_activity_task(&activity, Some("old"), Duration::from_secs(5))
@@ -482,6 +491,7 @@ async fn a_resumed_task_keeps_its_timeout_deadline() {
         .expect("sm");
     let ex = first
         .start_execution(&sm.arn, Some("d1"), None)
+        .await
         .expect("start");
     // The restart happens after the task has been scheduled (and that is committed by the
     // writer thread, in real time); its deadline must not restart.
@@ -537,7 +547,10 @@ async fn a_seeded_engine_draws_the_same_random_values() {
             let sm = e
                 .create_state_machine("seeded", &def.to_string(), "r", "STANDARD")
                 .expect("sm");
-            let ex = e.start_execution(&sm.arn, Some("x"), None).expect("start");
+            let ex = e
+                .start_execution(&sm.arn, Some("x"), None)
+                .await
+                .expect("start");
             let done = wait_done(&e, &ex.execution_arn).await;
             let text = done.output.clone().unwrap_or_else(|| panic!("{done:?}"));
             serde_json::from_str::<Value>(&text).expect("json")
@@ -573,6 +586,7 @@ async fn stop_aborts_at_once_inside_map_and_parallel() {
             .expect("sm");
         let ex = e
             .start_execution(&sm.arn, None, Some(input))
+            .await
             .expect("start");
         let taken = e
             .get_activity_task(&activity, None, Duration::from_secs(5))
@@ -621,14 +635,17 @@ async fn start_execution_with_a_used_name_is_idempotent_only_while_running_with_
         .expect("sm");
     let first = e
         .start_execution(&sm.arn, Some("same"), Some(r#"{"a": 1}"#))
+        .await
         .expect("start");
     let again = e
         .start_execution(&sm.arn, Some("same"), Some(r#"{ "a" : 1 }"#))
+        .await
         .expect("same input");
     assert_eq!(first.execution_arn, again.execution_arn);
     assert_eq!(first.start_date, again.start_date);
     assert!(matches!(
-        e.start_execution(&sm.arn, Some("same"), Some(r#"{"a": 2}"#)),
+        e.start_execution(&sm.arn, Some("same"), Some(r#"{"a": 2}"#))
+            .await,
         Err(EngineError::ExecutionAlreadyExists(_))
     ));
     let task = e
@@ -646,7 +663,58 @@ async fn start_execution_with_a_used_name_is_idempotent_only_while_running_with_
     e.send_task_success(&task.task_token, "{}").expect("answer");
     wait_done(&e, &first.execution_arn).await;
     assert!(matches!(
-        e.start_execution(&sm.arn, Some("same"), Some(r#"{"a": 1}"#)),
+        e.start_execution(&sm.arn, Some("same"), Some(r#"{"a": 1}"#))
+            .await,
         Err(EngineError::ExecutionAlreadyExists(_))
     ));
+}
+
+/// On a file database starts are group-committed: racing starts of one name start it once (the
+/// others get the same execution or ExecutionAlreadyExists), and the other executions committed
+/// in the same batches are not harmed by the refused ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_starts_on_a_file_database_start_each_name_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let e =
+        Engine::open(&dir.path().join("engine.db"), EngineConfig::default(), None).expect("engine");
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    let sm = e
+        .create_state_machine("race", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+    let mut starts = Vec::new();
+    for i in 0..60 {
+        let (e, arn) = (e.clone(), sm.arn.clone());
+        starts.push(tokio::spawn(async move {
+            // Names 0..20 three times each: same input twice, another input once.
+            let name = format!("n{}", i % 20);
+            let input = if i / 20 == 2 {
+                r#"{"v": 2}"#
+            } else {
+                r#"{"v": 1}"#
+            };
+            let result = e.start_execution(&arn, Some(&name), Some(input)).await;
+            (name, result)
+        }));
+    }
+    let mut started: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for s in starts {
+        let (name, result) = s.await.expect("join");
+        match result {
+            Ok(info) => started.entry(name).or_default().push(info.execution_arn),
+            Err(EngineError::ExecutionAlreadyExists(_)) => {}
+            Err(other) => panic!("{name}: {other}"),
+        }
+    }
+    assert_eq!(started.len(), 20, "every name started");
+    for (name, arns) in &started {
+        assert!(arns.iter().all(|a| a == &arns[0]), "{name}: {arns:?}");
+        let done = wait_done(&e, &arns[0]).await;
+        assert_eq!(done.status, "SUCCEEDED", "{name}");
+        let types = history_types(&e, &arns[0]);
+        assert_eq!(
+            types.iter().filter(|t| *t == "ExecutionStarted").count(),
+            1,
+            "{name}: {types:?}"
+        );
+    }
 }

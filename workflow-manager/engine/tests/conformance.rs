@@ -322,6 +322,7 @@ async fn run_case(case: &Case, index: usize) -> Result<(), String> {
         .map_err(|e| format!("CreateStateMachine: {e}"))?;
     let exec = engine
         .start_execution(&sm.arn, Some(&exec_name), Some(&case.input.to_string()))
+        .await
         .map_err(|e| format!("StartExecution: {e}"))?;
 
     // Virtual time: generous, and free for cases that end early.

@@ -56,6 +56,7 @@ async fn main() {
         let scheduled = Instant::now();
         engine
             .start_execution(&sm.arn, None, Some("{}"))
+            .await
             .expect("start");
         let (returned, token) = poll.await.expect("join");
         let token = token.expect("a task");

@@ -120,6 +120,7 @@ impl StepFunctions for EmbeddedStepFunctions {
         Ok(self
             .engine
             .start_execution(state_machine_arn, Some(name), Some(input))
+            .await
             .map_err(map_error)?
             .execution_arn)
     }

@@ -317,11 +317,9 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         }
         "StartExecution" => {
             let r: StartExecution = parse(body)?;
-            let e = engine.start_execution(
-                &r.state_machine_arn,
-                r.name.as_deref(),
-                r.input.as_deref(),
-            )?;
+            let e = engine
+                .start_execution(&r.state_machine_arn, r.name.as_deref(), r.input.as_deref())
+                .await?;
             Ok(json!({"executionArn": e.execution_arn, "startDate": epoch(e.start_date)}))
         }
         "DescribeExecution" => {

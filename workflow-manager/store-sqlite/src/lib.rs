@@ -5,6 +5,7 @@
 //! key, so a page never skips or repeats a row, also when creation times tie, and rows inserted
 //! meanwhile do not shift it. This crate owns only storage; it knows nothing of HTTP or engines.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -16,6 +17,8 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use wfm_core::model::{StateResource, Workflow, WorkflowDefinition, WorkflowStatus};
 use wfm_core::store::{Store, StoreError, WorkflowPage, WorkflowQuery};
+
+mod writer;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS workflow_definitions (
@@ -178,21 +181,22 @@ pub fn list_sql(q: &WorkflowQuery) -> Result<(String, Vec<rusqlite::types::Value
 /// Inserts a new workflow and its tags; `Conflict` if the id is taken.
 fn insert_workflow(conn: &Connection, wf: &Workflow) -> Result<(), StoreError> {
     let inserted = conn
-        .execute(
+        .prepare_cached(
             "INSERT OR IGNORE INTO workflows
                 (id, definition_name, created_ns, status, resolved, namespace, queue, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                wf.id,
-                wf.workflow_definition.name,
-                nanos(wf.created_at),
-                wf.status.as_str(),
-                wf.resolved_by_user,
-                wf.namespace,
-                wf.queue,
-                to_json(wf)?
-            ],
         )
+        .map_err(backend)?
+        .execute(params![
+            wf.id,
+            wf.workflow_definition.name,
+            nanos(wf.created_at),
+            wf.status.as_str(),
+            wf.resolved_by_user,
+            wf.namespace,
+            wf.queue,
+            to_json(wf)?
+        ])
         .map_err(backend)?;
     if inserted == 0 {
         return Err(StoreError::Conflict(format!(
@@ -201,19 +205,15 @@ fn insert_workflow(conn: &Connection, wf: &Workflow) -> Result<(), StoreError> {
         )));
     }
     for (key, value) in &wf.tags {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT OR IGNORE INTO workflow_tags (key, value, created_ns, workflow_id)
              VALUES (?1, ?2, ?3, ?4)",
-            params![key, value, nanos(wf.created_at), wf.id],
         )
+        .map_err(backend)?
+        .execute(params![key, value, nanos(wf.created_at), wf.id])
         .map_err(backend)?;
     }
     Ok(())
-}
-
-/// The SQLite store.
-pub struct SqliteStore {
-    conn: Mutex<Connection>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -253,126 +253,196 @@ fn decode_token(token: &str) -> Result<PageKey, StoreError> {
         })
 }
 
+/// The SQLite store: one writer thread (group commit, see [`writer`]) and a few reading
+/// connections, which WAL lets read while the writer writes. In memory there is only the
+/// writer's connection, and reads go through it too.
+pub struct SqliteStore {
+    writer: writer::Writer,
+    readers: Option<wfm_sqlite::ReaderPool>,
+    /// Definition versions never change once stored: parsed bodies by (name, version).
+    definitions: Mutex<HashMap<(String, i64), WorkflowDefinition>>,
+}
+
 impl SqliteStore {
     /// Opens (creating) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::init(Connection::open(path).map_err(backend)?)
+        let conn = Self::init(Connection::open(path).map_err(backend)?)?;
+        let readers = wfm_sqlite::ReaderPool::open(path).map_err(backend)?;
+        wfm_sqlite::spawn_checkpointer(path, "wfm-store-checkpointer").map_err(backend)?;
+        Self::with(conn, Some(readers))
     }
 
     /// A store in memory, for tests.
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(backend)?)
+        let conn = Self::init(Connection::open_in_memory().map_err(backend)?)?;
+        Self::with(conn, None)
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "busy_timeout", 5000)
-            .map_err(backend)?;
+    fn init(conn: Connection) -> Result<Connection, StoreError> {
+        wfm_sqlite::tune(&conn).map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         migrate(&conn)?;
+        Ok(conn)
+    }
+
+    fn with(
+        writer_conn: Connection,
+        readers: Option<wfm_sqlite::ReaderPool>,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
-            conn: Mutex::new(conn),
+            writer: writer::Writer::start(writer_conn)?,
+            readers,
+            definitions: Mutex::new(HashMap::new()),
         })
     }
 
     /// Saves many new workflows in one transaction (generators and benchmarks).
-    pub fn save_many(&self, workflows: &[Workflow]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        for wf in workflows {
-            insert_workflow(&tx, wf)?;
+    pub async fn save_many(&self, workflows: Vec<Workflow>) -> Result<(), StoreError> {
+        self.writer
+            .run(move |conn| {
+                for wf in &workflows {
+                    insert_workflow(conn, wf)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// A reading connection (file databases).
+    fn reader(&self) -> Option<MutexGuard<'_, Connection>> {
+        self.readers.as_ref().map(|pool| pool.get())
+    }
+
+    /// Runs a read: on a reading connection where there is one, else on the writer's.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if let Some(conn) = self.reader() {
+            return f(&conn);
         }
-        tx.commit().map_err(backend)
+        self.writer.run(f).await
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs a write in the writer's next group commit.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.run(f).await
     }
 
-    /// Replaces a workflow (refusing terminal to non-terminal), if `expected` is given only
-    /// when the stored `lastUpdated` equals it. Returns whether it was replaced.
-    fn replace_workflow(
+    async fn definition_bodies(
         &self,
-        wf: &Workflow,
-        expected: Option<DateTime<Utc>>,
-    ) -> Result<bool, StoreError> {
-        let body = to_json(wf)?;
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        let current: Option<(String, String)> = tx
-            .query_row(
-                "SELECT status, body FROM workflows WHERE id = ?1",
-                params![wf.id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(backend)?;
-        let Some((status, stored_body)) = current else {
-            return Err(StoreError::NotFound(format!(
-                "workflow not found: {}",
-                wf.id
-            )));
-        };
-        if let Some(expected) = expected {
-            let stored: Workflow = from_json(&stored_body)?;
-            if stored.last_updated != expected {
-                return Ok(false);
-            }
-        }
-        let status = WorkflowStatus::parse(&status)
-            .ok_or_else(|| StoreError::Backend(format!("corrupt status '{status}'")))?;
-        if status.is_terminal() && !wf.status.is_terminal() {
-            return Err(StoreError::TerminalToNonTerminal {
-                id: wf.id.clone(),
-                from: status.as_str(),
-                to: wf.status.as_str(),
-            });
-        }
-        tx.execute(
-            "UPDATE workflows SET status = ?2, resolved = ?3, body = ?4 WHERE id = ?1",
-            params![wf.id, wf.status.as_str(), wf.resolved_by_user, body],
-        )
-        .map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        Ok(true)
-    }
-
-    fn definitions(
-        &self,
-        sql: &str,
-        args: &[&dyn rusqlite::ToSql],
+        sql: &'static str,
+        args: Vec<rusqlite::types::Value>,
     ) -> Result<Vec<WorkflowDefinition>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-        let bodies = stmt
-            .query_map(args, |r| r.get::<_, String>(0))
-            .map_err(backend)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(backend)?;
+        let bodies: Vec<String> = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+                let rows = stmt
+                    .query_map(params_from_iter(args), |r| r.get::<_, String>(0))
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend);
+                rows
+            })
+            .await?;
         bodies.iter().map(|b| from_json(b)).collect()
     }
+
+    fn cached_definition(&self, name: &str, version: i64) -> Option<WorkflowDefinition> {
+        self.definitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(name.to_string(), version))
+            .cloned()
+    }
+
+    fn cache_definition(&self, def: &WorkflowDefinition) {
+        self.definitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((def.name.clone(), def.version), def.clone());
+    }
+}
+
+/// Replaces a workflow (refusing terminal to non-terminal), if `expected` is given only when
+/// the stored `lastUpdated` equals it. Returns whether it was replaced.
+fn replace_workflow(
+    conn: &Connection,
+    wf: &Workflow,
+    body: &str,
+    expected: Option<DateTime<Utc>>,
+) -> Result<bool, StoreError> {
+    let current: Option<(String, String)> = conn
+        .prepare_cached("SELECT status, body FROM workflows WHERE id = ?1")
+        .map_err(backend)?
+        .query_row(params![wf.id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(backend)?;
+    let Some((status, stored_body)) = current else {
+        return Err(StoreError::NotFound(format!(
+            "workflow not found: {}",
+            wf.id
+        )));
+    };
+    if let Some(expected) = expected {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Stamp {
+            last_updated: DateTime<Utc>,
+        }
+        let stored: Stamp = from_json(&stored_body)?;
+        if stored.last_updated != expected {
+            return Ok(false);
+        }
+    }
+    let status = WorkflowStatus::parse(&status)
+        .ok_or_else(|| StoreError::Backend(format!("corrupt status '{status}'")))?;
+    if status.is_terminal() && !wf.status.is_terminal() {
+        return Err(StoreError::TerminalToNonTerminal {
+            id: wf.id.clone(),
+            from: status.as_str(),
+            to: wf.status.as_str(),
+        });
+    }
+    conn.prepare_cached("UPDATE workflows SET status = ?2, resolved = ?3, body = ?4 WHERE id = ?1")
+        .map_err(backend)?
+        .execute(params![
+            wf.id,
+            wf.status.as_str(),
+            wf.resolved_by_user,
+            body
+        ])
+        .map_err(backend)?;
+    Ok(true)
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn save_workflow_definition(&self, def: &WorkflowDefinition) -> Result<(), StoreError> {
         let body = to_json(def)?;
-        let inserted = self
-            .conn()
-            .execute(
-                "INSERT OR IGNORE INTO workflow_definitions (name, version, body) VALUES (?1, ?2, ?3)",
-                params![def.name, def.version, body],
-            )
-            .map_err(backend)?;
-        if inserted == 0 {
-            return Err(StoreError::Conflict(format!(
-                "workflow definition {} version {} already exists",
-                def.name, def.version
-            )));
-        }
+        let (name, version) = (def.name.clone(), def.version);
+        self.write(move |conn| {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO workflow_definitions (name, version, body) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(backend)?
+                .execute(params![name, version, body])
+                .map_err(backend)?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "workflow definition {name} version {version} already exists"
+                )));
+            }
+            Ok(())
+        })
+        .await?;
+        self.cache_definition(def);
         Ok(())
     }
 
@@ -381,38 +451,60 @@ impl Store for SqliteStore {
         name: &str,
         version: i64,
     ) -> Result<WorkflowDefinition, StoreError> {
-        self.definitions(
-            "SELECT body FROM workflow_definitions WHERE name = ?1 AND version = ?2",
-            &[&name, &version],
-        )?
-        .pop()
-        .ok_or_else(|| {
-            StoreError::NotFound(format!(
-                "workflow definition not found: {name} version {version}"
-            ))
-        })
+        if let Some(def) = self.cached_definition(name, version) {
+            return Ok(def);
+        }
+        let def = self
+            .definition_bodies(
+                "SELECT body FROM workflow_definitions WHERE name = ?1 AND version = ?2",
+                vec![name.to_string().into(), version.into()],
+            )
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "workflow definition not found: {name} version {version}"
+                ))
+            })?;
+        self.cache_definition(&def);
+        Ok(def)
     }
 
     async fn latest_workflow_definition(
         &self,
         name: &str,
     ) -> Result<WorkflowDefinition, StoreError> {
-        self.definitions(
-            "SELECT body FROM workflow_definitions WHERE name = ?1 ORDER BY version DESC LIMIT 1",
-            &[&name],
-        )?
-        .pop()
-        .ok_or_else(|| StoreError::NotFound(format!("workflow definition not found: {name}")))
+        let owned = name.to_string();
+        let version: Option<i64> = self
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT version FROM workflow_definitions WHERE name = ?1
+                     ORDER BY version DESC LIMIT 1",
+                )
+                .map_err(backend)?
+                .query_row(params![owned], |r| r.get(0))
+                .optional()
+                .map_err(backend)
+            })
+            .await?;
+        match version {
+            Some(v) => self.get_workflow_definition(name, v).await,
+            None => Err(StoreError::NotFound(format!(
+                "workflow definition not found: {name}"
+            ))),
+        }
     }
 
     async fn workflow_definition_versions(
         &self,
         name: &str,
     ) -> Result<Vec<WorkflowDefinition>, StoreError> {
-        let defs = self.definitions(
-            "SELECT body FROM workflow_definitions WHERE name = ?1 ORDER BY version DESC",
-            &[&name],
-        )?;
+        let defs = self
+            .definition_bodies(
+                "SELECT body FROM workflow_definitions WHERE name = ?1 ORDER BY version DESC",
+                vec![name.to_string().into()],
+            )
+            .await?;
         if defs.is_empty() {
             return Err(StoreError::NotFound(format!(
                 "workflow definition not found: {name}"
@@ -422,25 +514,29 @@ impl Store for SqliteStore {
     }
 
     async fn latest_workflow_definitions(&self) -> Result<Vec<WorkflowDefinition>, StoreError> {
-        self.definitions(
+        self.definition_bodies(
             "SELECT d.body FROM workflow_definitions d
              JOIN (SELECT name, MAX(version) AS v FROM workflow_definitions GROUP BY name) l
                ON d.name = l.name AND d.version = l.v
              ORDER BY d.name",
-            &[],
+            Vec::new(),
         )
+        .await
     }
 
     async fn save_state_resource(&self, resource: &StateResource) -> Result<(), StoreError> {
         let body = to_json(resource)?;
-        self.conn()
-            .execute(
+        let (namespace, name) = (resource.namespace.clone(), resource.name.clone());
+        self.write(move |conn| {
+            conn.execute(
                 "INSERT INTO state_resources (namespace, name, body) VALUES (?1, ?2, ?3)
                  ON CONFLICT (namespace, name) DO UPDATE SET body = excluded.body",
-                params![resource.namespace, resource.name, body],
+                params![namespace, name, body],
             )
             .map_err(backend)?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn get_state_resource(
@@ -448,15 +544,18 @@ impl Store for SqliteStore {
         namespace: &str,
         name: &str,
     ) -> Result<StateResource, StoreError> {
+        let (ns, n) = (namespace.to_string(), name.to_string());
         let body: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT body FROM state_resources WHERE namespace = ?1 AND name = ?2",
-                params![namespace, name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)?;
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT body FROM state_resources WHERE namespace = ?1 AND name = ?2",
+                    params![ns, n],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)
+            })
+            .await?;
         match body {
             Some(b) => from_json(&b),
             None => Err(StoreError::NotFound(format!(
@@ -466,31 +565,34 @@ impl Store for SqliteStore {
     }
 
     async fn delete_state_resource(&self, namespace: &str, name: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn()
-            .execute(
-                "DELETE FROM state_resources WHERE namespace = ?1 AND name = ?2",
-                params![namespace, name],
-            )
-            .map_err(backend)?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!(
-                "state resource not found: {namespace}/{name}"
-            )));
-        }
-        Ok(())
+        let (ns, n) = (namespace.to_string(), name.to_string());
+        self.write(move |conn| {
+            let deleted = conn
+                .execute(
+                    "DELETE FROM state_resources WHERE namespace = ?1 AND name = ?2",
+                    params![ns, n],
+                )
+                .map_err(backend)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "state resource not found: {ns}/{n}"
+                )));
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn save_workflow(&self, wf: &Workflow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        insert_workflow(&tx, wf)?;
-        tx.commit().map_err(backend)?;
-        Ok(())
+        let wf = wf.clone();
+        self.write(move |conn| insert_workflow(conn, &wf)).await
     }
 
     async fn update_workflow(&self, wf: &Workflow) -> Result<(), StoreError> {
-        self.replace_workflow(wf, None).map(|_| ())
+        let body = to_json(wf)?;
+        let wf = wf.clone();
+        self.write(move |conn| replace_workflow(conn, &wf, &body, None).map(|_| ()))
+            .await
     }
 
     async fn update_workflow_if(
@@ -498,19 +600,23 @@ impl Store for SqliteStore {
         wf: &Workflow,
         expected: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.replace_workflow(wf, Some(expected))
+        let body = to_json(wf)?;
+        let wf = wf.clone();
+        self.write(move |conn| replace_workflow(conn, &wf, &body, Some(expected)))
+            .await
     }
 
     async fn get_workflow(&self, id: &str) -> Result<Workflow, StoreError> {
+        let owned = id.to_string();
         let body: Option<String> = self
-            .conn()
-            .query_row(
-                "SELECT body FROM workflows WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(backend)?;
+            .read(move |conn| {
+                conn.prepare_cached("SELECT body FROM workflows WHERE id = ?1")
+                    .map_err(backend)?
+                    .query_row(params![owned], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)
+            })
+            .await?;
         match body {
             Some(b) => from_json(&b),
             None => Err(StoreError::NotFound(format!("workflow not found: {id}"))),
@@ -518,19 +624,22 @@ impl Store for SqliteStore {
     }
 
     async fn delete_workflow(&self, id: &str) -> Result<(), StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "DELETE FROM workflow_tags WHERE workflow_id = ?1",
-            params![id],
-        )
-        .map_err(backend)?;
-        let n = conn
-            .execute("DELETE FROM workflows WHERE id = ?1", params![id])
+        let id = id.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM workflow_tags WHERE workflow_id = ?1",
+                params![id],
+            )
             .map_err(backend)?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("workflow not found: {id}")));
-        }
-        Ok(())
+            let n = conn
+                .execute("DELETE FROM workflows WHERE id = ?1", params![id])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("workflow not found: {id}")));
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn count_workflows(
@@ -539,15 +648,19 @@ impl Store for SqliteStore {
     ) -> Result<std::collections::BTreeMap<WorkflowStatus, u64>, StoreError> {
         let (filters, args) = filter_sql(q);
         let sql = format!("SELECT w.status, COUNT(*) {filters} GROUP BY w.status");
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-        let rows = stmt
-            .query_map(params_from_iter(args), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+                let rows = stmt
+                    .query_map(params_from_iter(args), |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend);
+                rows
             })
-            .map_err(backend)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(backend)?;
+            .await?;
         let mut counts = std::collections::BTreeMap::new();
         for (status, n) in rows {
             if let Some(s) = WorkflowStatus::parse(&status) {
@@ -558,36 +671,39 @@ impl Store for SqliteStore {
     }
 
     async fn unfinished_workflow_ids(&self, limit: usize) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT id FROM workflows WHERE status IN ('queued', 'running')
-                 ORDER BY created_ns, id LIMIT ?1",
-            )
-            .map_err(backend)?;
-        let ids = stmt
-            .query_map(params![limit as i64], |r| r.get(0))
-            .map_err(backend)?
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(backend)?;
-        Ok(ids)
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM workflows WHERE status IN ('queued', 'running')
+                     ORDER BY created_ns, id LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let ids = stmt
+                .query_map(params![limit as i64], |r| r.get(0))
+                .map_err(backend)?
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(backend);
+            ids
+        })
+        .await
     }
 
     async fn list_workflows(&self, q: &WorkflowQuery) -> Result<WorkflowPage, StoreError> {
         let limit = q.limit.max(1);
         let (sql, args) = list_sql(q)?;
-        let rows: Vec<(i64, String, String)> = {
-            let conn = self.conn();
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-            let rows = stmt
-                .query_map(params_from_iter(args), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            rows
-        };
+        let rows: Vec<(i64, String, String)> = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+                let rows = stmt
+                    .query_map(params_from_iter(args), |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend);
+                rows
+            })
+            .await?;
         let more = rows.len() > limit;
         let page = &rows[..rows.len().min(limit)];
         let next_page_token = match (more, page.last()) {

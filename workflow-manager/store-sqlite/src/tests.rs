@@ -33,8 +33,9 @@ async fn file_store_passes_the_suite_and_keeps_data_across_reopen() {
 async fn every_filter_combination_is_served_by_an_index() {
     use chrono::{TimeZone, Utc};
     use wfm_core::model::WorkflowStatus;
-    let store = SqliteStore::in_memory().expect("store");
-    let conn = store.conn();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("wm.db")).expect("store");
+    let conn = store.reader().expect("a file store has readers");
     let t = Utc.timestamp_opt(1_700_000_000, 0).single().expect("time");
     let mut checked = 0;
     for mask in 0..(1u32 << 8) {
@@ -96,4 +97,53 @@ async fn every_filter_combination_is_served_by_an_index() {
         }
     }
     assert_eq!(checked, 512);
+}
+
+/// Writes are committed in groups, each in its own savepoint: a refused write (a taken id) is
+/// answered with its error and leaves nothing behind, and the writes committed with it stand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_does_not_undo_the_others_of_its_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("wm.db")).expect("store"));
+    let def = wfm_core::store_suite::sample_definition("group", 0);
+    let mut writes = Vec::new();
+    for i in 0..200 {
+        let (store, def) = (store.clone(), def.clone());
+        writes.push(tokio::spawn(async move {
+            // Every fourth write reuses the id of the write before it.
+            let n = if i % 4 == 3 { i - 1 } else { i };
+            let mut wf = wfm_core::store_suite::sample_workflow(&format!("wf-{n}"), &def);
+            wf.tags = [("write".to_string(), i.to_string())].into();
+            (i, store.save_workflow(&wf).await)
+        }));
+    }
+    let mut conflicts = 0;
+    for w in writes {
+        match w.await.expect("join") {
+            (_, Ok(())) => {}
+            (_, Err(StoreError::Conflict(_))) => conflicts += 1,
+            (i, Err(other)) => panic!("write {i}: {other}"),
+        }
+    }
+    assert_eq!(conflicts, 50);
+    let page = store
+        .list_workflows(&WorkflowQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.workflows.len(), 150);
+    // The refused writes left no tags: each stored workflow has exactly its own one.
+    for wf in &page.workflows {
+        let tagged = store
+            .list_workflows(&WorkflowQuery {
+                tags: vec![("write".into(), wf.tags["write"].clone())],
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("by tag");
+        assert_eq!(tagged.workflows.len(), 1, "{}", wf.id);
+    }
 }
