@@ -3,7 +3,7 @@
 //! page with each filter, over stores of 10 thousand and 100 thousand workflows (set
 //! `WFM_BENCH_MILLION=1` to add 1 million). Prints numbers; asserts nothing.
 //!
-//! `cargo bench -p workflow-manager --bench api`
+//! `cargo bench -p workflow-manager --bench api [-- starts|lists]`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +12,10 @@ use serde_json::json;
 use wfm_core::store::{Store, WorkflowQuery};
 use wfm_store_sqlite::SqliteStore;
 use workflow_manager::{start, Config};
+
+/// The service's allocator (see `main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * q) as usize]
@@ -100,11 +104,13 @@ async fn fill(store: &SqliteStore, n: usize, base: chrono::DateTime<chrono::Utc>
         wf.tags = [("team".to_string(), format!("t{}", i % 7))].into();
         batch.push(wf);
         if batch.len() == 10_000 {
-            store.save_many(&batch).expect("fill");
-            batch.clear();
+            store
+                .save_many(std::mem::take(&mut batch))
+                .await
+                .expect("fill");
         }
     }
-    store.save_many(&batch).expect("fill");
+    store.save_many(batch).await.expect("fill");
 }
 
 async fn lists(n: usize) {
@@ -196,7 +202,23 @@ async fn lists(n: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    starts(64, 100).await;
+    // `cargo bench --bench api -- starts` (or `lists`) runs one part.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
+    if wanted("starts") {
+        // `WFM_BENCH_STARTS` starts per client (default 300).
+        let per_client = std::env::var("WFM_BENCH_STARTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300);
+        starts(64, per_client).await;
+    }
+    if !wanted("lists") {
+        return;
+    }
     let mut sizes = vec![10_000, 100_000];
     if std::env::var_os("WFM_BENCH_MILLION").is_some() {
         sizes.push(1_000_000);

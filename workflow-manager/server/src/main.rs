@@ -4,6 +4,11 @@
 use clap::Parser;
 use workflow_manager::{start, Config};
 
+/// mimalloc rather than the system allocator: the service frees on one thread what another
+/// allocated (requests, history, store writes), which contends on glibc's arena locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
