@@ -49,15 +49,14 @@ async fn run(
         .expect("sm");
     let input = input.to_string();
     let start = Instant::now();
-    let arns: Vec<String> = (0..executions)
-        .map(|_| {
-            engine
-                .start_execution(&sm.arn, None, Some(&input))
-                .await
-                .expect("start")
-                .execution_arn
-        })
-        .collect();
+    // All started at once: on a file database each start waits for its group commit.
+    let arns: Vec<String> = futures::future::join_all(
+        (0..executions).map(|_| engine.start_execution(&sm.arn, None, Some(&input))),
+    )
+    .await
+    .into_iter()
+    .map(|started| started.expect("start").execution_arn)
+    .collect();
     for arn in &arns {
         loop {
             let d = engine.describe_execution(arn).expect("describe");

@@ -241,14 +241,7 @@ fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Option<&'static s
 /// commit: one WAL append for many events), then acknowledges them in order.
 fn run_writer(mut conn: Connection, rx: std::sync::mpsc::Receiver<Queued>) {
     const MAX_BATCH: usize = 4096;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(q) => batch.push(q),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = wfm_sqlite::next_batch(&rx, MAX_BATCH) {
         let result = (|| -> rusqlite::Result<Vec<Option<&'static str>>> {
             let tx = conn.transaction()?;
             let refused = batch

@@ -65,6 +65,20 @@ impl ReaderPool {
     }
 }
 
+/// The writer thread's next group: waits for one queued write, then takes every write queued
+/// meanwhile, up to `max`. `None` once every sender is gone.
+pub fn next_batch<T>(rx: &std::sync::mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
+    let first = rx.recv().ok()?;
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
 /// Starts a thread that checkpoints the WAL of `path` a few times a second (PASSIVE: it never
 /// waits for, nor blocks, the writer or the readers). It stops with the process.
 pub fn spawn_checkpointer(path: &Path, name: &str) -> std::io::Result<()> {
@@ -84,6 +98,18 @@ pub fn spawn_checkpointer(path: &Path, name: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_is_what_was_queued_up_to_the_limit() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..5 {
+            tx.send(i).expect("send");
+        }
+        assert_eq!(next_batch(&rx, 3), Some(vec![0, 1, 2]));
+        assert_eq!(next_batch(&rx, 3), Some(vec![3, 4]));
+        drop(tx);
+        assert_eq!(next_batch(&rx, 3), None);
+    }
 
     #[test]
     fn readers_see_commits_and_only_the_checkpointer_moves_the_wal_into_the_database() {

@@ -83,14 +83,7 @@ fn in_savepoint<T>(
 }
 
 fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = wfm_sqlite::next_batch(&rx, MAX_BATCH) {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Each write on its own then: a savepoint outside a transaction commits on release.
             tracing::warn!(error = %e, writes = batch.len(), "cannot begin a group commit");
