@@ -348,7 +348,10 @@ impl WorkflowManager {
             }
             req.id.clone()
         } else {
-            let mut id = uuid::Uuid::new_v4().to_string();
+            // Time-ordered (UUID version 7): a new workflow's id, and its execution's name and
+            // ARN, sort after the ones before it, so that inserts land at the end of every
+            // index keyed by them instead of on a random page of it.
+            let mut id = uuid::Uuid::now_v7().to_string();
             if !req.id_suffix.is_empty() {
                 id = format!("{id}-{}", req.id_suffix);
                 id.truncate(80);
@@ -528,7 +531,7 @@ impl WorkflowManager {
         let mut definition = original.workflow_definition.clone();
         definition.state_machine = machine;
         let retry = queued_workflow(
-            uuid::Uuid::new_v4().to_string(),
+            uuid::Uuid::now_v7().to_string(),
             definition,
             &original.namespace,
             &original.queue,

@@ -2,6 +2,7 @@
 //! events. Every event is written before the engine acts on it, so history read back is the
 //! history that happened.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -122,6 +123,8 @@ pub struct EngineDb {
     conn: Mutex<Connection>,
     /// Reading connections (file databases).
     readers: Option<wfm_sqlite::ReaderPool>,
+    /// State machine rows by ARN, as last read.
+    machines: Mutex<HashMap<String, StateMachineRow>>,
     /// The group-commit writer of a file database (`None` in memory: writes are direct).
     writer: Option<std::sync::mpsc::Sender<Queued>>,
 }
@@ -238,8 +241,13 @@ fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Option<&'static s
 }
 
 /// The writer thread: takes every queued write, commits them in one transaction (group
-/// commit: one WAL append for many events), then acknowledges them in order.
-fn run_writer(mut conn: Connection, rx: std::sync::mpsc::Receiver<Queued>) {
+/// commit: one WAL append for many events), then acknowledges them in order; between groups
+/// restarts the WAL when the checkpointer asks.
+fn run_writer(
+    mut conn: Connection,
+    rx: std::sync::mpsc::Receiver<Queued>,
+    wal: wfm_sqlite::WalRestart,
+) {
     const MAX_BATCH: usize = 4096;
     while let Some(batch) = wfm_sqlite::next_batch(&rx, MAX_BATCH) {
         let result = (|| -> rusqlite::Result<Vec<Option<&'static str>>> {
@@ -273,6 +281,7 @@ fn run_writer(mut conn: Connection, rx: std::sync::mpsc::Receiver<Queued>) {
                 }
             }
         }
+        wal.run_if_asked(&conn);
     }
 }
 
@@ -281,17 +290,17 @@ impl EngineDb {
     pub fn open(path: &Path) -> Result<Self, EngineError> {
         let mut db = Self::init(Connection::open(path)?)?;
         let writer_conn = Connection::open(path)?;
-        wfm_sqlite::tune(&writer_conn)?;
+        wfm_sqlite::tune_writer(&writer_conn)?;
+        let wal = wfm_sqlite::spawn_checkpointer(path, "wfm-engine-checkpointer").map_err(|e| {
+            EngineError::Storage(format!("cannot start the checkpointer thread: {e}"))
+        })?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("wfm-engine-writer".into())
-            .spawn(move || run_writer(writer_conn, rx))
+            .spawn(move || run_writer(writer_conn, rx, wal))
             .map_err(|e| EngineError::Storage(format!("cannot start the writer thread: {e}")))?;
         db.writer = Some(tx);
         db.readers = Some(wfm_sqlite::ReaderPool::open(path)?);
-        wfm_sqlite::spawn_checkpointer(path, "wfm-engine-checkpointer").map_err(|e| {
-            EngineError::Storage(format!("cannot start the checkpointer thread: {e}"))
-        })?;
         Ok(db)
     }
 
@@ -307,6 +316,7 @@ impl EngineDb {
         Ok(Self {
             conn: Mutex::new(conn),
             readers: None,
+            machines: Mutex::new(HashMap::new()),
             writer: None,
         })
     }
@@ -409,19 +419,28 @@ impl EngineDb {
         Ok(())
     }
 
-    /// Reads a state machine by ARN (deleted ones too).
+    /// Reads a state machine by ARN (deleted ones too). Rows are cached: every change of a
+    /// state machine goes through this handle, which forgets the cached row.
     pub fn state_machine(&self, arn: &str) -> Result<Option<StateMachineRow>, EngineError> {
-        Ok(self
+        if let Some(row) = self.cached_machines().get(arn) {
+            return Ok(Some(row.clone()));
+        }
+        let row = self
             .reader()
             .prepare_cached(
-                "SELECT arn, name, definition, role_arn, type, created_ms, deleted FROM state_machines
-                 WHERE arn = ?1",
-                )?
-                .query_row(
-                    params![arn],
-                state_machine_row,
-            )
-            .optional()?)
+                "SELECT arn, name, definition, role_arn, type, created_ms, deleted
+                 FROM state_machines WHERE arn = ?1",
+            )?
+            .query_row(params![arn], state_machine_row)
+            .optional()?;
+        if let Some(row) = &row {
+            self.cached_machines().insert(arn.to_string(), row.clone());
+        }
+        Ok(row)
+    }
+
+    fn cached_machines(&self) -> std::sync::MutexGuard<'_, HashMap<String, StateMachineRow>> {
+        self.machines.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// State machines not deleted, by name, after `after` (exclusive).
@@ -451,6 +470,7 @@ impl EngineDb {
             "UPDATE state_machines SET definition = ?2, role_arn = ?3, updated_ms = ?4 WHERE arn = ?1",
             params![arn, definition, role_arn, ms(now)],
         )?;
+        self.cached_machines().remove(arn);
         Ok(())
     }
 
@@ -460,6 +480,7 @@ impl EngineDb {
             "UPDATE state_machines SET deleted = 1 WHERE arn = ?1",
             params![arn],
         )?;
+        self.cached_machines().remove(arn);
         Ok(())
     }
 

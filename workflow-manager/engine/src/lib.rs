@@ -554,7 +554,9 @@ impl Engine {
             })?;
         let name = match name {
             Some(n) => n.to_string(),
-            None => uuid::Uuid::new_v4().to_string(),
+            // Time-ordered, like the service's workflow ids: new keys go to the end of the
+            // executions' and events' indexes.
+            None => uuid::Uuid::now_v7().to_string(),
         };
         check_name(&name, "execution")?;
         let input_text = input.unwrap_or("{}");

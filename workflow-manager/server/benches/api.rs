@@ -75,10 +75,13 @@ async fn starts(clients: usize, per_client: usize) {
     let took = began.elapsed();
     all.sort();
     println!(
-        "starts over HTTP, {clients} clients: {:.0}/s  p50 {:?}  p99 {:?}",
+        "starts over HTTP, {clients} clients, {} starts: {:.0}/s  p50 {:?}  p90 {:?}  p99 {:?}  max {:?}",
+        all.len(),
         all.len() as f64 / took.as_secs_f64(),
         percentile(&all, 0.5),
-        percentile(&all, 0.99)
+        percentile(&all, 0.9),
+        percentile(&all, 0.99),
+        percentile(&all, 1.0)
     );
     running.stop().await;
 }

@@ -1,13 +1,16 @@
 //! What the engine's database and the SQLite store share about using one SQLite file from many
-//! threads: the connection settings, a small pool of reading connections, and a checkpointer
-//! thread, so that moving the WAL into the database (and its fsync) never stalls the writer.
+//! threads: the connection settings, a small pool of reading connections, the writer thread's
+//! batching, and the WAL's upkeep: a checkpointer thread moves the WAL into the database (and
+//! fsyncs it) beside the writer, and once the WAL has grown past [`RESTART_FRAMES`] asks the
+//! writer to start it over between two groups (which, under a steady stream of writes, a
+//! checkpoint beside the writer never can: the WAL would grow without end).
 //!
 //! Both keep a single writing connection on a thread of their own (group commit); this crate
 //! knows nothing of what they store.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -16,7 +19,10 @@ use rusqlite::Connection;
 pub const READERS: usize = 4;
 
 /// How often the checkpointer moves the WAL into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(1000);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// How long the WAL may grow (in 4 KiB pages) before the writer starts it over.
+pub const RESTART_FRAMES: i64 = 16384;
 
 /// Settings of every connection: WAL, NORMAL synchronous (a commit is durable across a crash
 /// of the process; the WAL is fsynced at checkpoints), a busy timeout, and no automatic
@@ -28,6 +34,15 @@ pub fn tune(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
+}
+
+/// [`tune`], and a page cache of 64 MiB for the connection that writes: nobody else changes
+/// the database under it, so its cache stays valid, and the pages of every index a write
+/// touches stay in memory (a reader's cache is dropped whenever the database changed, so a
+/// large one would only cost there).
+pub fn tune_writer(conn: &Connection) -> rusqlite::Result<()> {
+    tune(conn)?;
+    conn.pragma_update(None, "cache_size", -65_536)
 }
 
 /// A few connections that only read. WAL lets them read while the writer writes.
@@ -79,20 +94,47 @@ pub fn next_batch<T>(rx: &std::sync::mpsc::Receiver<T>, max: usize) -> Option<Ve
     Some(batch)
 }
 
+/// The checkpointer's request to the writer to start the WAL over.
+#[derive(Clone, Default)]
+pub struct WalRestart(Arc<AtomicBool>);
+
+impl WalRestart {
+    /// For the writer, between two groups: if the checkpointer asked, checkpoints the little
+    /// the checkpointer has not yet moved, waits for readers to leave the WAL, and makes the
+    /// next write start the WAL from its beginning.
+    pub fn run_if_asked(&self, conn: &Connection) {
+        if self.0.swap(false, Ordering::AcqRel) {
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "cannot restart the WAL");
+            }
+        }
+    }
+
+    fn ask(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// Starts a thread that checkpoints the WAL of `path` a few times a second (PASSIVE: it never
-/// waits for, nor blocks, the writer or the readers). It stops with the process.
-pub fn spawn_checkpointer(path: &Path, name: &str) -> std::io::Result<()> {
+/// waits for, nor blocks, the writer or the readers) and asks the writer, through what it
+/// returns, to restart the WAL once it is longer than [`RESTART_FRAMES`]. The thread stops
+/// with the process.
+pub fn spawn_checkpointer(path: &Path, name: &str) -> std::io::Result<WalRestart> {
     let conn = Connection::open(path).map_err(std::io::Error::other)?;
     tune(&conn).map_err(std::io::Error::other)?;
+    let restart = WalRestart::default();
+    let asked = restart.clone();
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(move || loop {
             std::thread::sleep(CHECKPOINT_EVERY);
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "WAL checkpoint failed");
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+                Ok(frames) if frames > RESTART_FRAMES => asked.ask(),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
             }
         })?;
-    Ok(())
+    Ok(restart)
 }
 
 #[cfg(test)]
@@ -139,5 +181,46 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Under a steady stream of writes the WAL stays short: the checkpointer asks, the writer
+    /// restarts it between groups. Without that the WAL would hold everything written (60 MB).
+    #[test]
+    fn the_wal_stays_short_under_steady_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let writer = Connection::open(&path).expect("open");
+        tune_writer(&writer).expect("tune");
+        writer
+            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, blob BLOB NOT NULL)")
+            .expect("schema");
+        let restart = spawn_checkpointer(&path, "test-checkpointer").expect("checkpointer");
+        let blob = vec![7u8; 3000];
+        let mut id = 0i64;
+        // 60 MB in groups of 100 KB, a little slower than a busy service writes.
+        for _ in 0..600 {
+            writer.execute_batch("BEGIN").expect("begin");
+            for _ in 0..32 {
+                id += 1;
+                writer
+                    .prepare_cached("INSERT INTO t (id, blob) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(rusqlite::params![id, blob]))
+                    .expect("insert");
+            }
+            writer.execute_batch("COMMIT").expect("commit");
+            restart.run_if_asked(&writer);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let wal = std::fs::metadata(dir.path().join("t.db-wal"))
+            .expect("wal")
+            .len();
+        assert!(
+            wal < 3 * RESTART_FRAMES as u64 * 4096,
+            "the WAL grew to {wal} bytes"
+        );
+        let n: i64 = writer
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, id);
     }
 }

@@ -261,6 +261,8 @@ pub struct SqliteStore {
     readers: Option<wfm_sqlite::ReaderPool>,
     /// Definition versions never change once stored: parsed bodies by (name, version).
     definitions: Mutex<HashMap<(String, i64), WorkflowDefinition>>,
+    /// The latest version of each definition name read or saved (every save goes through here).
+    latest_versions: Mutex<HashMap<String, i64>>,
 }
 
 impl SqliteStore {
@@ -268,18 +270,19 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Self::init(Connection::open(path).map_err(backend)?)?;
         let readers = wfm_sqlite::ReaderPool::open(path).map_err(backend)?;
-        wfm_sqlite::spawn_checkpointer(path, "wfm-store-checkpointer").map_err(backend)?;
-        Self::with(conn, Some(readers))
+        let wal =
+            wfm_sqlite::spawn_checkpointer(path, "wfm-store-checkpointer").map_err(backend)?;
+        Self::with(conn, Some(readers), Some(wal))
     }
 
     /// A store in memory, for tests.
     pub fn in_memory() -> Result<Self, StoreError> {
         let conn = Self::init(Connection::open_in_memory().map_err(backend)?)?;
-        Self::with(conn, None)
+        Self::with(conn, None, None)
     }
 
     fn init(conn: Connection) -> Result<Connection, StoreError> {
-        wfm_sqlite::tune(&conn).map_err(backend)?;
+        wfm_sqlite::tune_writer(&conn).map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         migrate(&conn)?;
         Ok(conn)
@@ -288,11 +291,13 @@ impl SqliteStore {
     fn with(
         writer_conn: Connection,
         readers: Option<wfm_sqlite::ReaderPool>,
+        wal: Option<wfm_sqlite::WalRestart>,
     ) -> Result<Self, StoreError> {
         Ok(Self {
-            writer: writer::Writer::start(writer_conn)?,
+            writer: writer::Writer::start(writer_conn, wal)?,
             readers,
             definitions: Mutex::new(HashMap::new()),
+            latest_versions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -366,6 +371,20 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert((def.name.clone(), def.version), def.clone());
+    }
+
+    fn latest_versions(&self) -> MutexGuard<'_, HashMap<String, i64>> {
+        self.latest_versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that `version` of `name` exists; returns the latest version known.
+    fn note_latest(&self, name: &str, version: i64) -> i64 {
+        let mut latest = self.latest_versions();
+        let known = latest.entry(name.to_string()).or_insert(version);
+        *known = (*known).max(version);
+        *known
     }
 }
 
@@ -443,6 +462,7 @@ impl Store for SqliteStore {
         })
         .await?;
         self.cache_definition(def);
+        self.note_latest(&def.name, def.version);
         Ok(())
     }
 
@@ -474,6 +494,10 @@ impl Store for SqliteStore {
         &self,
         name: &str,
     ) -> Result<WorkflowDefinition, StoreError> {
+        let cached = self.latest_versions().get(name).copied();
+        if let Some(v) = cached {
+            return self.get_workflow_definition(name, v).await;
+        }
         let owned = name.to_string();
         let version: Option<i64> = self
             .read(move |conn| {
@@ -488,7 +512,10 @@ impl Store for SqliteStore {
             })
             .await?;
         match version {
-            Some(v) => self.get_workflow_definition(name, v).await,
+            Some(v) => {
+                let v = self.note_latest(name, v);
+                self.get_workflow_definition(name, v).await
+            }
             None => Err(StoreError::NotFound(format!(
                 "workflow definition not found: {name}"
             ))),

@@ -28,12 +28,16 @@ fn stopped() -> StoreError {
 }
 
 impl Writer {
-    /// Starts the writer thread over `conn`.
-    pub(crate) fn start(conn: Connection) -> Result<Self, StoreError> {
+    /// Starts the writer thread over `conn`; between groups it restarts the WAL when `wal`
+    /// asks (file databases).
+    pub(crate) fn start(
+        conn: Connection,
+        wal: Option<wfm_sqlite::WalRestart>,
+    ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("wfm-store-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, wal))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(Self { tx })
     }
@@ -82,7 +86,7 @@ fn in_savepoint<T>(
     result
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, wal: Option<wfm_sqlite::WalRestart>) {
     while let Some(batch) = wfm_sqlite::next_batch(&rx, MAX_BATCH) {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Each write on its own then: a savepoint outside a transaction commits on release.
@@ -101,6 +105,9 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
         let error = commit.err();
         for reply in replies {
             reply(error.as_deref());
+        }
+        if let Some(wal) = &wal {
+            wal.run_if_asked(&conn);
         }
     }
 }
