@@ -83,6 +83,32 @@ async fn starts(clients: usize, per_client: usize) {
         percentile(&all, 0.99),
         percentile(&all, 1.0)
     );
+    // The store follows the engine through the sync: how long until every workflow reads
+    // succeeded (the sync keeps up if this stays short as the run grows).
+    let total = all.len() as u64;
+    let ended = Instant::now();
+    loop {
+        let counts: serde_json::Value = http
+            .get(format!("{base}/workflow-counts?workflowDefinitionName=pass-one"))
+            .send()
+            .await
+            .expect("counts")
+            .json()
+            .await
+            .expect("counts json");
+        if counts["succeeded"].as_u64() == Some(total) {
+            println!(
+                "  every workflow synced to succeeded {:?} after the last start",
+                ended.elapsed()
+            );
+            break;
+        }
+        if ended.elapsed() > Duration::from_secs(120) {
+            println!("  not all synced after 120 s: {counts}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     running.stop().await;
 }
 
