@@ -89,7 +89,9 @@ async fn starts(clients: usize, per_client: usize) {
     let ended = Instant::now();
     loop {
         let counts: serde_json::Value = http
-            .get(format!("{base}/workflow-counts?workflowDefinitionName=pass-one"))
+            .get(format!(
+                "{base}/workflow-counts?workflowDefinitionName=pass-one"
+            ))
             .send()
             .await
             .expect("counts")
