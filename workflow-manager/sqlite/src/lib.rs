@@ -118,7 +118,7 @@ impl WalRestart {
 /// Starts a thread that checkpoints the WAL of `path` a few times a second (PASSIVE: it never
 /// waits for, nor blocks, the writer or the readers) and asks the writer, through what it
 /// returns, to restart the WAL once it is longer than [`RESTART_FRAMES`]. The thread stops
-/// with the process.
+/// once what it returns (and every clone of it) is dropped.
 pub fn spawn_checkpointer(path: &Path, name: &str) -> std::io::Result<WalRestart> {
     let conn = Connection::open(path).map_err(std::io::Error::other)?;
     tune(&conn).map_err(std::io::Error::other)?;
@@ -128,6 +128,11 @@ pub fn spawn_checkpointer(path: &Path, name: &str) -> std::io::Result<WalRestart
         .name(name.to_string())
         .spawn(move || loop {
             std::thread::sleep(CHECKPOINT_EVERY);
+            // Only this thread holds the request any more: the writer is gone, and so is the
+            // database's owner.
+            if Arc::strong_count(&asked.0) == 1 {
+                break;
+            }
             match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
                 Ok(frames) if frames > RESTART_FRAMES => asked.ask(),
                 Ok(_) => {}
@@ -172,7 +177,7 @@ mod tests {
         let pages = |p: &Path| std::fs::metadata(p).map(|m| m.len() / 4096).unwrap_or(0);
         std::thread::sleep(CHECKPOINT_EVERY * 2);
         assert!(pages(&path) < 2, "checkpointed without the checkpointer");
-        spawn_checkpointer(&path, "test-checkpointer").expect("checkpointer");
+        let _asks = spawn_checkpointer(&path, "test-checkpointer").expect("checkpointer");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while pages(&path) < 2 {
             assert!(
