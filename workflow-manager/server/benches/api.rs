@@ -35,6 +35,9 @@ fn config(dir: &std::path::Path) -> Config {
     }
 }
 
+/// Starts per client before measuring.
+const WARM_UP_PER_CLIENT: usize = 30;
+
 async fn starts(clients: usize, per_client: usize) {
     let dir = tempfile::tempdir().expect("tmp");
     let running = start(&config(dir.path())).await.expect("start");
@@ -47,6 +50,27 @@ async fn starts(clients: usize, per_client: usize) {
         .await
         .expect("definition");
     let body = json!({"workflowDefinition": {"name": "pass-one"}, "input": "{\"x\": 1}"});
+    // Warm-up, not measured: connections opened, files grown to their working size.
+    let warm_up: Vec<_> = (0..clients)
+        .map(|_| {
+            let (http, base, body) = (http.clone(), base.clone(), body.clone());
+            tokio::spawn(async move {
+                for _ in 0..WARM_UP_PER_CLIENT {
+                    let r = http
+                        .post(format!("{base}/workflows"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("start");
+                    assert!(r.status().is_success(), "{}", r.status());
+                    let _ = r.bytes().await;
+                }
+            })
+        })
+        .collect();
+    for w in warm_up {
+        w.await.expect("warm-up");
+    }
     let began = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -85,7 +109,7 @@ async fn starts(clients: usize, per_client: usize) {
     );
     // The store follows the engine through the sync: how long until every workflow reads
     // succeeded (the sync keeps up if this stays short as the run grows).
-    let total = all.len() as u64;
+    let total = (all.len() + clients * WARM_UP_PER_CLIENT) as u64;
     let ended = Instant::now();
     loop {
         let counts: serde_json::Value = http
