@@ -290,7 +290,7 @@ impl EngineDb {
     pub fn open(path: &Path) -> Result<Self, EngineError> {
         let mut db = Self::init(Connection::open(path)?)?;
         let writer_conn = Connection::open(path)?;
-        wfm_sqlite::tune_writer(&writer_conn)?;
+        wfm_sqlite::tune(&writer_conn)?;
         let wal = wfm_sqlite::spawn_checkpointer(path, "wfm-engine-checkpointer").map_err(|e| {
             EngineError::Storage(format!("cannot start the checkpointer thread: {e}"))
         })?;

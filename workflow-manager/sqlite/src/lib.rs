@@ -39,15 +39,6 @@ pub fn tune(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// [`tune`], and a page cache of 64 MiB for the connection that writes: nobody else changes
-/// the database under it, so its cache stays valid, and the pages of every index a write
-/// touches stay in memory (a reader's cache is dropped whenever the database changed, so a
-/// large one would only cost there).
-pub fn tune_writer(conn: &Connection) -> rusqlite::Result<()> {
-    tune(conn)?;
-    conn.pragma_update(None, "cache_size", -65_536)
-}
-
 /// A few connections that only read. WAL lets them read while the writer writes.
 pub struct ReaderPool {
     readers: Vec<Mutex<Connection>>,
@@ -208,7 +199,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.db");
         let writer = Connection::open(&path).expect("open");
-        tune_writer(&writer).expect("tune");
+        tune(&writer).expect("tune");
         writer
             .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, blob BLOB NOT NULL)")
             .expect("schema");

@@ -282,7 +282,7 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> Result<Connection, StoreError> {
-        wfm_sqlite::tune_writer(&conn).map_err(backend)?;
+        wfm_sqlite::tune(&conn).map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         migrate(&conn)?;
         Ok(conn)
