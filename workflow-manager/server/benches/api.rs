@@ -35,6 +35,38 @@ fn config(dir: &std::path::Path) -> Config {
     }
 }
 
+/// `clients` concurrent clients each starting `per_client` workflows one after the other;
+/// the latency of every start, per client.
+async fn run_clients(
+    http: &reqwest::Client,
+    base: &str,
+    body: &serde_json::Value,
+    clients: usize,
+    per_client: usize,
+) -> Vec<Vec<Duration>> {
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (http, url, body) = (http.clone(), format!("{base}/workflows"), body.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_client);
+                for _ in 0..per_client {
+                    let t = Instant::now();
+                    let r = http.post(&url).json(&body).send().await.expect("start");
+                    assert!(r.status().is_success(), "{}", r.status());
+                    let _ = r.bytes().await;
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(clients);
+    for t in tasks {
+        out.push(t.await.expect("join"));
+    }
+    out
+}
+
 /// Starts per client before measuring.
 const WARM_UP_PER_CLIENT: usize = 30;
 
@@ -51,52 +83,11 @@ async fn starts(clients: usize, per_client: usize) {
         .expect("definition");
     let body = json!({"workflowDefinition": {"name": "pass-one"}, "input": "{\"x\": 1}"});
     // Warm-up, not measured: connections opened, files grown to their working size.
-    let warm_up: Vec<_> = (0..clients)
-        .map(|_| {
-            let (http, base, body) = (http.clone(), base.clone(), body.clone());
-            tokio::spawn(async move {
-                for _ in 0..WARM_UP_PER_CLIENT {
-                    let r = http
-                        .post(format!("{base}/workflows"))
-                        .json(&body)
-                        .send()
-                        .await
-                        .expect("start");
-                    assert!(r.status().is_success(), "{}", r.status());
-                    let _ = r.bytes().await;
-                }
-            })
-        })
-        .collect();
-    for w in warm_up {
-        w.await.expect("warm-up");
-    }
+    run_clients(&http, &base, &body, clients, WARM_UP_PER_CLIENT).await;
     let began = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (http, base, body) = (http.clone(), base.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_client);
-            for _ in 0..per_client {
-                let t = Instant::now();
-                let r = http
-                    .post(format!("{base}/workflows"))
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("start");
-                assert!(r.status().is_success(), "{}", r.status());
-                let _ = r.bytes().await;
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("join"));
-    }
+    let all_per_client = run_clients(&http, &base, &body, clients, per_client).await;
     let took = began.elapsed();
+    let mut all: Vec<Duration> = all_per_client.into_iter().flatten().collect();
     all.sort();
     println!(
         "starts over HTTP, {clients} clients, {} starts: {:.0}/s  p50 {:?}  p90 {:?}  p99 {:?}  max {:?}",
