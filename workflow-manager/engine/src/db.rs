@@ -156,6 +156,10 @@ enum Write {
     Flush,
 }
 
+fn writer_stopped() -> EngineError {
+    EngineError::Storage("the writer thread has stopped".into())
+}
+
 /// Who waits for a write's commit: a thread (blocking) or a task (awaiting).
 enum Waiter {
     Thread(std::sync::mpsc::SyncSender<Result<(), String>>),
@@ -342,10 +346,10 @@ impl EngineDb {
                     done: done_tx,
                     after,
                 })
-                .map_err(|_| EngineError::Storage("the writer thread has stopped".into()))?;
+                .map_err(|_| writer_stopped())?;
                 if let Some(r) = done_rx {
                     r.recv()
-                        .map_err(|_| EngineError::Storage("the writer thread has stopped".into()))?
+                        .map_err(|_| writer_stopped())?
                         .map_err(EngineError::Storage)?;
                 }
                 Ok(())
@@ -381,10 +385,10 @@ impl EngineDb {
             done: Some(Waiter::Task(done)),
             after: None,
         })
-        .map_err(|_| EngineError::Storage("the writer thread has stopped".into()))?;
+        .map_err(|_| writer_stopped())?;
         committed
             .await
-            .map_err(|_| EngineError::Storage("the writer thread has stopped".into()))?
+            .map_err(|_| writer_stopped())?
             .map_err(EngineError::Storage)
     }
 

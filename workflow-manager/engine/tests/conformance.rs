@@ -42,6 +42,16 @@ struct Case {
     activity_worker: Option<Value>,
 }
 
+/// The recorded cases of a JSON Lines file, one per non-empty line.
+fn read_cases<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Vec<T> {
+    std::fs::read_to_string(path)
+        .expect("read cases")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a case"))
+        .collect()
+}
+
 fn data_dir() -> Option<PathBuf> {
     let dir = match std::env::var_os("WFM_CONFORMANCE_DIR") {
         Some(d) => PathBuf::from(d),
@@ -434,12 +444,7 @@ async fn engine_conforms_to_recorded_aws_behaviour() {
         );
         return;
     };
-    let text = std::fs::read_to_string(dir.join("sfn-executions.jsonl")).expect("read cases");
-    let cases: Vec<Case> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("a case"))
-        .collect();
+    let cases: Vec<Case> = read_cases(&dir.join("sfn-executions.jsonl"));
     let known = known_failures();
     let ids: BTreeSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
     let stale: Vec<&String> = known.iter().filter(|k| !ids.contains(k.as_str())).collect();
@@ -535,12 +540,7 @@ async fn engine_rejects_the_definitions_aws_rejects() {
         eprintln!("\n*** SKIPPED validation conformance: no conformance data found. ***\n");
         return;
     };
-    let text = std::fs::read_to_string(dir.join("sfn-validation.jsonl")).expect("read cases");
-    let cases: Vec<ValidationCase> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("a case"))
-        .collect();
+    let cases: Vec<ValidationCase> = read_cases(&dir.join("sfn-validation.jsonl"));
     let engine = Engine::in_memory(
         EngineConfig {
             region: REGION.into(),

@@ -21,20 +21,6 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * q) as usize]
 }
 
-fn config(dir: &std::path::Path) -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.to_path_buf(),
-        definitions: dir.join("none"),
-        no_local_workers: true,
-        region: "us-east-1".into(),
-        account: "123456789012".into(),
-        role_arn: "arn:aws:iam::123456789012:role/bench".into(),
-        activity_poll_seconds: 60,
-        zombie_grace_seconds: 300,
-    }
-}
-
 /// `clients` concurrent clients each starting `per_client` workflows one after the other;
 /// the latency of every start, per client.
 async fn run_clients(
@@ -72,7 +58,7 @@ const WARM_UP_PER_CLIENT: usize = 30;
 
 async fn starts(clients: usize, per_client: usize) {
     let dir = tempfile::tempdir().expect("tmp");
-    let running = start(&config(dir.path())).await.expect("start");
+    let running = start(&Config::isolated(dir.path())).await.expect("start");
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let def = json!({"name": "pass-one", "stateMachine": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}});

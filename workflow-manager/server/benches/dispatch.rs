@@ -11,17 +11,7 @@ use workflow_manager::{start, Config};
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let data = tempfile::tempdir().expect("tmp");
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: data.path().to_path_buf(),
-        definitions: data.path().join("none"),
-        no_local_workers: true,
-        region: "us-east-1".into(),
-        account: "123456789012".into(),
-        role_arn: "arn:aws:iam::123456789012:role/bench".into(),
-        activity_poll_seconds: 60,
-        zombie_grace_seconds: 300,
-    };
+    let config = Config::isolated(data.path());
     let running = start(&config).await.expect("start");
     let engine = running.engine.clone();
     let (activity, _) = engine.create_activity("bench").expect("activity");

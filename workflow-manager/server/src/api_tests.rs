@@ -124,9 +124,22 @@ async fn spec_and_router_agree() {
 const GOOD_MACHINE: &str = r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}"#;
 
 async fn create_definition(app: &AppState, name: &str) {
-    let body = format!(r#"{{"name": "{name}", "stateMachine": {GOOD_MACHINE}}}"#);
+    let machine: Value = serde_json::from_str(GOOD_MACHINE).expect("machine");
+    create_definition_of(app, name, &machine).await;
+}
+
+/// Creates version 0 of `name` running `machine`.
+async fn create_definition_of(app: &AppState, name: &str, machine: &Value) {
+    let body = json!({"name": name, "stateMachine": machine}).to_string();
     let (status, v) = call(app, Method::POST, "/workflow-definitions", Some(&body)).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
+}
+
+/// Starts a workflow from a request body; returns its id.
+async fn start_workflow(app: &AppState, body: &str) -> String {
+    let (status, wf) = call(app, Method::POST, "/workflows", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{wf}");
+    wf["id"].as_str().expect("id").to_string()
 }
 
 #[tokio::test]
@@ -620,24 +633,14 @@ async fn operators_cancel_resolve_and_resume() {
         "Check": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": true, "Next": "Done"}], "Default": "Broken"},
         "Done": {"Type": "Succeed"},
         "Broken": {"Type": "Fail", "Error": "NotOk", "Cause": "ok was false"}}});
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        "/workflow-definitions",
-        Some(&json!({"name": "ops", "stateMachine": machine}).to_string()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    create_definition_of(&app, "ops", &machine).await;
 
     // A workflow that fails at Broken.
-    let (_, wf1) = call(
+    let id1 = start_workflow(
         &app,
-        Method::POST,
-        "/workflows",
-        Some(r#"{"workflowDefinition": {"name": "ops"}, "input": "{\"n\": 1}"}"#),
+        r#"{"workflowDefinition": {"name": "ops"}, "input": "{\"n\": 1}"}"#,
     )
     .await;
-    let id1 = wf1["id"].as_str().expect("id").to_string();
     answer_work(&app, r#"{"ok": false}"#).await;
     let failed = wait_status(&app, &id1, "failed").await;
     assert_eq!(failed["lastJob"]["state"], "Broken");
@@ -726,14 +729,7 @@ async fn operators_cancel_resolve_and_resume() {
     }
 
     // A running workflow cannot be resumed; it can be cancelled, with a reason.
-    let (_, wf4) = call(
-        &app,
-        Method::POST,
-        "/workflows",
-        Some(r#"{"workflowDefinition": {"name": "ops"}}"#),
-    )
-    .await;
-    let id4 = wf4["id"].as_str().expect("id").to_string();
+    let id4 = start_workflow(&app, r#"{"workflowDefinition": {"name": "ops"}}"#).await;
     let arn = app.engine.activity_arn("default--work");
     let task = app
         .engine
@@ -928,22 +924,8 @@ async fn a_retried_task_shows_its_attempts() {
     let machine = json!({"StartAt": "Work", "States": {
         "Work": {"Type": "Task", "Resource": "work", "End": true,
                  "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 0, "MaxAttempts": 2}]}}});
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        "/workflow-definitions",
-        Some(&json!({"name": "retried", "stateMachine": machine}).to_string()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (_, wf) = call(
-        &app,
-        Method::POST,
-        "/workflows",
-        Some(r#"{"workflowDefinition": {"name": "retried"}}"#),
-    )
-    .await;
-    let id = wf["id"].as_str().expect("id").to_string();
+    create_definition_of(&app, "retried", &machine).await;
+    let id = start_workflow(&app, r#"{"workflowDefinition": {"name": "retried"}}"#).await;
     let arn = app.engine.activity_arn("default--work");
     let first = app
         .engine
@@ -973,35 +955,15 @@ async fn bulk_repair_dry_run_run_and_stop() {
         "Check": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": true, "Next": "Done"}], "Default": "Broken"},
         "Done": {"Type": "Succeed"},
         "Broken": {"Type": "Fail", "Error": "NotOk"}}});
-    let (status, _) = call(
-        &app,
-        Method::POST,
-        "/workflow-definitions",
-        Some(&json!({"name": "bulk", "stateMachine": machine}).to_string()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    create_definition_of(&app, "bulk", &machine).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let (_, wf) = call(
-            &app,
-            Method::POST,
-            "/workflows",
-            Some(r#"{"workflowDefinition": {"name": "bulk"}}"#),
-        )
-        .await;
-        let id = wf["id"].as_str().expect("id").to_string();
+        let id = start_workflow(&app, r#"{"workflowDefinition": {"name": "bulk"}}"#).await;
         answer_work(&app, r#"{"ok": false}"#).await;
         wait_status(&app, &id, "failed").await;
         ids.push(id);
     }
-    let (_, running) = call(
-        &app,
-        Method::POST,
-        "/workflows",
-        Some(r#"{"workflowDefinition": {"name": "bulk"}}"#),
-    )
-    .await;
+    let running = start_workflow(&app, r#"{"workflowDefinition": {"name": "bulk"}}"#).await;
 
     // Dry run: the three failed ones would resume from Check; the running one is not picked.
     let filter =
@@ -1024,7 +986,7 @@ async fn bulk_repair_dry_run_run_and_stop() {
         3,
         "{plan}"
     );
-    assert!(items.iter().any(|i| i["workflowId"] == running["id"]
+    assert!(items.iter().any(|i| i["workflowId"] == running.as_str()
         && i["skip"].as_str().is_some_and(|s| s.starts_with("still"))));
     let (_, list) = call(
         &app,

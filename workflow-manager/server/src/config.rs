@@ -41,3 +41,21 @@ pub struct Config {
     #[arg(long, env = "WFM_ZOMBIE_GRACE_SECONDS", default_value_t = 300)]
     pub zombie_grace_seconds: u64,
 }
+
+impl Config {
+    /// The defaults, with the SQLite files in `data_dir`, on a free loopback port, without
+    /// definitions or local workers: a service of its own, for benchmarks and tests.
+    pub fn isolated(data_dir: &std::path::Path) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.to_path_buf(),
+            definitions: data_dir.join("no-definitions"),
+            no_local_workers: true,
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            role_arn: "arn:aws:iam::123456789012:role/workflow-manager".into(),
+            activity_poll_seconds: 60,
+            zombie_grace_seconds: 300,
+        }
+    }
+}

@@ -178,8 +178,9 @@ pub fn list_sql(q: &WorkflowQuery) -> Result<(String, Vec<rusqlite::types::Value
     Ok((sql, args))
 }
 
-/// Inserts a new workflow and its tags; `Conflict` if the id is taken.
-fn insert_workflow(conn: &Connection, wf: &Workflow) -> Result<(), StoreError> {
+/// Inserts a new workflow, stored as `body` (its JSON, made by the caller: the writer thread
+/// is the one thing every write waits for), and its tags; `Conflict` if the id is taken.
+fn insert_workflow(conn: &Connection, wf: &Workflow, body: &str) -> Result<(), StoreError> {
     let inserted = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO workflows
@@ -195,7 +196,7 @@ fn insert_workflow(conn: &Connection, wf: &Workflow) -> Result<(), StoreError> {
             wf.resolved_by_user,
             wf.namespace,
             wf.queue,
-            to_json(wf)?
+            body
         ])
         .map_err(backend)?;
     if inserted == 0 {
@@ -303,10 +304,14 @@ impl SqliteStore {
 
     /// Saves many new workflows in one transaction (generators and benchmarks).
     pub async fn save_many(&self, workflows: Vec<Workflow>) -> Result<(), StoreError> {
+        let bodies = workflows
+            .iter()
+            .map(to_json)
+            .collect::<Result<Vec<_>, _>>()?;
         self.writer
             .run(move |conn| {
-                for wf in &workflows {
-                    insert_workflow(conn, wf)?;
+                for (wf, body) in workflows.iter().zip(&bodies) {
+                    insert_workflow(conn, wf, body)?;
                 }
                 Ok(())
             })
@@ -611,8 +616,10 @@ impl Store for SqliteStore {
     }
 
     async fn save_workflow(&self, wf: &Workflow) -> Result<(), StoreError> {
+        let body = to_json(wf)?;
         let wf = wf.clone();
-        self.write(move |conn| insert_workflow(conn, &wf)).await
+        self.write(move |conn| insert_workflow(conn, &wf, &body))
+            .await
     }
 
     async fn update_workflow(&self, wf: &Workflow) -> Result<(), StoreError> {
