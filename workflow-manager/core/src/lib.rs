@@ -5,6 +5,7 @@
 //!
 //! This crate must not know about HTTP, SQLite, the embedded engine or any AWS SDK.
 
+pub mod access;
 pub mod conventions;
 pub mod jobs;
 pub mod manager;
@@ -14,6 +15,7 @@ pub mod sfn;
 pub mod store;
 pub mod store_suite;
 
+pub use access::{AccessStore, Role};
 pub use manager::{ManagerConfig, ManagerError, WorkflowManager};
 pub use sfn::{SfnError, StepFunctions};
 pub use store::{Store, StoreError, WorkflowPage, WorkflowQuery};

@@ -432,3 +432,200 @@ pub async fn paging_never_skips_or_repeats(store: &dyn Store) {
         Err(StoreError::InvalidPageToken(_))
     ));
 }
+
+/// Runs every check of an [`AccessStore`](crate::access::AccessStore).
+pub async fn run_access_checks(store: &dyn crate::access::AccessStore) {
+    tokens_are_found_by_hash_until_revoked(store).await;
+    access_keys_round_trip_until_revoked(store).await;
+    sessions_end_with_expiry_logout_or_revocation(store).await;
+    audit_log_pages_newest_first(store).await;
+}
+
+fn sample_token(id: &str, role: crate::access::Role) -> crate::access::ApiToken {
+    crate::access::ApiToken {
+        id: id.into(),
+        name: format!("name-{id}"),
+        role,
+        created_at: Utc::now(),
+        created_by: "suite".into(),
+        revoked_at: None,
+    }
+}
+
+async fn tokens_are_found_by_hash_until_revoked(store: &dyn crate::access::AccessStore) {
+    use crate::access::Role;
+    let a = sample_token("tok-a", Role::Reader);
+    let b = sample_token("tok-b", Role::Admin);
+    store.save_token(&a, "hash-a").await.expect("save a");
+    store.save_token(&b, "hash-b").await.expect("save b");
+    assert!(
+        matches!(
+            store
+                .save_token(&sample_token("tok-a", Role::Admin), "hash-c")
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a token id is saved once"
+    );
+    assert!(
+        matches!(
+            store
+                .save_token(&sample_token("tok-c", Role::Admin), "hash-a")
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a secret hash belongs to one token"
+    );
+    let found = store.token_by_hash("hash-b").await.expect("lookup");
+    assert_eq!(
+        found.map(|t| (t.id, t.role)),
+        Some(("tok-b".to_string(), Role::Admin))
+    );
+    assert_eq!(store.token_by_hash("nope").await.expect("lookup"), None);
+    let revoked = store
+        .revoke_token("tok-a", Utc::now())
+        .await
+        .expect("revoke");
+    assert!(revoked.revoked_at.is_some(), "the revoked token says when");
+    assert_eq!(
+        store.token_by_hash("hash-a").await.expect("lookup"),
+        None,
+        "a revoked token is not found"
+    );
+    assert!(matches!(
+        store.revoke_token("tok-zzz", Utc::now()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let all = store.list_tokens().await.expect("list");
+    let ids: Vec<_> = all.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["tok-a", "tok-b"],
+        "tokens listed oldest first, revoked included"
+    );
+    assert!(all[0].revoked_at.is_some() && all[1].revoked_at.is_none());
+}
+
+async fn access_keys_round_trip_until_revoked(store: &dyn crate::access::AccessStore) {
+    let key = crate::access::AccessKey {
+        access_key_id: "AKIDSUITE".into(),
+        secret_access_key: "secret".into(),
+        name: "worker".into(),
+        namespaces: vec!["ns-a".into(), "ns-b".into()],
+        created_at: Utc::now(),
+        created_by: "suite".into(),
+        revoked_at: None,
+    };
+    store.save_access_key(&key).await.expect("save key");
+    assert!(matches!(
+        store.save_access_key(&key).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let found = store
+        .access_key("AKIDSUITE")
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(
+        found.secret_access_key, "secret",
+        "the verifier needs the secret"
+    );
+    assert_eq!(found.namespaces, key.namespaces);
+    assert_eq!(store.list_access_keys().await.expect("list").len(), 1);
+    store
+        .revoke_access_key("AKIDSUITE", Utc::now())
+        .await
+        .expect("revoke");
+    assert_eq!(store.access_key("AKIDSUITE").await.expect("get"), None);
+    assert!(matches!(
+        store.revoke_access_key("AKIDNONE", Utc::now()).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn sessions_end_with_expiry_logout_or_revocation(store: &dyn crate::access::AccessStore) {
+    use crate::access::Role;
+    let now = Utc::now();
+    store
+        .save_token(&sample_token("tok-s", Role::Operator), "hash-s")
+        .await
+        .expect("save");
+    store
+        .save_session("sess-1", "tok-s", now + Duration::hours(1))
+        .await
+        .expect("session");
+    store
+        .save_session("sess-2", "tok-s", now + Duration::hours(1))
+        .await
+        .expect("session");
+    store
+        .save_session("sess-old", "tok-s", now - Duration::seconds(1))
+        .await
+        .expect("session");
+    let t = store.session_token("sess-1", now).await.expect("lookup");
+    assert_eq!(t.map(|t| t.id), Some("tok-s".to_string()));
+    assert_eq!(
+        store.session_token("sess-old", now).await.expect("lookup"),
+        None,
+        "an expired session is not found"
+    );
+    store.delete_session("sess-1").await.expect("logout");
+    store.delete_session("sess-1").await.expect("logout twice");
+    assert_eq!(
+        store.session_token("sess-1", now).await.expect("lookup"),
+        None
+    );
+    store.revoke_token("tok-s", now).await.expect("revoke");
+    assert_eq!(
+        store.session_token("sess-2", now).await.expect("lookup"),
+        None,
+        "revoking a token ends its sessions"
+    );
+}
+
+async fn audit_log_pages_newest_first(store: &dyn crate::access::AccessStore) {
+    for i in 0..5 {
+        store
+            .append_audit(&crate::access::AuditEntry {
+                seq: 0,
+                at: Utc::now(),
+                actor: if i % 2 == 0 { "alice" } else { "bob" }.into(),
+                credential_id: Some(format!("cred-{i}")),
+                method: "POST".into(),
+                path: format!("/workflows/{i}"),
+                status: 200,
+            })
+            .await
+            .expect("append");
+    }
+    let page = store
+        .list_audit(&crate::access::AuditQuery {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    let paths: Vec<_> = page.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["/workflows/4", "/workflows/3"], "newest first");
+    assert!(page[0].seq > page[1].seq);
+    let rest = store
+        .list_audit(&crate::access::AuditQuery {
+            limit: 10,
+            before_seq: Some(page[1].seq),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    let paths: Vec<_> = rest.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["/workflows/2", "/workflows/1", "/workflows/0"]);
+    let alice = store
+        .list_audit(&crate::access::AuditQuery {
+            actor: Some("alice".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(alice.len(), 3);
+    assert_eq!(alice[0].credential_id.as_deref(), Some("cred-4"));
+}

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use wfm_core::model::{StateResource, Workflow, WorkflowDefinition, WorkflowStatus};
 use wfm_core::store::{Store, StoreError, WorkflowPage, WorkflowQuery};
 
+mod access;
 mod writer;
 
 const SCHEMA: &str = r#"
@@ -71,6 +72,32 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX IF NOT EXISTS workflows_by_resolved ON workflows (resolved, created_ns, id);
      CREATE INDEX IF NOT EXISTS workflows_by_namespace ON workflows (namespace, created_ns, id);
      CREATE INDEX IF NOT EXISTS workflows_by_queue ON workflows (queue, created_ns, id);",
+    // Access control: API tokens (by the hash of their secret), access keys, UI sessions (by
+    // the hash of their cookie) and the audit log.
+    "CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL UNIQUE,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        body TEXT NOT NULL
+     );
+     CREATE TABLE access_keys (
+        id TEXT PRIMARY KEY,
+        secret TEXT NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        body TEXT NOT NULL
+     );
+     CREATE TABLE ui_sessions (
+        session_hash TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL,
+        expires_ns INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX ui_sessions_by_token ON ui_sessions (token_id);
+     CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        actor TEXT NOT NULL,
+        body TEXT NOT NULL
+     );
+     CREATE INDEX audit_log_by_actor ON audit_log (actor, seq);",
 ];
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {

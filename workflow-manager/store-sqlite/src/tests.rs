@@ -147,3 +147,12 @@ async fn a_refused_write_does_not_undo_the_others_of_its_group() {
         assert_eq!(tagged.workflows.len(), 1, "{}", wf.id);
     }
 }
+
+#[tokio::test]
+async fn access_checks_pass_in_memory_and_on_file() {
+    let store = SqliteStore::in_memory().expect("store");
+    wfm_core::store_suite::run_access_checks(&store).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(&dir.path().join("s.db")).expect("store");
+    wfm_core::store_suite::run_access_checks(&store).await;
+}
