@@ -1,9 +1,12 @@
 """Drives the embedded engine's /sfn endpoint with boto3, as a Python worker would.
 
 Usage: python boto3_worker.py http://127.0.0.1:PORT/sfn
+Signs with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when set (keys the service issued), else
+with dummy credentials (a service running open accepts any).
 Exits non-zero (with the reason) on the first deviation.
 """
 import json
+import os
 import sys
 
 import boto3
@@ -15,8 +18,8 @@ sfn = boto3.client(
     "stepfunctions",
     endpoint_url=endpoint,
     region_name="us-east-1",
-    aws_access_key_id="test",
-    aws_secret_access_key="test",
+    aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+    aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
     config=Config(read_timeout=70, retries={"max_attempts": 1}),
 )
 
@@ -102,8 +105,8 @@ sync = boto3.client(
     "stepfunctions",
     endpoint_url=endpoint,
     region_name="us-east-1",
-    aws_access_key_id="test",
-    aws_secret_access_key="test",
+    aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+    aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
     config=Config(inject_host_prefix=False),
 )
 result = sync.start_sync_execution(stateMachineArn=express, input='{"v": 7}')

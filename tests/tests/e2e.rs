@@ -553,6 +553,145 @@ async fn boto3_and_the_aws_cli_work_against_the_sfn_endpoint() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn with_auth_boto3_and_the_aws_cli_sign_with_issued_keys() {
+    let Some(python) = std::env::var_os("WFM_TEST_PYTHON") else {
+        eprintln!(
+            "\n*** SKIPPED with_auth_boto3_and_the_aws_cli_sign_with_issued_keys: WFM_TEST_PYTHON \
+             is not set. scripts/test installs boto3 into a virtualenv and sets it. ***\n"
+        );
+        return;
+    };
+    const ADMIN: &str = "e2e-admin-secret-0123456789";
+    let server = Server::start(&[
+        "--auth",
+        "tokens",
+        "--admin-token",
+        ADMIN,
+        "--activity-poll-seconds",
+        "2",
+    ]);
+    let http = reqwest::Client::new();
+    let key: Value = http
+        .post(format!("{}/access-keys", server.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "python-worker", "namespaces": ["*"]}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let id = key["accessKeyId"].as_str().expect("id");
+    let secret = key["secretAccessKey"].as_str().expect("secret");
+    let script = wfm_e2e::workspace().join("tests/python/boto3_worker.py");
+    let run = |id: &str, secret: &str| {
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(server.sfn_endpoint())
+            .env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .output()
+    };
+    let out = run(id, secret).await.expect("run python");
+    assert!(
+        out.status.success(),
+        "boto3 with an issued key failed:\n{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let forged = run(id, "wrong-secret").await.expect("run python");
+    assert!(!forged.status.success());
+    assert!(
+        String::from_utf8_lossy(&forged.stderr).contains("InvalidSignatureException"),
+        "{}",
+        String::from_utf8_lossy(&forged.stderr)
+    );
+
+    let cli = |secret: &str| {
+        tokio::process::Command::new(&python)
+            .args([
+                "-m",
+                "awscli",
+                "stepfunctions",
+                "list-state-machines",
+                "--endpoint-url",
+            ])
+            .arg(server.sfn_endpoint())
+            .args(["--region", "us-east-1", "--output", "json"])
+            .env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .output()
+    };
+    let listed = cli(secret).await.expect("run aws cli");
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("boto3-machine"));
+    assert!(!cli("nope").await.expect("run aws cli").status.success());
+
+    // The REST API wants a token; local workers still sign with the process's own key.
+    let anonymous = http
+        .get(format!("{}/workflows", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let wf: Value = http
+        .post(format!("{}/workflows", server.url))
+        .bearer_auth(ADMIN)
+        .json(
+            &json!({"workflowDefinition": {"name": "hello-world"}, "input": "{\"name\": \"Kim\"}"}),
+        )
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let wf_id = wf["id"].as_str().expect("id");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let v: Value = http
+            .get(format!("{}/workflows/{wf_id}", server.url))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if v["status"] == "succeeded" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{v}\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn the_binary_refuses_to_listen_beyond_loopback_without_authentication() {
+    let out = std::process::Command::new(wfm_e2e::binaries().join("workflow-manager"))
+        .current_dir(wfm_e2e::workspace())
+        .args(["--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(tempfile::tempdir().expect("dir").path())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn running_workflows_survive_a_kill_9_of_the_service() {
     // No workers: the workflow waits at its first task when the service is killed.
     let server = Server::start(&["--no-local-workers"]);

@@ -91,15 +91,32 @@ pub struct Worker {
 /// with static local credentials. Without it, the standard AWS configuration chain applies
 /// (`AWS_REGION`, profiles, `AWS_ENDPOINT_URL_SFN`...).
 pub async fn sfn_client(endpoint_url: Option<&str>, region: Option<&str>) -> Client {
+    sfn_client_with(endpoint_url, region, None).await
+}
+
+/// [`sfn_client`], signing with the access key `credentials` (id, secret) when given.
+pub async fn sfn_client_with(
+    endpoint_url: Option<&str>,
+    region: Option<&str>,
+    credentials: Option<(String, String)>,
+) -> Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r.to_string()));
     }
-    if let Some(url) = endpoint_url {
-        loader = loader.endpoint_url(url);
-        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
-            && std::env::var_os("AWS_PROFILE").is_none()
-        {
+    let from_environment = std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+        || std::env::var_os("AWS_PROFILE").is_some();
+    match credentials {
+        Some((id, secret)) => {
+            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                id,
+                secret,
+                None,
+                None,
+                "wfm-issued",
+            ));
+        }
+        None if endpoint_url.is_some() && !from_environment => {
             loader = loader.credentials_provider(aws_credential_types::Credentials::new(
                 "local",
                 "local",
@@ -108,6 +125,10 @@ pub async fn sfn_client(endpoint_url: Option<&str>, region: Option<&str>) -> Cli
                 "wfm-local",
             ));
         }
+        None => {}
+    }
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
         if region.is_none()
             && std::env::var_os("AWS_REGION").is_none()
             && std::env::var_os("AWS_DEFAULT_REGION").is_none()

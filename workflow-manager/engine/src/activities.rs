@@ -59,6 +59,8 @@ pub struct ActivityTask {
 /// An outstanding task.
 pub(crate) struct TaskSlot {
     pub log: Arc<ExecutionLog>,
+    /// The activity the task is for (access control checks answers against it).
+    pub activity_arn: Arc<str>,
     /// The ActivityScheduled event (ActivityStarted follows it).
     pub scheduled_event_id: i64,
     /// The ActivityStarted event, once a worker took the task.
@@ -75,11 +77,13 @@ impl TaskSlot {
     /// execution through the board's resumer.
     pub fn new(
         log: Arc<ExecutionLog>,
+        activity_arn: &str,
         scheduled_event_id: i64,
         outcome: Option<oneshot::Sender<(TaskOutcome, i64)>>,
     ) -> Self {
         Self {
             log,
+            activity_arn: activity_arn.into(),
             scheduled_event_id,
             started_event_id: Mutex::new(None),
             outcome: Mutex::new(outcome),

@@ -1459,7 +1459,12 @@ impl Run {
             && s.retry.as_ref().is_none_or(|r| r.is_empty())
             && self.machine.timeout_seconds.is_none();
         if parkable {
-            let slot = Arc::new(TaskSlot::new(self.log.clone(), chain.get(), None));
+            let slot = Arc::new(TaskSlot::new(
+                self.log.clone(),
+                &resource,
+                chain.get(),
+                None,
+            ));
             self.inner.board.schedule(
                 &resource,
                 ActivityTask {
@@ -1529,7 +1534,12 @@ impl Run {
             elapsed,
         } = timers;
         let (tx, mut rx) = oneshot::channel();
-        let slot = Arc::new(TaskSlot::new(self.log.clone(), chain.get(), Some(tx)));
+        let slot = Arc::new(TaskSlot::new(
+            self.log.clone(),
+            resource,
+            chain.get(),
+            Some(tx),
+        ));
         // Withdraws the task however this wait ends (answer, time-out, or the run dropped).
         struct Withdraw<'a>(&'a Inner, String);
         impl Drop for Withdraw<'_> {

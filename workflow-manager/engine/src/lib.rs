@@ -928,7 +928,16 @@ impl Engine {
         )
     }
 
-    /// Records a heartbeat for a task.
+    /// The activity ARN of an outstanding task, by its token.
+    pub fn task_activity(&self, token: &str) -> Option<String> {
+        self.inner
+            .board
+            .slot(token)
+            .ok()
+            .map(|slot| slot.activity_arn.to_string())
+    }
+
+    /// Records a heartbeat of an outstanding task.
     pub fn send_task_heartbeat(&self, token: &str) -> Result<(), EngineError> {
         let slot = self.inner.board.slot(token)?;
         activities::write(&slot.last_heartbeat, Some(tokio::time::Instant::now()));

@@ -12,10 +12,12 @@ use wfm_core::{ManagerConfig, WorkflowManager};
 use wfm_engine::{Engine, EngineConfig};
 use wfm_store_sqlite::SqliteStore;
 
+use crate::auth::{secrets, Auth, AuthMode};
 use crate::config::Config;
 use crate::embedded::EmbeddedStepFunctions;
 use crate::sync::{queue_unfinished, run_sync, SyncObserver};
 use crate::{api, loader, local_workers, sfn_wire};
+use wfm_core::access::{AccessStore, ApiToken, Role};
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -28,6 +30,8 @@ pub struct AppState {
     pub activity_poll_wait: Duration,
     /// Bulk repair jobs.
     pub repairs: wfm_core::repair::Repairs,
+    /// Access control.
+    pub auth: Auth,
 }
 
 /// Why the service could not start.
@@ -51,11 +55,55 @@ pub enum StartError {
     /// A local worker cannot start.
     #[error("cannot start local workers: {0}")]
     Workers(String),
+    /// Listening beyond this machine without authentication.
+    #[error("refusing to listen on {0} without authentication: anyone who can reach it could run and change workflows. Start with --auth tokens (and WFM_ADMIN_TOKEN=<a long random secret> to make the first tokens), or listen on a loopback address such as 127.0.0.1")]
+    Unauthenticated(SocketAddr),
+    /// The bootstrap admin token cannot be registered.
+    #[error("cannot register the admin token: {0}")]
+    AdminToken(String),
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface, with the default body limit.
 pub fn router(state: AppState) -> Router {
-    api::router().merge(sfn_wire::router()).with_state(state)
+    router_with_limit(state, crate::limits::MAX_BODY_BYTES)
+}
+
+/// The whole HTTP surface, refusing bodies over `max_body_bytes`.
+pub fn router_with_limit(state: AppState, max_body_bytes: usize) -> Router {
+    api::router(state.clone())
+        .merge(sfn_wire::router())
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// Registers `WFM_ADMIN_TOKEN` (by its hash) as the admin token named `bootstrap`, unless it
+/// is already there.
+async fn register_admin_token(store: &dyn AccessStore, secret: &str) -> Result<(), StartError> {
+    let fail = |e: wfm_core::StoreError| StartError::AdminToken(e.to_string());
+    if secret.len() < 20 {
+        return Err(StartError::AdminToken(
+            "WFM_ADMIN_TOKEN must be at least 20 characters".into(),
+        ));
+    }
+    let hash = secrets::hash(secret);
+    if store.token_by_hash(&hash).await.map_err(fail)?.is_some() {
+        return Ok(());
+    }
+    let token = ApiToken {
+        id: secrets::new_id(),
+        name: "bootstrap".into(),
+        role: Role::Admin,
+        created_at: chrono::Utc::now(),
+        created_by: "WFM_ADMIN_TOKEN".into(),
+        revoked_at: None,
+    };
+    match store.save_token(&token, &hash).await {
+        // A revoked bootstrap token stays revoked: its hash is taken.
+        Err(wfm_core::StoreError::Conflict(_)) => Err(StartError::AdminToken(
+            "WFM_ADMIN_TOKEN was revoked; choose a new one".into(),
+        )),
+        other => other.map_err(fail),
+    }
 }
 
 /// A running service.
@@ -82,10 +130,18 @@ impl Running {
 
 /// Starts the service.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    if config.auth == AuthMode::None && !config.listen.ip().is_loopback() {
+        return Err(StartError::Unauthenticated(config.listen));
+    }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
-    let store = SqliteStore::open(&config.data_dir.join("workflow-manager.db"))
-        .map_err(|e| StartError::Store(e.to_string()))?;
+    let store = Arc::new(
+        SqliteStore::open(&config.data_dir.join("workflow-manager.db"))
+            .map_err(|e| StartError::Store(e.to_string()))?,
+    );
+    if let Some(secret) = &config.admin_token {
+        register_admin_token(store.as_ref(), secret).await?;
+    }
     let (observer, sync_rx) = SyncObserver::new();
     let sync_tx = observer.sender();
     let engine = Engine::open(
@@ -98,7 +154,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     )
     .map_err(|e| StartError::Engine(e.to_string()))?;
     let manager = WorkflowManager::new(
-        Arc::new(store),
+        store.clone(),
         Arc::new(EmbeddedStepFunctions::new(
             engine.clone(),
             config.role_arn.clone(),
@@ -143,7 +199,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         engine: engine.clone(),
         activity_poll_wait: Duration::from_secs(config.activity_poll_seconds),
         repairs: Default::default(),
+        auth: Auth::new(
+            config.auth,
+            store,
+            config
+                .cookie_secure
+                .unwrap_or(!config.listen.ip().is_loopback()),
+        ),
     };
+    let local_key = state.auth.local_key.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError::Listen(config.listen, e))?;
@@ -152,7 +216,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         .map_err(|e| StartError::Listen(config.listen, e))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut server_shutdown = shutdown_rx.clone();
-    let app = router(state);
+    let app = router_with_limit(state, config.max_body_bytes);
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = server_shutdown.wait_for(|stop| *stop).await;
@@ -170,9 +234,19 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             addr.ip().to_string()
         };
         let endpoint = format!("http://{host}:{}/sfn", addr.port());
-        workers = local_workers::start_workers(&file, &config.definitions, &endpoint, shutdown_rx)
-            .await
-            .map_err(StartError::Workers)?;
+        let credentials = (
+            local_key.access_key_id.clone(),
+            local_key.secret_access_key.clone(),
+        );
+        workers = local_workers::start_workers(
+            &file,
+            &config.definitions,
+            &endpoint,
+            credentials,
+            shutdown_rx,
+        )
+        .await
+        .map_err(StartError::Workers)?;
     }
     tracing::info!(%addr, "workflow-manager listening");
     Ok(Running {

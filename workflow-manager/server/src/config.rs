@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::auth::AuthMode;
+
 /// The workflow-manager service.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "workflow-manager", version, about)]
@@ -40,6 +42,19 @@ pub struct Config {
     /// Seconds a missing execution is tolerated before its workflow is marked failed.
     #[arg(long, env = "WFM_ZOMBIE_GRACE_SECONDS", default_value_t = 300)]
     pub zombie_grace_seconds: u64,
+    /// How requests are authenticated: `none` (only on a loopback address) or `tokens`.
+    #[arg(long, env = "WFM_AUTH", value_enum, default_value = "none")]
+    pub auth: AuthMode,
+    /// An admin API token to accept from the start (registered, by its hash, as the token
+    /// named `bootstrap`): how the first tokens and access keys get made.
+    #[arg(long, env = "WFM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Mark the session cookie `Secure` (default: when not listening on a loopback address).
+    #[arg(long, env = "WFM_COOKIE_SECURE")]
+    pub cookie_secure: Option<bool>,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, env = "WFM_MAX_BODY_BYTES", default_value_t = crate::limits::MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
 }
 
 impl Config {
@@ -56,6 +71,10 @@ impl Config {
             role_arn: "arn:aws:iam::123456789012:role/workflow-manager".into(),
             activity_poll_seconds: 60,
             zombie_grace_seconds: 300,
+            auth: AuthMode::None,
+            admin_token: None,
+            cookie_secure: None,
+            max_body_bytes: crate::limits::MAX_BODY_BYTES,
         }
     }
 }

@@ -7,8 +7,10 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod embedded;
+pub mod limits;
 pub mod loader;
 pub mod local_workers;
 pub mod sfn_wire;
@@ -18,4 +20,10 @@ pub use app::{start, AppState, Running, StartError};
 pub use config::Config;
 
 #[cfg(test)]
+mod api_fuzz_tests;
+#[cfg(test)]
 mod api_tests;
+#[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
+mod sfn_auth_tests;

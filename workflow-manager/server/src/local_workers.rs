@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wfm_workers::command::CommandHandler;
-use wfm_workers::{ensure_activity, sfn_client, Worker, WorkerConfig};
+use wfm_workers::{ensure_activity, sfn_client_with, Worker, WorkerConfig};
 
 use crate::loader::{read_document, LoadError};
 
@@ -76,14 +76,16 @@ fn resolve(dir: &Path, arg: &str) -> String {
     }
 }
 
-/// Starts the workers of `file` against `sfn_endpoint`; they stop when `shutdown` turns true.
+/// Starts the workers of `file` against `sfn_endpoint`, signing with `credentials` (the
+/// process's own access key); they stop when `shutdown` turns true.
 pub async fn start_workers(
     file: &WorkersFile,
     definitions_dir: &Path,
     sfn_endpoint: &str,
+    credentials: (String, String),
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, String> {
-    let client = sfn_client(Some(sfn_endpoint), None).await;
+    let client = sfn_client_with(Some(sfn_endpoint), None, Some(credentials)).await;
     let mut handles = Vec::new();
     for w in &file.workers {
         let activity = wfm_core::conventions::activity_name(&w.namespace, &w.resource);

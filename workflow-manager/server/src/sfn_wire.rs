@@ -3,13 +3,15 @@
 //! `application/x-amz-json-1.0`, errors as `{"__type": code, "message": ...}`. aws-sdk-sfn,
 //! boto3 and the AWS CLI work against it by endpoint URL alone.
 //!
-//! Request signatures are not checked here (any credentials work); access control will add it.
+//! With `--auth tokens`, requests must be signed (SigV4) by an access key the service issued,
+//! and each operation is checked against the key's namespaces ([`crate::auth::sfn`]).
 
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -20,6 +22,8 @@ use serde_json::{json, Value};
 use wfm_engine::{EngineError, ExecutionInfo};
 
 use crate::app::AppState;
+use crate::auth::{self, policy, sfn::SfnRequest};
+use wfm_core::access::AuditEntry;
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
@@ -244,7 +248,24 @@ fn with_token(mut v: Value, next: Option<String>) -> Value {
     v
 }
 
-async fn dispatch(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn dispatch(
+    State(app): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return WireError {
+                status: e.status(),
+                code: "ValidationException".into(),
+                message: format!("cannot read the request body: {e}"),
+            }
+            .into_response()
+        }
+    };
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -256,10 +277,71 @@ async fn dispatch(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         )
         .into_response();
     };
-    match handle(&app, operation, &body).await {
-        Ok(v) => respond(StatusCode::OK, v),
-        Err(e) => e.into_response(),
+    let request = SfnRequest {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+        operation,
+    };
+    let key = match auth::sfn::authenticate(&app.auth, &request).await {
+        Ok(key) => key,
+        Err(e) => return refused(e),
+    };
+    let permitted = match &key {
+        Some(k) => auth::sfn::permit(k, &request, &|t| app.engine.task_activity(t)),
+        None => Ok(()),
+    };
+    let response = match permitted {
+        Ok(()) => match handle(&app, operation, &body).await {
+            Ok(v) => respond(StatusCode::OK, v),
+            Err(e) => e.into_response(),
+        },
+        Err(e) => refused(e),
+    };
+    if policy::sfn_is_audited(operation) {
+        let (actor, credential_id) = match &key {
+            Some(k) => (k.name.clone(), Some(k.access_key_id.clone())),
+            None => ("anonymous".to_string(), None),
+        };
+        auth::audit::record_entry(
+            &app.auth,
+            AuditEntry {
+                seq: 0,
+                at: Utc::now(),
+                actor,
+                credential_id,
+                method: "sfn".into(),
+                path: operation.to_string(),
+                status: response.status().as_u16(),
+            },
+        )
+        .await;
     }
+    response
+}
+
+fn refused(e: auth::sfn::SfnAuthError) -> Response {
+    WireError {
+        status: e.status,
+        code: e.code.into(),
+        message: e.message,
+    }
+    .into_response()
+}
+
+/// Refuses a payload over Step Functions' 256 KiB, as its API does.
+fn check_payload(field: &str, payload: &str) -> Result<(), WireError> {
+    if payload.len() > crate::limits::MAX_PAYLOAD_BYTES {
+        return Err(WireError::client(
+            "ValidationException",
+            format!(
+                "1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must have length less than or equal to {}",
+                crate::limits::MAX_PAYLOAD_BYTES
+            ),
+        ));
+    }
+    Ok(())
 }
 
 async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, WireError> {
@@ -283,6 +365,7 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         }
         "SendTaskSuccess" => {
             let r: SendTaskSuccess = parse(body)?;
+            check_payload("output", &r.output)?;
             engine.send_task_success(&r.task_token, &r.output)?;
             Ok(json!({}))
         }
@@ -317,6 +400,7 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         }
         "StartExecution" => {
             let r: StartExecution = parse(body)?;
+            check_payload("input", r.input.as_deref().unwrap_or(""))?;
             let e = engine
                 .start_execution(&r.state_machine_arn, r.name.as_deref(), r.input.as_deref())
                 .await?;
@@ -395,6 +479,7 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         }
         "StartSyncExecution" => {
             let r: StartExecution = parse(body)?;
+            check_payload("input", r.input.as_deref().unwrap_or(""))?;
             let e = engine
                 .start_sync_execution(&r.state_machine_arn, r.name.as_deref(), r.input.as_deref())
                 .await?;

@@ -8,6 +8,15 @@ use wfm_core::model::{NewWorkflowDefinitionRequest, WorkflowDefinition};
 use super::body::{JsonBody, QueryPairs};
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::limits;
+
+/// A definition's size, state count and default tags, within [`limits`].
+fn check_limits(req: &NewWorkflowDefinitionRequest) -> Result<(), ApiError> {
+    if let Some(machine) = &req.state_machine {
+        limits::check_state_machine("stateMachine", machine)?;
+    }
+    limits::check_tags("defaultTags", &req.default_tags)
+}
 
 /// GET /workflow-definitions: the latest version of every definition.
 pub async fn list(State(app): State<AppState>) -> Result<Json<Vec<WorkflowDefinition>>, ApiError> {
@@ -21,6 +30,7 @@ pub async fn create(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<NewWorkflowDefinitionRequest>,
 ) -> Result<(StatusCode, Json<WorkflowDefinition>), ApiError> {
+    check_limits(&req)?;
     Ok((
         StatusCode::CREATED,
         Json(app.manager.new_workflow_definition(&req).await?),
@@ -47,6 +57,7 @@ pub async fn update(
     Path(name): Path<String>,
     JsonBody(req): JsonBody<NewWorkflowDefinitionRequest>,
 ) -> Result<(StatusCode, Json<WorkflowDefinition>), ApiError> {
+    check_limits(&req)?;
     Ok((
         StatusCode::CREATED,
         Json(app.manager.update_workflow_definition(&name, &req).await?),

@@ -11,6 +11,7 @@ use wfm_core::store::WorkflowQuery;
 use super::body::{JsonBody, QueryPairs};
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::limits;
 
 /// Default and largest page sizes of GET /workflows.
 pub const DEFAULT_LIMIT: i64 = 10;
@@ -22,6 +23,8 @@ pub async fn start(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<StartWorkflowRequest>,
 ) -> Result<Json<Workflow>, ApiError> {
+    limits::check_payload("input", &req.input)?;
+    limits::check_tags("tags", &req.tags)?;
     Ok(Json(app.manager.create_workflow(&req).await?))
 }
 
@@ -218,6 +221,9 @@ pub async fn resume(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<ResumeRequest>,
 ) -> Result<Json<Workflow>, ApiError> {
+    if let Some(input) = &req.input {
+        limits::check_payload("input", input)?;
+    }
     Ok(Json(
         app.manager
             .retry_workflow(&id, &req.start_at, req.input.as_deref())
