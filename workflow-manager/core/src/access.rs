@@ -177,7 +177,9 @@ pub trait AccessStore: Send + Sync {
     /// Ends a session (no error if there is none).
     async fn delete_session(&self, session_hash: &str) -> Result<(), StoreError>;
 
-    /// Appends to the audit log.
+    /// Appends to the audit log. May return before the entry is durable (it is recorded
+    /// after the mutation it describes, which is durable already), but a later `list_audit`
+    /// of the same process must see it.
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
     /// A page of the audit log, newest first.
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;

@@ -3,7 +3,8 @@
 //! page with each filter, over stores of 10 thousand, 100 thousand and 1 million workflows (the
 //! generator fills 1 million in about 15 s). Prints numbers; asserts nothing.
 //!
-//! `cargo bench -p workflow-manager --bench api [-- starts|lists]`
+//! `cargo bench -p workflow-manager --bench api [-- starts|lists]`; `WFM_BENCH_AUTH=tokens` runs
+//! the starts with token authentication (a token lookup per request).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,11 +57,28 @@ async fn run_clients(
 /// Starts per client before measuring.
 const WARM_UP_PER_CLIENT: usize = 30;
 
+/// The admin token of a bench with `WFM_BENCH_AUTH=tokens`.
+const BENCH_TOKEN: &str = "bench-admin-token-0123456789";
+
 async fn starts(clients: usize, per_client: usize) {
     let dir = tempfile::tempdir().expect("tmp");
-    let running = start(&Config::isolated(dir.path())).await.expect("start");
+    let mut config = Config::isolated(dir.path());
+    let mut headers = reqwest::header::HeaderMap::new();
+    if std::env::var("WFM_BENCH_AUTH").as_deref() == Ok("tokens") {
+        config.auth = workflow_manager::auth::AuthMode::Tokens;
+        config.admin_token = Some(BENCH_TOKEN.into());
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {BENCH_TOKEN}").parse().expect("header"),
+        );
+        println!("(with token authentication)");
+    }
+    let running = start(&config).await.expect("start");
     let base = format!("http://{}", running.addr);
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client");
     let def = json!({"name": "pass-one", "stateMachine": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}});
     http.post(format!("{base}/workflow-definitions"))
         .json(&def)

@@ -421,6 +421,32 @@ async fn sessions_need_the_csrf_token_to_change_anything() {
     )
     .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
+    let log = app
+        .auth
+        .store
+        .list_audit(&wfm_core::access::AuditQuery {
+            actor: Some("olive".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let seen: Vec<(&str, u16)> = log.iter().map(|e| (e.path.as_str(), e.status)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("/logout", 204),
+            ("/state-resources", 201),
+            ("/state-resources/ns/r", 200),
+            ("/state-resources/ns/r", 403),
+            ("/state-resources", 201),
+            ("/state-resources", 403),
+            ("/state-resources", 403),
+            ("/state-resources", 403),
+            ("/login", 200),
+        ],
+        "sign-in, sign-out and every mutation tried, refusals included"
+    );
     assert!(out
         .headers
         .get(header::SET_COOKIE)

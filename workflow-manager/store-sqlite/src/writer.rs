@@ -64,6 +64,28 @@ impl Writer {
         self.tx.send(job).map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
+
+    /// Queues `f` for the next batch without waiting for its commit; a failure is logged as
+    /// `what`. Later writes and reads through the writer see it (the queue is in order).
+    pub(crate) fn submit<F>(&self, what: &'static str, f: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let job: Job = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |commit_error| {
+                let failure = match (commit_error, result) {
+                    (Some(e), _) => Some(e.to_string()),
+                    (None, Err(e)) => Some(e.to_string()),
+                    (None, Ok(())) => None,
+                };
+                if let Some(error) = failure {
+                    tracing::error!(%error, "{what} was not written");
+                }
+            })
+        });
+        self.tx.send(job).map_err(|_| stopped())
+    }
 }
 
 fn in_savepoint<T>(

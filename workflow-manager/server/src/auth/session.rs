@@ -190,13 +190,25 @@ async fn login_inner(
 /// POST /logout: ends the session and clears its cookie.
 pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(session) = cookie(&headers) {
-        if let Err(e) = app
-            .auth
-            .store
-            .delete_session(&secrets::hash(&session))
-            .await
-        {
-            return ApiError::from(e).into_response();
+        let hash = secrets::hash(&session);
+        let store = &app.auth.store;
+        let ended = match store.session_token(&hash, chrono::Utc::now()).await {
+            Ok(token) => store.delete_session(&hash).await.map(|()| token),
+            Err(e) => Err(e),
+        };
+        match ended {
+            Ok(Some(token)) => {
+                super::audit::record(
+                    &app.auth,
+                    &Principal::Token(token),
+                    &axum::http::Method::POST,
+                    "/logout",
+                    StatusCode::NO_CONTENT,
+                )
+                .await;
+            }
+            Ok(None) => {}
+            Err(e) => return ApiError::from(e).into_response(),
         }
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
