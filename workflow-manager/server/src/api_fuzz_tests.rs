@@ -3,24 +3,17 @@
 //! refusal is JSON `{"message": ...}`. Runs against a guarded service holding data (a
 //! definition, workflows, a state resource), as an admin and as nobody.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use wfm_core::access::{ApiToken, Role};
-use wfm_core::{ManagerConfig, WorkflowManager};
-use wfm_engine::{Engine, EngineConfig};
-use wfm_store_sqlite::SqliteStore;
+use wfm_core::access::Role;
 
 use crate::api::ROUTES;
 use crate::app::{router, AppState};
-use crate::auth::{secrets, Auth, AuthMode};
-use crate::embedded::EmbeddedStepFunctions;
+use crate::auth::AuthMode;
 
 const ADMIN: &str = "wfm_fuzz-admin-token";
 
@@ -32,33 +25,8 @@ fn service() -> (tokio::runtime::Runtime, AppState, String) {
         .build()
         .expect("runtime");
     let (app, id) = rt.block_on(async {
-        let engine = Engine::in_memory(EngineConfig::default(), None).expect("engine");
-        let store = Arc::new(SqliteStore::in_memory().expect("store"));
-        let manager = WorkflowManager::new(
-            store.clone(),
-            Arc::new(EmbeddedStepFunctions::new(engine.clone(), "arn:role")),
-            ManagerConfig::default(),
-        );
-        let app = AppState {
-            manager,
-            engine,
-            activity_poll_wait: Duration::from_millis(1),
-            repairs: Default::default(),
-            auth: Auth::new(AuthMode::Tokens, store.clone(), false),
-        };
-        let admin = ApiToken {
-            id: "admin".into(),
-            name: "fuzzer".into(),
-            role: Role::Admin,
-            created_at: chrono::Utc::now(),
-            created_by: "test".into(),
-            revoked_at: None,
-        };
-        use wfm_core::access::AccessStore as _;
-        store
-            .save_token(&admin, &secrets::hash(ADMIN))
-            .await
-            .expect("token");
+        let app = crate::test_support::app_state(AuthMode::Tokens);
+        crate::test_support::save_token(&app, "fuzzer", Role::Admin, ADMIN).await;
         let def = json!({"name": "fz", "stateMachine": {"StartAt": "A", "States": {
             "A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Fail", "Error": "E"}}}});
         let r = send(

@@ -32,19 +32,7 @@ fn open_auth() -> crate::auth::Auth {
 }
 
 fn state() -> AppState {
-    let engine = Engine::in_memory(EngineConfig::default(), None).expect("engine");
-    let manager = WorkflowManager::new(
-        Arc::new(SqliteStore::in_memory().expect("store")),
-        Arc::new(EmbeddedStepFunctions::new(engine.clone(), "arn:role")),
-        ManagerConfig::default(),
-    );
-    AppState {
-        manager,
-        engine,
-        activity_poll_wait: Duration::from_millis(10),
-        repairs: Default::default(),
-        auth: open_auth(),
-    }
+    crate::test_support::app_state(crate::auth::AuthMode::None)
 }
 
 async fn call(

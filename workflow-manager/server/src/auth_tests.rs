@@ -2,59 +2,27 @@
 //! documents; revocation; sessions and CSRF; the audit log; size limits; refusing to listen
 //! beyond loopback without authentication.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-use wfm_core::access::{ApiToken, Role};
-use wfm_core::{ManagerConfig, WorkflowManager};
-use wfm_engine::{Engine, EngineConfig};
-use wfm_store_sqlite::SqliteStore;
+use wfm_core::access::Role;
 
 use crate::api::ROUTES;
 use crate::app::{router, router_with_limit, AppState};
 use crate::auth::policy::Access;
-use crate::auth::{secrets, Auth, AuthMode};
-use crate::embedded::EmbeddedStepFunctions;
+use crate::auth::{secrets, AuthMode};
 
 /// A service with token authentication over in-memory storage.
 fn guarded() -> AppState {
-    let engine = Engine::in_memory(EngineConfig::default(), None).expect("engine");
-    let store = Arc::new(SqliteStore::in_memory().expect("store"));
-    let manager = WorkflowManager::new(
-        store.clone(),
-        Arc::new(EmbeddedStepFunctions::new(engine.clone(), "arn:role")),
-        ManagerConfig::default(),
-    );
-    AppState {
-        manager,
-        engine,
-        activity_poll_wait: Duration::from_millis(10),
-        repairs: Default::default(),
-        auth: Auth::new(AuthMode::Tokens, store, false),
-    }
+    crate::test_support::app_state(AuthMode::Tokens)
 }
 
 /// Registers a token of `role` straight in the store; returns its secret.
 async fn token(app: &AppState, name: &str, role: Role) -> String {
     let secret = secrets::new_token();
-    let t = ApiToken {
-        id: secrets::new_id(),
-        name: name.into(),
-        role,
-        created_at: chrono::Utc::now(),
-        created_by: "test".into(),
-        revoked_at: None,
-    };
-    app.auth
-        .store
-        .save_token(&t, &secrets::hash(&secret))
-        .await
-        .expect("token");
+    crate::test_support::save_token(app, name, role, &secret).await;
     secret
 }
 
@@ -222,25 +190,13 @@ async fn a_revoked_token_stops_working_at_once() {
     );
 
     // A session made with it ends with it too.
-    let login = call(
-        &app,
-        Method::POST,
-        "/login",
-        None,
-        &json!({"token": secret}).to_string(),
-    )
-    .await;
-    assert_eq!(login.status, StatusCode::OK);
-    let cookie = session_cookie(&login);
-    let with_cookie = |uri: &str| {
-        Request::builder()
-            .uri(uri)
-            .header(header::COOKIE, format!("wfm_session={cookie}"))
-            .body(Body::empty())
-            .expect("request")
-    };
+    let signed_in = login(&app, &secret).await;
+    assert_eq!(signed_in.status, StatusCode::OK);
+    let cookie = format!("wfm_session={}", session_cookie(&signed_in));
     assert_eq!(
-        send(&app, with_cookie("/workflows")).await.status,
+        send(&app, with_cookie(Method::GET, "/workflows", &cookie))
+            .await
+            .status,
         StatusCode::OK
     );
 
@@ -257,17 +213,12 @@ async fn a_revoked_token_stops_working_at_once() {
     let after = call(&app, Method::GET, "/workflows", Some(&secret), "").await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED, "{}", after.body);
     assert_eq!(
-        send(&app, with_cookie("/workflows")).await.status,
+        send(&app, with_cookie(Method::GET, "/workflows", &cookie))
+            .await
+            .status,
         StatusCode::UNAUTHORIZED
     );
-    let relogin = call(
-        &app,
-        Method::POST,
-        "/login",
-        None,
-        &json!({"token": secret}).to_string(),
-    )
-    .await;
+    let relogin = login(&app, &secret).await;
     assert_eq!(relogin.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         call(&app, Method::DELETE, "/tokens/nope", Some(&admin), "")
@@ -288,6 +239,28 @@ async fn a_revoked_token_stops_working_at_once() {
         .as_str()
         .unwrap_or("")
         .starts_with("role:"));
+}
+
+/// Signs in with a token (JSON).
+async fn login(app: &AppState, token: &str) -> Answer {
+    call(
+        app,
+        Method::POST,
+        "/login",
+        None,
+        &json!({"token": token}).to_string(),
+    )
+    .await
+}
+
+/// A bodiless request carrying a session cookie (`wfm_session=...`).
+fn with_cookie(method: Method, uri: &str, cookie: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .expect("request")
 }
 
 /// The session cookie set by a login answer; checks its attributes.
@@ -312,28 +285,16 @@ fn session_cookie(login: &Answer) -> String {
 async fn sessions_need_the_csrf_token_to_change_anything() {
     let app = guarded();
     let operator = token(&app, "olive", Role::Operator).await;
-    let login = call(
-        &app,
-        Method::POST,
-        "/login",
-        None,
-        &json!({"token": operator}).to_string(),
-    )
-    .await;
-    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
-    assert_eq!(login.body["role"], "operator");
-    let csrf = login.body["csrfToken"].as_str().expect("csrf").to_string();
-    let cookie = format!("wfm_session={}", session_cookie(&login));
+    let signed_in = login(&app, &operator).await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+    assert_eq!(signed_in.body["role"], "operator");
+    let csrf = signed_in.body["csrfToken"]
+        .as_str()
+        .expect("csrf")
+        .to_string();
+    let cookie = format!("wfm_session={}", session_cookie(&signed_in));
 
-    let who = send(
-        &app,
-        Request::builder()
-            .uri("/session")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
+    let who = send(&app, with_cookie(Method::GET, "/session", &cookie)).await;
     assert_eq!(
         (who.body["name"].as_str(), who.body["csrfToken"].as_str()),
         (Some("olive"), Some(csrf.as_str()))
@@ -410,16 +371,7 @@ async fn sessions_need_the_csrf_token_to_change_anything() {
     assert!(bearer.status.is_success(), "{}", bearer.body);
 
     // Logging out ends the session.
-    let out = send(
-        &app,
-        Request::builder()
-            .method(Method::POST)
-            .uri("/logout")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
+    let out = send(&app, with_cookie(Method::POST, "/logout", &cookie)).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     let log = app
         .auth
@@ -453,15 +405,7 @@ async fn sessions_need_the_csrf_token_to_change_anything() {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .contains("Max-Age=0"));
-    let after = send(
-        &app,
-        Request::builder()
-            .uri("/workflows")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
+    let after = send(&app, with_cookie(Method::GET, "/workflows", &cookie)).await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
 
     // The plain sign-in form logs in and redirects.

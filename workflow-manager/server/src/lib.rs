@@ -27,3 +27,5 @@ mod api_tests;
 mod auth_tests;
 #[cfg(test)]
 mod sfn_auth_tests;
+#[cfg(test)]
+mod test_support;
