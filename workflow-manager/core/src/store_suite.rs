@@ -482,6 +482,14 @@ async fn tokens_are_found_by_hash_until_revoked(store: &dyn crate::access::Acces
         Some(("tok-b".to_string(), Role::Admin))
     );
     assert_eq!(store.token_by_hash("nope").await.expect("lookup"), None);
+    for _ in 0..2 {
+        // Looked up (and so perhaps cached) before it is revoked.
+        assert!(store
+            .token_by_hash("hash-a")
+            .await
+            .expect("lookup")
+            .is_some());
+    }
     let revoked = store
         .revoke_token("tok-a", Utc::now())
         .await

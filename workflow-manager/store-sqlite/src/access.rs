@@ -1,6 +1,11 @@
 //! [`AccessStore`] on SQLite: tokens, access keys, UI sessions and the audit log, each row
-//! kept as its JSON body beside the columns looked up. Reads go to the reader pool, so a
-//! revocation is seen by the next request once its commit returns.
+//! kept as its JSON body beside the columns looked up.
+//!
+//! Every API request looks its token up, so unrevoked tokens found are cached by hash. This
+//! store is the only writer of its file (as its writer thread already assumes), and a
+//! revocation goes through it: the revoked token leaves the cache before the revocation
+//! returns, so the next request is refused. Unknown hashes are not cached (they cost a read
+//! each, and cannot fill memory).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,6 +14,46 @@ use wfm_core::access::{AccessKey, AccessStore, ApiToken, AuditEntry, AuditQuery}
 use wfm_core::store::StoreError;
 
 use crate::{backend, from_json, nanos, to_json, SqliteStore};
+
+/// The most tokens cached; past it the cache starts over.
+const MAX_CACHED_TOKENS: usize = 10_000;
+
+/// Unrevoked tokens by the hash of their secret, and a generation that every forgetting
+/// moves on: a lookup that read its row before a revocation committed must not cache it after.
+#[derive(Default)]
+pub(crate) struct TokenCache(std::sync::Mutex<(std::collections::HashMap<String, ApiToken>, u64)>);
+
+type TokenMap = (std::collections::HashMap<String, ApiToken>, u64);
+
+impl TokenCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TokenMap> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached token and, either way, the generation to pass to [`Self::put`].
+    fn get(&self, hash: &str) -> (Option<ApiToken>, u64) {
+        let cache = self.lock();
+        (cache.0.get(hash).cloned(), cache.1)
+    }
+
+    /// Caches a token read at `generation`, unless a token was forgotten since.
+    fn put(&self, hash: String, token: ApiToken, generation: u64) {
+        let mut cache = self.lock();
+        if cache.1 != generation {
+            return;
+        }
+        if cache.0.len() >= MAX_CACHED_TOKENS {
+            cache.0.clear();
+        }
+        cache.0.insert(hash, token);
+    }
+
+    fn forget(&self, token_id: &str) {
+        let mut cache = self.lock();
+        cache.0.retain(|_, t| t.id != token_id);
+        cache.1 += 1;
+    }
+}
 
 /// Whether an insert failed on a uniqueness constraint.
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -80,6 +125,10 @@ impl AccessStore for SqliteStore {
     }
 
     async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        let (cached, generation) = self.tokens.get(secret_hash);
+        if let Some(token) = cached {
+            return Ok(Some(token));
+        }
         let hash = secret_hash.to_string();
         let body = self
             .read(move |conn| {
@@ -90,7 +139,12 @@ impl AccessStore for SqliteStore {
                 )
             })
             .await?;
-        body.map(|b| from_json(&b)).transpose()
+        let token: Option<ApiToken> = body.map(|b| from_json(&b)).transpose()?;
+        if let Some(t) = &token {
+            self.tokens
+                .put(secret_hash.to_string(), t.clone(), generation);
+        }
+        Ok(token)
     }
 
     async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
@@ -101,27 +155,34 @@ impl AccessStore for SqliteStore {
     }
 
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<ApiToken, StoreError> {
-        let id = id.to_string();
-        self.write(move |conn| {
-            let body = one_body(
-                conn,
-                "SELECT body FROM api_tokens WHERE id = ?1",
-                params![id],
-            )?
-            .ok_or_else(|| StoreError::NotFound(format!("token not found: {id}")))?;
-            let mut token: ApiToken = from_json(&body)?;
-            token.revoked_at.get_or_insert(at);
-            conn.prepare_cached("UPDATE api_tokens SET revoked = 1, body = ?2 WHERE id = ?1")
-                .map_err(backend)?
-                .execute(params![id, to_json(&token)?])
-                .map_err(backend)?;
-            conn.prepare_cached("DELETE FROM ui_sessions WHERE token_id = ?1")
-                .map_err(backend)?
-                .execute(params![id])
-                .map_err(backend)?;
-            Ok(token)
-        })
-        .await
+        let token_id = id.to_string();
+        let id = token_id.clone();
+        // Forgotten before and after the commit: a lookup racing the revocation cannot put the
+        // token back once the revocation has returned.
+        self.tokens.forget(&token_id);
+        let revoked = self
+            .write(move |conn| {
+                let body = one_body(
+                    conn,
+                    "SELECT body FROM api_tokens WHERE id = ?1",
+                    params![id],
+                )?
+                .ok_or_else(|| StoreError::NotFound(format!("token not found: {id}")))?;
+                let mut token: ApiToken = from_json(&body)?;
+                token.revoked_at.get_or_insert(at);
+                conn.prepare_cached("UPDATE api_tokens SET revoked = 1, body = ?2 WHERE id = ?1")
+                    .map_err(backend)?
+                    .execute(params![id, to_json(&token)?])
+                    .map_err(backend)?;
+                conn.prepare_cached("DELETE FROM ui_sessions WHERE token_id = ?1")
+                    .map_err(backend)?
+                    .execute(params![id])
+                    .map_err(backend)?;
+                Ok(token)
+            })
+            .await;
+        self.tokens.forget(&token_id);
+        revoked
     }
 
     async fn save_access_key(&self, key: &AccessKey) -> Result<(), StoreError> {

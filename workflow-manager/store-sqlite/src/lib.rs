@@ -291,6 +291,8 @@ pub struct SqliteStore {
     definitions: Mutex<HashMap<(String, i64), WorkflowDefinition>>,
     /// The latest version of each definition name read or saved (every save goes through here).
     latest_versions: Mutex<HashMap<String, i64>>,
+    /// Unrevoked tokens found by the hash of their secret (see [`access`]).
+    tokens: access::TokenCache,
 }
 
 impl SqliteStore {
@@ -326,6 +328,7 @@ impl SqliteStore {
             readers,
             definitions: Mutex::new(HashMap::new()),
             latest_versions: Mutex::new(HashMap::new()),
+            tokens: Default::default(),
         })
     }
 
