@@ -674,5 +674,35 @@ async fn beyond_loopback_it_refuses_to_start_without_authentication() {
         (who["name"].as_str(), who["role"].as_str()),
         (Some("bootstrap"), Some("admin"))
     );
+    // Registered once: a restart with the same secret keeps the same token.
     running.stop().await;
+    let running = crate::start(&config).await.expect("restarts");
+    let url = format!("http://127.0.0.1:{}", running.addr.port());
+    let tokens: Value = http
+        .get(format!("{url}/tokens"))
+        .bearer_auth("a-long-enough-bootstrap-secret")
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = tokens
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 1, "{tokens}");
+    let revoked = http
+        .delete(format!("{url}/tokens/{}", ids[0]))
+        .bearer_auth("a-long-enough-bootstrap-secret")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(revoked.status().as_u16(), 200);
+    running.stop().await;
+    // Once revoked it stays revoked: the same secret does not bring it back.
+    let refused = crate::start(&config).await.err().expect("refused");
+    assert!(refused.to_string().contains("was revoked"), "{refused}");
 }
