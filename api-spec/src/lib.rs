@@ -1,0 +1,50 @@
+//! The Rust client of the workflow-manager REST API, generated at build time from
+//! `api-spec/openapi.yaml` by progenitor (`build.rs` says what it leaves out). Besides the
+//! generated code, only what progenitor cannot express: query parameters of dynamic names
+//! (`tag.KEY=VALUE` filters), added to every request of a client made by [`Client::with_tags`].
+
+/// The code progenitor generated; its own conventions, not ours.
+#[allow(missing_docs, clippy::all, clippy::unwrap_used, unused)]
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/client.rs"));
+}
+
+pub use generated::*;
+
+pub use progenitor_client;
+pub use reqwest;
+
+/// Query parameters added to every request of a client.
+#[derive(Debug, Clone, Default)]
+pub struct RequestExtras {
+    /// `(name, value)` pairs appended to the query string.
+    pub query: Vec<(String, String)>,
+}
+
+/// The pre-request hook: appends the client's extra query parameters.
+fn apply_extras(extras: &RequestExtras, request: &mut reqwest::Request) {
+    if extras.query.is_empty() {
+        return;
+    }
+    let mut pairs = request.url_mut().query_pairs_mut();
+    for (k, v) in &extras.query {
+        pairs.append_pair(k, v);
+    }
+}
+
+impl Client {
+    /// A client for `baseurl` over `client` (which carries credentials as default headers).
+    pub fn with_reqwest(baseurl: &str, client: reqwest::Client) -> Self {
+        Self::new_with_client(baseurl, client, RequestExtras::default())
+    }
+
+    /// This client, filtering listings and counts by these tags (`tag.KEY=VALUE`, all must
+    /// match).
+    pub fn with_tags(&self, tags: &[(String, String)]) -> Self {
+        let query = tags
+            .iter()
+            .map(|(k, v)| (format!("tag.{k}"), v.clone()))
+            .collect();
+        Self::new_with_client(&self.baseurl, self.client.clone(), RequestExtras { query })
+    }
+}
