@@ -30,7 +30,9 @@ fn main() {
     let mut settings = progenitor::GenerationSettings::default();
     settings
         .with_inner_type(quote::quote!(crate::RequestExtras))
-        .with_pre_hook(quote::quote!(crate::apply_extras));
+        .with_pre_hook(quote::quote!(crate::apply_extras))
+        // The server's order of keys (states, tags) is kept.
+        .with_map_type("::indexmap::IndexMap");
     let mut generator = progenitor::Generator::new(&settings);
     let tokens = generator
         .generate_tokens(&spec)
