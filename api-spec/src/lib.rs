@@ -33,6 +33,11 @@ fn apply_extras(extras: &RequestExtras, request: &mut reqwest::Request) {
 }
 
 impl Client {
+    /// A client for `baseurl` (`http://host:port`), without credentials.
+    pub fn for_url(baseurl: &str) -> Self {
+        Self::new(baseurl, RequestExtras::default())
+    }
+
     /// A client for `baseurl` over `client` (which carries credentials as default headers).
     pub fn with_reqwest(baseurl: &str, client: reqwest::Client) -> Self {
         Self::new_with_client(baseurl, client, RequestExtras::default())

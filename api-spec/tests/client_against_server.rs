@@ -121,7 +121,7 @@ async fn every_operation_and_status_of_the_spec_through_the_generated_client() {
     let running = workflow_manager::start(&config).await.expect("start");
     let base = format!("http://{}", running.addr);
     let a = client(&base, Some(ADMIN));
-    let nobody = client(&base, None);
+    let nobody = Client::for_url(&base);
     let http = wfm_client::reqwest::Client::new();
 
     // Health, sessions, tokens.

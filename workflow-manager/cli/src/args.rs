@@ -188,7 +188,7 @@ pub struct ListArgs {
     /// Every page, not just the first.
     #[arg(long)]
     pub all: bool,
-    /// JSON instead of a table.
+    /// JSON (whole workflows, jobs included) instead of a table.
     #[arg(long)]
     pub json: bool,
 }

@@ -106,7 +106,7 @@ pub async fn list(client: &Client, out: &Out, args: ListArgs) -> anyhow::Result<
                 args.queue.as_deref(),
                 resolved,
                 status.as_deref(),
-                Some(true),
+                Some(!args.json),
                 args.definition.as_deref(),
             )
             .await;

@@ -151,3 +151,58 @@ async fn cli_sessions_match_their_golden_transcripts() {
         failures.join("\n")
     );
 }
+
+/// On a terminal (a pseudo-terminal made by util-linux's `script`), `follow` draws its table
+/// in colour, and still exits with the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_draws_a_live_coloured_table_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("\n*** SKIPPED follow_draws_a_live_coloured_table_on_a_terminal: no `script` (util-linux) to make a terminal ***\n");
+        return;
+    }
+    let data = tempfile::tempdir().expect("dir");
+    let running = workflow_manager::start(&workflow_manager::Config::isolated(data.path()))
+        .await
+        .expect("start");
+    let url = format!("http://{}", running.addr);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let output = tokio::task::spawn_blocking(move || {
+        let wfm = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_wfm"))
+                .args(args)
+                .current_dir(&root)
+                .env("WORKFLOW_MANAGER_URL", &url)
+                .output()
+                .expect("run wfm")
+        };
+        assert!(wfm(&["definitions", "apply", "fixtures/definitions"])
+            .status
+            .success());
+        let started = wfm(&["start", "check-order", "--input", r#"{"quantity": 0}"#]);
+        let id = String::from_utf8_lossy(&started.stdout).trim().to_string();
+        let command = format!(
+            "{} workflows follow {id} --interval-ms 50",
+            env!("CARGO_BIN_EXE_wfm")
+        );
+        Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("WORKFLOW_MANAGER_URL", &url)
+            .env_remove("NO_COLOR")
+            .output()
+            .expect("run script")
+    })
+    .await
+    .expect("join");
+    running.stop().await;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "failed workflow exits 3: {text}"
+    );
+    assert!(text.contains("STATE") && text.contains("Reject"), "{text}");
+    assert!(
+        text.contains("\u{1b}[31mfailed"),
+        "failed in red on a terminal: {text:?}"
+    );
+}
