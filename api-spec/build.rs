@@ -29,6 +29,7 @@ fn main() {
         serde_json::from_value(value).expect("openapi.yaml is OpenAPI 3.0");
     let mut settings = progenitor::GenerationSettings::default();
     settings
+        .with_interface(progenitor::InterfaceStyle::Builder)
         .with_inner_type(quote::quote!(crate::RequestExtras))
         .with_pre_hook(quote::quote!(crate::apply_extras))
         // The server's order of keys (states, tags) is kept.
@@ -56,80 +57,68 @@ fn drop_deep_object_parameters(spec: &mut serde_json::Value) {
                 .collect()
         })
         .unwrap_or_default();
-    let Some(paths) = spec.get_mut("paths").and_then(|p| p.as_object_mut()) else {
-        return;
-    };
-    for item in paths.values_mut() {
-        let Some(item) = item.as_object_mut() else {
-            continue;
-        };
-        for op in item.values_mut() {
-            if let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) {
-                params.retain(|p| {
-                    p["$ref"]
-                        .as_str()
-                        .is_none_or(|r| !deep.iter().any(|d| d == r))
-                        && p["style"] != "deepObject"
-                });
-            }
+    for_each_operation(spec, |op| {
+        if let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) {
+            params.retain(|p| {
+                p["$ref"]
+                    .as_str()
+                    .is_none_or(|r| !deep.iter().any(|d| d == r))
+                    && p["style"] != "deepObject"
+            });
         }
-    }
+    });
 }
 
 /// Keeps only `application/json` in request bodies that offer it among several media types.
 fn keep_only_json_request_bodies(spec: &mut serde_json::Value) {
-    let Some(paths) = spec.get_mut("paths").and_then(|p| p.as_object_mut()) else {
-        return;
-    };
-    for item in paths.values_mut() {
-        let Some(item) = item.as_object_mut() else {
-            continue;
-        };
-        for op in item.values_mut() {
-            if let Some(content) = op
-                .pointer_mut("/requestBody/content")
-                .and_then(|c| c.as_object_mut())
-            {
-                if content.len() > 1 && content.contains_key("application/json") {
-                    content.retain(|media, _| media == "application/json");
-                }
+    for_each_operation(spec, |op| {
+        if let Some(content) = op
+            .pointer_mut("/requestBody/content")
+            .and_then(|c| c.as_object_mut())
+        {
+            if content.len() > 1 && content.contains_key("application/json") {
+                content.retain(|media, _| media == "application/json");
             }
         }
-    }
+    });
 }
 
 /// Leaves each operation one success answer: redirects go, and several JSON successes become
 /// one `2XX` answer of any JSON.
 fn one_success_response(spec: &mut serde_json::Value) {
+    for_each_operation(spec, |op| {
+        let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+            return;
+        };
+        responses.retain(|code, _| !code.starts_with('3'));
+        let successes: Vec<String> = responses
+            .keys()
+            .filter(|code| code.starts_with('2'))
+            .cloned()
+            .collect();
+        if successes.len() > 1 {
+            for code in &successes {
+                responses.remove(code);
+            }
+            responses.insert(
+                "2XX".into(),
+                serde_json::json!({
+                    "description": "success",
+                    "content": {"application/json": {"schema": {}}}
+                }),
+            );
+        }
+    });
+}
+
+/// Runs `f` on every operation of the spec.
+fn for_each_operation(spec: &mut serde_json::Value, mut f: impl FnMut(&mut serde_json::Value)) {
     let Some(paths) = spec.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;
     };
     for item in paths.values_mut() {
-        let Some(item) = item.as_object_mut() else {
-            continue;
-        };
-        for op in item.values_mut() {
-            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
-                continue;
-            };
-            responses.retain(|code, _| !code.starts_with('3'));
-            let successes: Vec<String> = responses
-                .keys()
-                .filter(|code| code.starts_with('2'))
-                .cloned()
-                .collect();
-            if successes.len() > 1 {
-                for code in &successes {
-                    responses.remove(code);
-                }
-                responses.insert(
-                    "2XX".into(),
-                    serde_json::json!({
-                        "description": "success",
-                        "content": {"application/json": {"schema": {}}}
-                    }),
-                );
-            }
+        if let Some(item) = item.as_object_mut() {
+            item.values_mut().for_each(&mut f);
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The Rust client of the workflow-manager REST API, generated at build time from
 //! `api-spec/openapi.yaml` by progenitor (`build.rs` says what it leaves out). Besides the
 //! generated code, only what progenitor cannot express: query parameters of dynamic names
-//! (`tag.KEY=VALUE` filters), added to every request of a client made by [`Client::with_tags`].
+//! (`tag.KEY=VALUE` filters), added to every request of a client made by [`Client::with_tags`],
+//! and request bodies given as JSON.
+//!
+//! Calls are builders: `client.get_workflows().status("failed").limit(n).send().await`.
 
 /// The code progenitor generated; its own conventions, not ours.
 #[allow(missing_docs, clippy::all, clippy::unwrap_used, unused)]
@@ -13,6 +16,32 @@ pub use generated::*;
 
 pub use progenitor_client;
 pub use reqwest;
+
+/// Request bodies can also be given as JSON (`.body(json!({...}))`): a body that does not fit
+/// the type fails the request with `Error::InvalidRequest`, naming the problem.
+macro_rules! bodies_from_json {
+    ($($t:ident),*) => {$(
+        impl TryFrom<serde_json::Value> for types::$t {
+            type Error = serde_json::Error;
+
+            fn try_from(value: serde_json::Value) -> Result<Self, Self::Error> {
+                serde_json::from_value(value)
+            }
+        }
+    )*};
+}
+
+bodies_from_json!(
+    NewWorkflowDefinitionRequest,
+    StartWorkflowRequest,
+    WorkflowDefinitionOverrides,
+    CancelReason,
+    RepairRequest,
+    NewStateResource,
+    LoginBody,
+    NewToken,
+    NewAccessKey
+);
 
 /// Query parameters added to every request of a client.
 #[derive(Debug, Clone, Default)]

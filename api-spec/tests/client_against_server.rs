@@ -45,6 +45,16 @@ fn record<T, E: std::fmt::Debug>(
     }
 }
 
+/// Calls an operation without a token (401) and as a reader (403), recording both.
+macro_rules! refused {
+    ($op:literal, $nobody:ident, $reader:ident, |$c:ident| $call:expr) => {{
+        let $c = &$nobody;
+        record($op, $call.await);
+        let $c = &$reader;
+        record($op, $call.await);
+    }};
+}
+
 fn body<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).expect("a body of the generated type")
 }
@@ -103,7 +113,13 @@ fn documented() -> BTreeSet<(String, u16)> {
 
 async fn wait_status(a: &Client, id: &str, status: types::WorkflowStatus) -> types::Workflow {
     for _ in 0..400 {
-        let wf = a.get_workflow_by_id(id).await.expect("get").into_inner();
+        let wf = a
+            .get_workflow_by_id()
+            .workflow_id(id)
+            .send()
+            .await
+            .expect("get")
+            .into_inner();
         if wf.status == Some(status) {
             return wf;
         }
@@ -125,13 +141,15 @@ async fn every_operation_and_status_of_the_spec_through_the_generated_client() {
     let http = wfm_client::reqwest::Client::new();
 
     // Health, sessions, tokens.
-    record("healthCheck", nobody.health_check().await);
-    record("getSession", nobody.get_session().await);
-    let me = record("getSession", a.get_session().await).expect("session");
+    record("healthCheck", nobody.health_check().send().await);
+    record("getSession", nobody.get_session().send().await);
+    let me = record("getSession", a.get_session().send().await).expect("session");
     assert_eq!(me.name.as_deref(), Some("bootstrap"));
     let reader = record(
         "newToken",
-        a.new_token(&body(json!({"name": "reader", "role": "reader"})))
+        a.new_token()
+            .body(json!({"name": "reader", "role": "reader"}))
+            .send()
             .await,
     )
     .expect("token");
@@ -139,45 +157,60 @@ async fn every_operation_and_status_of_the_spec_through_the_generated_client() {
     let r = client(&base, Some(&reader_secret));
     record(
         "newToken",
-        a.new_token(&body(json!({"name": " ", "role": "admin"})))
+        a.new_token()
+            .body(json!({"name": " ", "role": "admin"}))
+            .send()
             .await,
     );
-    record(
-        "newToken",
-        nobody
-            .new_token(&body(json!({"name": "x", "role": "admin"})))
-            .await,
-    );
-    record(
-        "newToken",
-        r.new_token(&body(json!({"name": "x", "role": "admin"})))
-            .await,
-    );
-    let tokens = record("getTokens", a.get_tokens().await).expect("tokens");
+    refused!("newToken", nobody, r, |c| c
+        .new_token()
+        .body(json!({"name": "x", "role": "admin"}))
+        .send());
+    let tokens = record("getTokens", a.get_tokens().send().await).expect("tokens");
     assert_eq!(tokens.len(), 2);
-    record("getTokens", nobody.get_tokens().await);
-    record("getTokens", r.get_tokens().await);
+    refused!("getTokens", nobody, r, |c| c.get_tokens().send());
     let temp = record(
         "newToken",
-        a.new_token(&body(json!({"name": "temp", "role": "operator"})))
+        a.new_token()
+            .body(json!({"name": "temp", "role": "operator"}))
+            .send()
             .await,
     )
     .expect("token");
     let temp_id = temp.id.clone().expect("id");
-    record("revokeToken", nobody.revoke_token(&temp_id).await);
-    record("revokeToken", r.revoke_token(&temp_id).await);
-    record("revokeToken", a.revoke_token(&temp_id).await);
-    record("revokeToken", a.revoke_token("no-such-token").await);
+    refused!("revokeToken", nobody, r, |c| c
+        .revoke_token()
+        .token_id(&temp_id)
+        .send());
+    record(
+        "revokeToken",
+        a.revoke_token().token_id(&temp_id).send().await,
+    );
+    record(
+        "revokeToken",
+        a.revoke_token().token_id("no-such-token").send().await,
+    );
     let login = record(
         "login",
-        nobody.login(&body(json!({"token": reader_secret}))).await,
+        nobody
+            .login()
+            .body(json!({"token": reader_secret}))
+            .send()
+            .await,
     )
     .expect("login");
     assert!(login.csrf_token.is_some());
-    record("login", nobody.login(&body(json!({"token": ""}))).await);
     record(
         "login",
-        nobody.login(&body(json!({"token": "wfm_unknown"}))).await,
+        nobody.login().body(json!({"token": ""})).send().await,
+    );
+    record(
+        "login",
+        nobody
+            .login()
+            .body(json!({"token": "wfm_unknown"}))
+            .send()
+            .await,
     );
     raw(
         "login",
@@ -198,44 +231,48 @@ async fn every_operation_and_status_of_the_spec_through_the_generated_client() {
             .body(format!("token={ADMIN}")),
     )
     .await;
-    record("logout", nobody.logout().await);
+    record("logout", nobody.logout().send().await);
 
     // Access keys.
     let key = record(
         "newAccessKey",
-        a.new_access_key(&body(json!({"name": "w", "namespaces": ["billing"]})))
+        a.new_access_key()
+            .body(json!({"name": "w", "namespaces": ["billing"]}))
+            .send()
             .await,
     )
     .expect("key");
     assert!(key.secret_access_key.is_some());
     record(
         "newAccessKey",
-        a.new_access_key(&body(json!({"name": "w", "namespaces": []})))
+        a.new_access_key()
+            .body(json!({"name": "w", "namespaces": []}))
+            .send()
             .await,
     );
-    record(
-        "newAccessKey",
-        nobody
-            .new_access_key(&body(json!({"name": "w", "namespaces": ["a"]})))
-            .await,
-    );
-    record(
-        "newAccessKey",
-        r.new_access_key(&body(json!({"name": "w", "namespaces": ["a"]})))
-            .await,
-    );
-    let keys = record("getAccessKeys", a.get_access_keys().await).expect("keys");
+    refused!("newAccessKey", nobody, r, |c| c
+        .new_access_key()
+        .body(json!({"name": "w", "namespaces": ["a"]}))
+        .send());
+    let keys = record("getAccessKeys", a.get_access_keys().send().await).expect("keys");
     assert!(keys.iter().all(|k| serde_json::to_value(k)
         .expect("json")
         .get("secretAccessKey")
         .is_none()));
-    record("getAccessKeys", nobody.get_access_keys().await);
-    record("getAccessKeys", r.get_access_keys().await);
+    refused!("getAccessKeys", nobody, r, |c| c.get_access_keys().send());
     let key_id = key.access_key_id.clone().expect("id");
-    record("revokeAccessKey", nobody.revoke_access_key(&key_id).await);
-    record("revokeAccessKey", r.revoke_access_key(&key_id).await);
-    record("revokeAccessKey", a.revoke_access_key(&key_id).await);
-    record("revokeAccessKey", a.revoke_access_key("WFMKNONE").await);
+    refused!("revokeAccessKey", nobody, r, |c| c
+        .revoke_access_key()
+        .access_key_id(&key_id)
+        .send());
+    record(
+        "revokeAccessKey",
+        a.revoke_access_key().access_key_id(&key_id).send().await,
+    );
+    record(
+        "revokeAccessKey",
+        a.revoke_access_key().access_key_id("WFMKNONE").send().await,
+    );
 
     // Definitions.
     let machine = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Fail", "Error": "Boom"}}});
@@ -243,76 +280,87 @@ async fn every_operation_and_status_of_the_spec_through_the_generated_client() {
         body(json!({"name": "flow", "stateMachine": machine}));
     record(
         "newWorkflowDefinition",
-        a.new_workflow_definition(&def).await,
+        a.new_workflow_definition().body(def.clone()).send().await,
     )
     .expect("definition");
     record(
         "newWorkflowDefinition",
-        a.new_workflow_definition(&def).await,
+        a.new_workflow_definition().body(def.clone()).send().await,
     );
     record(
         "newWorkflowDefinition",
-        a.new_workflow_definition(&body(
-            json!({"name": "bad", "stateMachine": {"StartAt": "Nope", "States": {}}}),
-        ))
-        .await,
+        a.new_workflow_definition()
+            .body(json!({"name": "bad", "stateMachine": {"StartAt": "Nope", "States": {}}}))
+            .send()
+            .await,
     );
-    record(
-        "newWorkflowDefinition",
-        nobody.new_workflow_definition(&def).await,
-    );
-    record(
-        "newWorkflowDefinition",
-        r.new_workflow_definition(&def).await,
-    );
+    refused!("newWorkflowDefinition", nobody, r, |c| c
+        .new_workflow_definition()
+        .body(def.clone())
+        .send());
     record(
         "updateWorkflowDefinition",
-        a.update_workflow_definition("flow", &def).await,
+        a.update_workflow_definition()
+            .name("flow")
+            .body(def.clone())
+            .send()
+            .await,
     )
     .expect("v1");
     record(
         "updateWorkflowDefinition",
-        a.update_workflow_definition("nope", &body(json!({"stateMachine": machine})))
+        a.update_workflow_definition()
+            .name("nope")
+            .body(json!({"stateMachine": machine}))
+            .send()
             .await,
     );
     record(
         "updateWorkflowDefinition",
-        a.update_workflow_definition(
-            "flow",
-            &body(json!({"stateMachine": {"StartAt": "X", "States": {}}})),
-        )
-        .await,
+        a.update_workflow_definition()
+            .name("flow")
+            .body(json!({"stateMachine": {"StartAt": "X", "States": {}}}))
+            .send()
+            .await,
     );
-    record(
-        "updateWorkflowDefinition",
-        nobody.update_workflow_definition("flow", &def).await,
-    );
-    record(
-        "updateWorkflowDefinition",
-        r.update_workflow_definition("flow", &def).await,
-    );
-    let all = record("getWorkflowDefinitions", r.get_workflow_definitions().await).expect("defs");
+    refused!("updateWorkflowDefinition", nobody, r, |c| c
+        .update_workflow_definition()
+        .name("flow")
+        .body(def.clone())
+        .send());
+    let all = record(
+        "getWorkflowDefinitions",
+        r.get_workflow_definitions().send().await,
+    )
+    .expect("defs");
     assert_eq!(all.len(), 1);
     record(
         "getWorkflowDefinitions",
-        nobody.get_workflow_definitions().await,
+        nobody.get_workflow_definitions().send().await,
     );
     let versions = record(
         "getWorkflowDefinitionVersionsByName",
-        r.get_workflow_definition_versions_by_name("flow", Some(false))
+        r.get_workflow_definition_versions_by_name()
+            .name("flow")
+            .latest(false)
+            .send()
             .await,
     )
     .expect("versions");
     assert_eq!(versions.len(), 2);
     record(
         "getWorkflowDefinitionVersionsByName",
-        r.get_workflow_definition_versions_by_name("nope", None)
+        r.get_workflow_definition_versions_by_name()
+            .name("nope")
+            .send()
             .await,
     );
     record(
         "getWorkflowDefinitionVersionsByName",
         nobody
-            .get_workflow_definition_versions_by_name("flow", None)
+            .get_workflow_definition_versions_by_name()
+            .name("flow")
+            .send()
             .await,
     );
     raw(
@@ -323,20 +371,29 @@ async fn every_operation_and_status_of_the_spec_through_the_generated_client() {
     .await;
     let v1 = record(
         "getWorkflowDefinitionByNameAndVersion",
-        r.get_workflow_definition_by_name_and_version("flow", 1)
+        r.get_workflow_definition_by_name_and_version()
+            .name("flow")
+            .version(1)
+            .send()
             .await,
     )
     .expect("v1");
     assert_eq!(v1.version, Some(1));
     record(
         "getWorkflowDefinitionByNameAndVersion",
-        r.get_workflow_definition_by_name_and_version("flow", 7)
+        r.get_workflow_definition_by_name_and_version()
+            .name("flow")
+            .version(7)
+            .send()
             .await,
     );
     record(
         "getWorkflowDefinitionByNameAndVersion",
         nobody
-            .get_workflow_definition_by_name_and_version("flow", 0)
+            .get_workflow_definition_by_name_and_version()
+            .name("flow")
+            .version(0)
+            .send()
             .await,
     );
     raw(
@@ -350,329 +407,358 @@ async fn every_operation_and_status_of_the_spec_through_the_generated_client() {
     let start: types::StartWorkflowRequest = body(
         json!({"workflowDefinition": {"name": "flow"}, "input": "{\"x\": 1}", "tags": {"team": "a"}, "id": "wf-1"}),
     );
-    let wf = record("startWorkflow", a.start_workflow(&start).await).expect("started");
+    let wf = record(
+        "startWorkflow",
+        a.start_workflow().body(start.clone()).send().await,
+    )
+    .expect("started");
     assert_eq!(wf.id.as_deref(), Some("wf-1"));
     record(
         "startWorkflow",
-        a.start_workflow(&body(
-            json!({"workflowDefinition": {"name": "flow"}, "input": "{\"x\": 2}", "id": "wf-1"}),
-        ))
+        a.start_workflow().body( json!({"workflowDefinition": {"name": "flow"}, "input": "{\"x\": 2}", "id": "wf-1"}), ).send()
         .await,
     );
     record(
         "startWorkflow",
-        a.start_workflow(&body(json!({"workflowDefinition": {"name": "nope"}})))
+        a.start_workflow()
+            .body(json!({"workflowDefinition": {"name": "nope"}}))
+            .send()
             .await,
     );
     record(
         "startWorkflow",
-        a.start_workflow(&body(
-            json!({"workflowDefinition": {"name": "flow"}, "input": "[not json"}),
-        ))
-        .await,
+        a.start_workflow()
+            .body(json!({"workflowDefinition": {"name": "flow"}, "input": "[not json"}))
+            .send()
+            .await,
     );
-    record("startWorkflow", nobody.start_workflow(&start).await);
-    record("startWorkflow", r.start_workflow(&start).await);
+    refused!("startWorkflow", nobody, r, |c| c
+        .start_workflow()
+        .body(start.clone())
+        .send());
     let failed = wait_status(&a, "wf-1", types::WorkflowStatus::Failed).await;
     assert!(failed.jobs.iter().any(|j| j.state.as_deref() == Some("B")));
-    record("getWorkflowByID", r.get_workflow_by_id("wf-1").await).expect("wf");
-    record("getWorkflowByID", r.get_workflow_by_id("nope").await);
-    record("getWorkflowByID", nobody.get_workflow_by_id("wf-1").await);
+    record(
+        "getWorkflowByID",
+        r.get_workflow_by_id().workflow_id("wf-1").send().await,
+    )
+    .expect("wf");
+    record(
+        "getWorkflowByID",
+        r.get_workflow_by_id().workflow_id("nope").send().await,
+    );
+    record(
+        "getWorkflowByID",
+        nobody.get_workflow_by_id().workflow_id("wf-1").send().await,
+    );
 
     let listed = record(
         "getWorkflows",
         r.with_tags(&[("team".into(), "a".into())])
-            .get_workflows(
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                Some("failed"),
-                None,
-                Some("flow"),
-            )
+            .get_workflows()
+            .status("failed")
+            .workflow_definition_name("flow")
+            .send()
             .await,
     )
     .expect("list");
     assert_eq!(listed.len(), 1);
     let none = r
         .with_tags(&[("team".into(), "b".into())])
-        .get_workflows(
-            None, None, None, None, None, None, None, None, None, None, None,
-        )
+        .get_workflows()
+        .send()
         .await
         .expect("list")
         .into_inner();
     assert!(none.is_empty(), "tag filters reach the server");
     record(
         "getWorkflows",
-        r.get_workflows(
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            Some("bogus"),
-            None,
-            None,
-        )
-        .await,
+        r.get_workflows().status("bogus").send().await,
     );
     record(
         "getWorkflows",
-        r.get_workflows(
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            Some("nope"),
-        )
-        .await,
-    );
-    record(
-        "getWorkflows",
-        nobody
-            .get_workflows(
-                None, None, None, None, None, None, None, None, None, None, None,
-            )
+        r.get_workflows()
+            .workflow_definition_name("nope")
+            .send()
             .await,
     );
+    record("getWorkflows", nobody.get_workflows().send().await);
     let counts = record(
         "getWorkflowCounts",
-        r.get_workflow_counts(None, None, None, None, None, None, Some("flow"))
+        r.get_workflow_counts()
+            .workflow_definition_name("flow")
+            .send()
             .await,
     )
     .expect("counts");
     assert_eq!(serde_json::to_value(&counts).expect("json")["failed"], 1);
     record(
         "getWorkflowCounts",
-        r.get_workflow_counts(None, None, None, None, None, Some("bogus"), None)
-            .await,
+        r.get_workflow_counts().status("bogus").send().await,
     );
     record(
         "getWorkflowCounts",
-        nobody
-            .get_workflow_counts(None, None, None, None, None, None, None)
-            .await,
+        nobody.get_workflow_counts().send().await,
     );
 
     let resumed = record(
         "resumeWorkflowByID",
-        a.resume_workflow_by_id("wf-1", &body(json!({"StartAt": "A"})))
+        a.resume_workflow_by_id()
+            .workflow_id("wf-1")
+            .body(json!({"StartAt": "A"}))
+            .send()
             .await,
     )
     .expect("resumed");
     assert_eq!(resumed.retry_for.as_deref(), Some("wf-1"));
     record(
         "resumeWorkflowByID",
-        a.resume_workflow_by_id("wf-1", &body(json!({"StartAt": "Nope"})))
+        a.resume_workflow_by_id()
+            .workflow_id("wf-1")
+            .body(json!({"StartAt": "Nope"}))
+            .send()
             .await,
     );
     record(
         "resumeWorkflowByID",
-        a.resume_workflow_by_id("nope", &body(json!({"StartAt": "A"})))
+        a.resume_workflow_by_id()
+            .workflow_id("nope")
+            .body(json!({"StartAt": "A"}))
+            .send()
             .await,
     );
-    record(
-        "resumeWorkflowByID",
-        nobody
-            .resume_workflow_by_id("wf-1", &body(json!({"StartAt": "A"})))
-            .await,
-    );
-    record(
-        "resumeWorkflowByID",
-        r.resume_workflow_by_id("wf-1", &body(json!({"StartAt": "A"})))
-            .await,
-    );
+    refused!("resumeWorkflowByID", nobody, r, |c| c
+        .resume_workflow_by_id()
+        .workflow_id("wf-1")
+        .body(json!({"StartAt": "A"}))
+        .send());
 
     record(
         "resolveWorkflowByID",
-        a.resolve_workflow_by_id("wf-1").await,
+        a.resolve_workflow_by_id().workflow_id("wf-1").send().await,
     );
     record(
         "resolveWorkflowByID",
-        a.resolve_workflow_by_id("wf-1").await,
+        a.resolve_workflow_by_id().workflow_id("wf-1").send().await,
     );
     record(
         "resolveWorkflowByID",
-        a.resolve_workflow_by_id("nope").await,
+        a.resolve_workflow_by_id().workflow_id("nope").send().await,
     );
-    record(
-        "resolveWorkflowByID",
-        nobody.resolve_workflow_by_id("wf-1").await,
-    );
-    record(
-        "resolveWorkflowByID",
-        r.resolve_workflow_by_id("wf-1").await,
-    );
+    refused!("resolveWorkflowByID", nobody, r, |c| c
+        .resolve_workflow_by_id()
+        .workflow_id("wf-1")
+        .send());
 
     let reason: types::CancelReason = body(json!({"reason": "testing"}));
     // A workflow waiting on a task nobody works: cancellable.
     let waiting_machine = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "nobody", "End": true}}});
     record(
         "newWorkflowDefinition",
-        a.new_workflow_definition(&body(
-            json!({"name": "waits", "stateMachine": waiting_machine}),
-        ))
-        .await,
+        a.new_workflow_definition()
+            .body(json!({"name": "waits", "stateMachine": waiting_machine}))
+            .send()
+            .await,
     );
     let waiting = record(
         "startWorkflow",
-        a.start_workflow(&body(json!({"workflowDefinition": {"name": "waits"}})))
+        a.start_workflow()
+            .body(json!({"workflowDefinition": {"name": "waits"}}))
+            .send()
             .await,
     )
     .expect("started");
     let waiting_id = waiting.id.expect("id");
+    refused!("CancelWorkflow", nobody, r, |c| c
+        .cancel_workflow()
+        .workflow_id(&waiting_id)
+        .body(reason.clone())
+        .send());
     record(
         "CancelWorkflow",
-        nobody.cancel_workflow(&waiting_id, &reason).await,
+        a.cancel_workflow()
+            .workflow_id("wf-1")
+            .body(reason.clone())
+            .send()
+            .await,
+    ); // failed: 400
+    record(
+        "CancelWorkflow",
+        a.cancel_workflow()
+            .workflow_id(&waiting_id)
+            .body(reason.clone())
+            .send()
+            .await,
     );
     record(
         "CancelWorkflow",
-        r.cancel_workflow(&waiting_id, &reason).await,
+        a.cancel_workflow()
+            .workflow_id("nope")
+            .body(reason.clone())
+            .send()
+            .await,
     );
-    record("CancelWorkflow", a.cancel_workflow("wf-1", &reason).await); // failed: 400
-    record(
-        "CancelWorkflow",
-        a.cancel_workflow(&waiting_id, &reason).await,
-    );
-    record("CancelWorkflow", a.cancel_workflow("nope", &reason).await);
 
     // Bulk repair.
-    let plan = record("startRepair", a.start_repair(&body(json!({"action": "resolve", "workflowIds": [resumed.id.clone().expect("id")], "dryRun": true}))).await).expect("plan");
+    let plan = record("startRepair", a.start_repair().body(json!({"action": "resolve", "workflowIds": [resumed.id.clone().expect("id")], "dryRun": true})).send().await).expect("plan");
     assert!(plan.is_object());
     let job = record(
         "startRepair",
-        a.start_repair(&body(
-            json!({"action": "resolve", "filter": {"status": ["failed"]}, "ratePerSecond": 1}),
-        ))
-        .await,
+        a.start_repair()
+            .body(
+                json!({"action": "resolve", "filter": {"status": ["failed"]}, "ratePerSecond": 1}),
+            )
+            .send()
+            .await,
     )
     .expect("job");
     let repair_id = job["id"].as_str().expect("repair id").to_string();
     record(
         "startRepair",
-        a.start_repair(&body(json!({"action": "resolve"}))).await,
-    );
-    record(
-        "startRepair",
-        a.start_repair(&body(
-            json!({"action": "resolve", "workflowIds": ["no-such-workflow"]}),
-        ))
-        .await,
-    );
-    record(
-        "startRepair",
-        nobody
-            .start_repair(&body(json!({"action": "resolve"})))
+        a.start_repair()
+            .body(json!({"action": "resolve"}))
+            .send()
             .await,
     );
     record(
         "startRepair",
-        r.start_repair(&body(json!({"action": "resolve"}))).await,
+        a.start_repair()
+            .body(json!({"action": "resolve", "workflowIds": ["no-such-workflow"]}))
+            .send()
+            .await,
     );
-    record("getRepair", r.get_repair(&repair_id).await).expect("report");
-    record("getRepair", r.get_repair("nope").await);
-    record("getRepair", nobody.get_repair(&repair_id).await);
-    record("stopRepair", nobody.stop_repair(&repair_id).await);
-    record("stopRepair", r.stop_repair(&repair_id).await);
-    record("stopRepair", a.stop_repair(&repair_id).await);
-    record("stopRepair", a.stop_repair("nope").await);
+    refused!("startRepair", nobody, r, |c| c
+        .start_repair()
+        .body(json!({"action": "resolve"}))
+        .send());
+    record(
+        "getRepair",
+        r.get_repair().repair_id(&repair_id).send().await,
+    )
+    .expect("report");
+    record("getRepair", r.get_repair().repair_id("nope").send().await);
+    record(
+        "getRepair",
+        nobody.get_repair().repair_id(&repair_id).send().await,
+    );
+    refused!("stopRepair", nobody, r, |c| c
+        .stop_repair()
+        .repair_id(&repair_id)
+        .send());
+    record(
+        "stopRepair",
+        a.stop_repair().repair_id(&repair_id).send().await,
+    );
+    record("stopRepair", a.stop_repair().repair_id("nope").send().await);
 
     // State resources.
     let resource: types::NewStateResource = body(
         json!({"name": "charge", "namespace": "billing", "uri": "arn:aws:states:us-east-1:123456789012:activity:billing--charge"}),
     );
-    record("postStateResource", a.post_state_resource(&resource).await).expect("resource");
     record(
         "postStateResource",
-        a.post_state_resource(&body(
-            json!({"name": "", "namespace": "billing", "uri": ""}),
-        ))
-        .await,
-    );
+        a.post_state_resource().body(resource.clone()).send().await,
+    )
+    .expect("resource");
     record(
         "postStateResource",
-        nobody.post_state_resource(&resource).await,
+        a.post_state_resource()
+            .body(json!({"name": "", "namespace": "billing", "uri": ""}))
+            .send()
+            .await,
     );
-    record("postStateResource", r.post_state_resource(&resource).await);
+    refused!("postStateResource", nobody, r, |c| c
+        .post_state_resource()
+        .body(resource.clone())
+        .send());
     record(
         "putStateResource",
-        a.put_state_resource("billing", "charge", &resource).await,
+        a.put_state_resource()
+            .namespace("billing")
+            .name("charge")
+            .body(resource.clone())
+            .send()
+            .await,
     )
     .expect("resource");
     record(
         "putStateResource",
-        a.put_state_resource("billing", "charge", &body(json!({"uri": ""})))
+        a.put_state_resource()
+            .namespace("billing")
+            .name("charge")
+            .body(json!({"uri": ""}))
+            .send()
+            .await,
+    );
+    refused!("putStateResource", nobody, r, |c| c
+        .put_state_resource()
+        .namespace("billing")
+        .name("charge")
+        .body(resource.clone())
+        .send());
+    record(
+        "getStateResource",
+        r.get_state_resource()
+            .namespace("billing")
+            .name("charge")
+            .send()
+            .await,
+    )
+    .expect("resource");
+    record(
+        "getStateResource",
+        r.get_state_resource()
+            .namespace("billing")
+            .name("nope")
+            .send()
             .await,
     );
     record(
-        "putStateResource",
+        "getStateResource",
         nobody
-            .put_state_resource("billing", "charge", &resource)
+            .get_state_resource()
+            .namespace("billing")
+            .name("charge")
+            .send()
+            .await,
+    );
+    refused!("deleteStateResource", nobody, r, |c| c
+        .delete_state_resource()
+        .namespace("billing")
+        .name("charge")
+        .send());
+    record(
+        "deleteStateResource",
+        a.delete_state_resource()
+            .namespace("billing")
+            .name("charge")
+            .send()
             .await,
     );
     record(
-        "putStateResource",
-        r.put_state_resource("billing", "charge", &resource).await,
-    );
-    record(
-        "getStateResource",
-        r.get_state_resource("billing", "charge").await,
-    )
-    .expect("resource");
-    record(
-        "getStateResource",
-        r.get_state_resource("billing", "nope").await,
-    );
-    record(
-        "getStateResource",
-        nobody.get_state_resource("billing", "charge").await,
-    );
-    record(
         "deleteStateResource",
-        nobody.delete_state_resource("billing", "charge").await,
-    );
-    record(
-        "deleteStateResource",
-        r.delete_state_resource("billing", "charge").await,
-    );
-    record(
-        "deleteStateResource",
-        a.delete_state_resource("billing", "charge").await,
-    );
-    record(
-        "deleteStateResource",
-        a.delete_state_resource("billing", "charge").await,
+        a.delete_state_resource()
+            .namespace("billing")
+            .name("charge")
+            .send()
+            .await,
     );
 
     // The audit log.
     let log = record(
         "getAuditLog",
-        a.get_audit_log(Some("bootstrap"), None, None).await,
+        a.get_audit_log().actor("bootstrap").send().await,
     )
     .expect("log");
     assert!(log.iter().any(|e| e.path.as_deref() == Some("/workflows")));
     record(
         "getAuditLog",
-        a.get_audit_log(None, None, std::num::NonZeroU64::new(5000))
+        a.get_audit_log()
+            .limit(std::num::NonZeroU64::new(5000).expect("non-zero"))
+            .send()
             .await,
     );
-    record("getAuditLog", nobody.get_audit_log(None, None, None).await);
-    record("getAuditLog", r.get_audit_log(None, None, None).await);
+    refused!("getAuditLog", nobody, r, |c| c.get_audit_log().send());
 
     let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let documented = documented();

@@ -118,7 +118,10 @@ pub async fn apply(client: &Client, out: &Out, args: ApplyArgs) -> anyhow::Resul
             "name": def.name, "stateMachine": def.state_machine, "defaultTags": def.default_tags,
         }))?;
         let stored = match client
-            .get_workflow_definition_versions_by_name(&def.name, Some(true))
+            .get_workflow_definition_versions_by_name()
+            .name(&def.name)
+            .latest(true)
+            .send()
             .await
         {
             Ok(v) => v.into_inner().into_iter().next(),
@@ -133,8 +136,14 @@ pub async fn apply(client: &Client, out: &Out, args: ApplyArgs) -> anyhow::Resul
                         def.name
                     ));
                 } else {
-                    let made = answer(client.new_workflow_definition(&request).await)
-                        .with_context(|| format!("creating {} from {file}", def.name))?;
+                    let made = answer(
+                        client
+                            .new_workflow_definition()
+                            .body(request.clone())
+                            .send()
+                            .await,
+                    )
+                    .with_context(|| format!("creating {} from {file}", def.name))?;
                     out.data(&format!(
                         "created {} version {}",
                         def.name,
@@ -165,8 +174,15 @@ pub async fn apply(client: &Client, out: &Out, args: ApplyArgs) -> anyhow::Resul
                 ));
                 print_diff(out, &remote, &local);
                 if !args.dry_run {
-                    let made = answer(client.update_workflow_definition(&def.name, &request).await)
-                        .with_context(|| format!("updating {} from {file}", def.name))?;
+                    let made = answer(
+                        client
+                            .update_workflow_definition()
+                            .name(&def.name)
+                            .body(request.clone())
+                            .send()
+                            .await,
+                    )
+                    .with_context(|| format!("updating {} from {file}", def.name))?;
                     out.data(&format!(
                         "updated {} version {}",
                         def.name,
@@ -191,7 +207,7 @@ pub async fn apply(client: &Client, out: &Out, args: ApplyArgs) -> anyhow::Resul
 
 /// `definitions list`.
 pub async fn list(client: &Client, out: &Out, args: JsonFlag) -> anyhow::Result<u8> {
-    let mut defs = answer(client.get_workflow_definitions().await)?;
+    let mut defs = answer(client.get_workflow_definitions().send().await)?;
     defs.sort_by(|a, b| a.name.cmp(&b.name));
     if args.json {
         out.json(&serde_json::to_value(&defs)?);
@@ -223,12 +239,18 @@ pub async fn show(client: &Client, out: &Out, args: ShowDefinitionArgs) -> anyho
     let def = match version {
         Some(v) => answer(
             client
-                .get_workflow_definition_by_name_and_version(&name, v)
+                .get_workflow_definition_by_name_and_version()
+                .name(&name)
+                .version(v)
+                .send()
                 .await,
         )?,
         None => answer(
             client
-                .get_workflow_definition_versions_by_name(&name, Some(true))
+                .get_workflow_definition_versions_by_name()
+                .name(&name)
+                .latest(true)
+                .send()
                 .await,
         )?
         .into_iter()

@@ -38,7 +38,13 @@ pub async fn follow(client: &Client, out: &Out, args: FollowArgs) -> anyhow::Res
     let mut reported: HashSet<String> = HashSet::new();
     let mut drawn_lines = 0usize;
     loop {
-        let wf = answer(client.get_workflow_by_id(&args.id).await)?;
+        let wf = answer(
+            client
+                .get_workflow_by_id()
+                .workflow_id(&args.id)
+                .send()
+                .await,
+        )?;
         let status = wf
             .status
             .map(|s| s.to_string())

@@ -13,7 +13,11 @@ pub async fn put(client: &Client, out: &Out, args: PutResourceArgs) -> anyhow::R
         body(json!({"namespace": args.namespace, "name": args.name, "uri": args.uri}))?;
     let saved = answer(
         client
-            .put_state_resource(&args.namespace, &args.name, &resource)
+            .put_state_resource()
+            .namespace(&args.namespace)
+            .name(&args.name)
+            .body(resource.clone())
+            .send()
             .await,
     )?;
     out.json(&serde_json::to_value(&saved)?);
@@ -23,7 +27,14 @@ pub async fn put(client: &Client, out: &Out, args: PutResourceArgs) -> anyhow::R
 
 /// `resources get NAMESPACE NAME`.
 pub async fn get(client: &Client, out: &Out, args: ResourceKey) -> anyhow::Result<u8> {
-    let resource = answer(client.get_state_resource(&args.namespace, &args.name).await)?;
+    let resource = answer(
+        client
+            .get_state_resource()
+            .namespace(&args.namespace)
+            .name(&args.name)
+            .send()
+            .await,
+    )?;
     out.json(&serde_json::to_value(&resource)?);
     Ok(0)
 }
@@ -32,7 +43,10 @@ pub async fn get(client: &Client, out: &Out, args: ResourceKey) -> anyhow::Resul
 pub async fn delete(client: &Client, out: &Out, args: ResourceKey) -> anyhow::Result<u8> {
     answer(
         client
-            .delete_state_resource(&args.namespace, &args.name)
+            .delete_state_resource()
+            .namespace(&args.namespace)
+            .name(&args.name)
+            .send()
             .await,
     )?;
     out.message(&format!("deleted {}/{}", args.namespace, args.name));

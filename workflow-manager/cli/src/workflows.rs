@@ -52,7 +52,7 @@ pub async fn start(client: &Client, out: &Out, args: StartArgs) -> anyhow::Resul
         }
     }
     let request: types::StartWorkflowRequest = body(request)?;
-    let wf = answer(client.start_workflow(&request).await)?;
+    let wf = answer(client.start_workflow().body(request.clone()).send().await)?;
     let id = wf.id.clone().unwrap_or_default();
     if args.json {
         out.json(&serde_json::to_value(&wf)?);
@@ -95,21 +95,36 @@ pub async fn list(client: &Client, out: &Out, args: ListArgs) -> anyhow::Result<
     let mut all: Vec<types::Workflow> = Vec::new();
     let mut page_token: Option<String> = None;
     loop {
-        let page = filtered
-            .get_workflows(
-                after.as_ref(),
-                before.as_ref(),
-                Some(limit),
-                args.namespace.as_deref(),
-                Some(args.oldest_first),
-                page_token.as_deref(),
-                args.queue.as_deref(),
-                resolved,
-                status.as_deref(),
-                Some(!args.json),
-                args.definition.as_deref(),
-            )
-            .await;
+        let mut request = filtered
+            .get_workflows()
+            .limit(limit)
+            .oldest_first(args.oldest_first)
+            .summary_only(!args.json);
+        if let Some(t) = after {
+            request = request.created_after(t);
+        }
+        if let Some(t) = before {
+            request = request.created_before(t);
+        }
+        if let Some(r) = resolved {
+            request = request.resolved_by_user(r);
+        }
+        if let Some(v) = &args.namespace {
+            request = request.namespace(v);
+        }
+        if let Some(v) = &args.queue {
+            request = request.queue(v);
+        }
+        if let Some(v) = &status {
+            request = request.status(v);
+        }
+        if let Some(v) = &args.definition {
+            request = request.workflow_definition_name(v);
+        }
+        if let Some(v) = &page_token {
+            request = request.page_token(v);
+        }
+        let page = request.send().await;
         let page = match page {
             Ok(v) => v,
             Err(e) => return answer::<()>(Err(e)).map(|_| 1),
@@ -217,7 +232,13 @@ pub fn job_row(job: &types::Job) -> Vec<String> {
 
 /// `workflows show ID`.
 pub async fn show(client: &Client, out: &Out, args: ShowArgs) -> anyhow::Result<u8> {
-    let wf = answer(client.get_workflow_by_id(&args.id).await)?;
+    let wf = answer(
+        client
+            .get_workflow_by_id()
+            .workflow_id(&args.id)
+            .send()
+            .await,
+    )?;
     if args.json {
         out.json(&serde_json::to_value(&wf)?);
         return Ok(0);
@@ -270,7 +291,14 @@ pub async fn show(client: &Client, out: &Out, args: ShowArgs) -> anyhow::Result<
 /// `cancel ID --reason`.
 pub async fn cancel(client: &Client, out: &Out, args: CancelArgs) -> anyhow::Result<u8> {
     let reason: types::CancelReason = body(json!({"reason": args.reason}))?;
-    answer(client.cancel_workflow(&args.id, &reason).await)?;
+    answer(
+        client
+            .cancel_workflow()
+            .workflow_id(&args.id)
+            .body(reason.clone())
+            .send()
+            .await,
+    )?;
     out.message(&format!("cancelling {}", args.id));
     Ok(0)
 }
@@ -282,7 +310,14 @@ pub async fn resume(client: &Client, out: &Out, args: ResumeArgs) -> anyhow::Res
         request["input"] = json!(json_text("--input", given)?);
     }
     let overrides: types::WorkflowDefinitionOverrides = body(request)?;
-    let wf = answer(client.resume_workflow_by_id(&args.id, &overrides).await)?;
+    let wf = answer(
+        client
+            .resume_workflow_by_id()
+            .workflow_id(&args.id)
+            .body(overrides.clone())
+            .send()
+            .await,
+    )?;
     let id = wf.id.unwrap_or_default();
     out.data(&id);
     out.message(&format!("resumed {} from {} as {id}", args.id, args.from));
@@ -291,7 +326,13 @@ pub async fn resume(client: &Client, out: &Out, args: ResumeArgs) -> anyhow::Res
 
 /// `resolve ID`.
 pub async fn resolve(client: &Client, out: &Out, args: IdArgs) -> anyhow::Result<u8> {
-    answer(client.resolve_workflow_by_id(&args.id).await)?;
+    answer(
+        client
+            .resolve_workflow_by_id()
+            .workflow_id(&args.id)
+            .send()
+            .await,
+    )?;
     out.message(&format!("resolved {}", args.id));
     Ok(0)
 }
