@@ -122,6 +122,10 @@ pub struct AuditEntry {
     pub path: String,
     /// The answer's HTTP status.
     pub status: u16,
+    /// What the mutation made, when it made something with a new name (the id of a started
+    /// or resumed workflow, a definition's version, a repair job, a token or access key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// A page of the audit log, newest first.

@@ -602,6 +602,7 @@ async fn audit_log_pages_newest_first(store: &dyn crate::access::AccessStore) {
                 method: "POST".into(),
                 path: format!("/workflows/{i}"),
                 status: 200,
+                target: (i == 4).then(|| "wf-made".to_string()),
             })
             .await
             .expect("append");
@@ -615,6 +616,8 @@ async fn audit_log_pages_newest_first(store: &dyn crate::access::AccessStore) {
         .expect("list");
     let paths: Vec<_> = page.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["/workflows/4", "/workflows/3"], "newest first");
+    assert_eq!(page[0].target.as_deref(), Some("wf-made"));
+    assert_eq!(page[1].target, None);
     assert!(page[0].seq > page[1].seq);
     let rest = store
         .list_audit(&crate::access::AuditQuery {

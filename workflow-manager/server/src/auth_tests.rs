@@ -497,6 +497,15 @@ async fn every_mutation_is_audited_with_who_and_which_token() {
         ],
         "newest first, reads not recorded"
     );
+    assert_eq!(
+        entries[0]["target"], started.body["id"],
+        "the started workflow's id"
+    );
+    assert!(entries[1].get("target").is_none(), "a refusal made nothing");
+    assert_eq!(
+        entries[2]["target"], "audited:0",
+        "the definition version made"
+    );
     assert!(entries
         .iter()
         .all(|e| e["credentialId"].is_string() && e["at"].is_string()));

@@ -314,6 +314,7 @@ async fn dispatch(
                 method: "sfn".into(),
                 path: operation.to_string(),
                 status: response.status().as_u16(),
+                target: None,
             },
         )
         .await;

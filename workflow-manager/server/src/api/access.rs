@@ -11,6 +11,7 @@ use wfm_core::access::{AccessKey, ApiToken, AuditEntry, AuditQuery, Role};
 use super::body::{JsonBody, QueryPairs};
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::auth::audit::AuditTarget;
 use crate::auth::{secrets, Principal};
 
 /// The longest name of a token or access key.
@@ -40,7 +41,7 @@ pub async fn create_token(
     State(app): State<AppState>,
     Extension(by): Extension<Principal>,
     JsonBody(req): JsonBody<NewToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<Value>), ApiError> {
     check_name(&req.name)?;
     let role = Role::parse(&req.role).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -61,10 +62,11 @@ pub async fn create_token(
         .store
         .save_token(&token, &secrets::hash(&secret))
         .await?;
+    let target = AuditTarget(token.id.clone());
     let mut body =
         serde_json::to_value(&token).map_err(|e| ApiError::bad_request(e.to_string()))?;
     body["token"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((StatusCode::CREATED, Extension(target), Json(body)))
 }
 
 /// GET /tokens: every token (no secrets), revoked ones included.
@@ -112,7 +114,7 @@ pub async fn create_access_key(
     State(app): State<AppState>,
     Extension(by): Extension<Principal>,
     JsonBody(req): JsonBody<NewAccessKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<Value>), ApiError> {
     check_name(&req.name)?;
     if req.namespaces.is_empty() {
         return Err(ApiError::bad_request(
@@ -135,7 +137,8 @@ pub async fn create_access_key(
     app.auth.store.save_access_key(&key).await?;
     let mut body = serde_json::to_value(&key).map_err(|e| ApiError::bad_request(e.to_string()))?;
     body["secretAccessKey"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(body)))
+    let target = AuditTarget(key.access_key_id.clone());
+    Ok((StatusCode::CREATED, Extension(target), Json(body)))
 }
 
 /// GET /access-keys: every access key (no secrets).

@@ -8,7 +8,9 @@ use wfm_core::model::{NewWorkflowDefinitionRequest, WorkflowDefinition};
 use super::body::{JsonBody, QueryPairs};
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::auth::audit::AuditTarget;
 use crate::limits;
+use axum::Extension;
 
 /// A definition's size, state count and default tags, within [`limits`].
 fn check_limits(req: &NewWorkflowDefinitionRequest) -> Result<(), ApiError> {
@@ -29,12 +31,17 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Vec<WorkflowDefini
 pub async fn create(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<NewWorkflowDefinitionRequest>,
-) -> Result<(StatusCode, Json<WorkflowDefinition>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<WorkflowDefinition>), ApiError> {
     check_limits(&req)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(app.manager.new_workflow_definition(&req).await?),
-    ))
+    made(app.manager.new_workflow_definition(&req).await?)
+}
+
+/// 201 with the version made, named for the audit log.
+fn made(
+    def: WorkflowDefinition,
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<WorkflowDefinition>), ApiError> {
+    let target = AuditTarget(format!("{}:{}", def.name, def.version));
+    Ok((StatusCode::CREATED, Extension(target), Json(def)))
 }
 
 /// GET /workflow-definitions/{name}: the latest version, or all with `latest=false`.
@@ -56,12 +63,9 @@ pub async fn update(
     State(app): State<AppState>,
     Path(name): Path<String>,
     JsonBody(req): JsonBody<NewWorkflowDefinitionRequest>,
-) -> Result<(StatusCode, Json<WorkflowDefinition>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditTarget>, Json<WorkflowDefinition>), ApiError> {
     check_limits(&req)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(app.manager.update_workflow_definition(&name, &req).await?),
-    ))
+    made(app.manager.update_workflow_definition(&name, &req).await?)
 }
 
 /// GET /workflow-definitions/{name}/{version}.

@@ -15,6 +15,9 @@ use wfm_core::store::WorkflowQuery;
 use super::body::JsonBody;
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::auth::audit::AuditTarget;
+use axum::response::IntoResponse;
+use axum::Extension;
 
 /// Which workflows: the filters of GET /workflows, as JSON.
 #[derive(Debug, Default, Deserialize)]
@@ -99,21 +102,27 @@ fn request(body: RepairBody) -> Result<(RepairRequest, bool), ApiError> {
 pub async fn start(
     State(app): State<AppState>,
     JsonBody(body): JsonBody<RepairBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let (req, dry_run) = request(body)?;
     if dry_run {
         let items = app.repairs.plan(&app.manager, &req).await?;
         return Ok((
             StatusCode::OK,
             Json(json!({"dryRun": true, "total": items.len(), "items": items})),
-        ));
+        )
+            .into_response());
     }
     let id = app.repairs.start(app.manager.clone(), req).await?;
     let report = app
         .repairs
         .report(&id)
         .ok_or_else(|| ApiError::not_found(format!("repair {id}")))?;
-    Ok((StatusCode::ACCEPTED, Json(json!(report))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Extension(AuditTarget(id)),
+        Json(json!(report)),
+    )
+        .into_response())
 }
 
 /// GET /repairs/{repairID}: progress and per-workflow results.

@@ -11,7 +11,9 @@ use wfm_core::store::WorkflowQuery;
 use super::body::{JsonBody, QueryPairs};
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::auth::audit::AuditTarget;
 use crate::limits;
+use axum::Extension;
 
 /// Default and largest page sizes of GET /workflows.
 pub const DEFAULT_LIMIT: i64 = 10;
@@ -22,10 +24,11 @@ pub const MAX_LIMIT: i64 = 10_000;
 pub async fn start(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<StartWorkflowRequest>,
-) -> Result<Json<Workflow>, ApiError> {
+) -> Result<(Extension<AuditTarget>, Json<Workflow>), ApiError> {
     limits::check_payload("input", &req.input)?;
     limits::check_tags("tags", &req.tags)?;
-    Ok(Json(app.manager.create_workflow(&req).await?))
+    let wf = app.manager.create_workflow(&req).await?;
+    Ok((Extension(AuditTarget(wf.id.clone())), Json(wf)))
 }
 
 fn timestamp(
@@ -220,15 +223,15 @@ pub async fn resume(
     State(app): State<AppState>,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<ResumeRequest>,
-) -> Result<Json<Workflow>, ApiError> {
+) -> Result<(Extension<AuditTarget>, Json<Workflow>), ApiError> {
     if let Some(input) = &req.input {
         limits::check_payload("input", input)?;
     }
-    Ok(Json(
-        app.manager
-            .retry_workflow(&id, &req.start_at, req.input.as_deref())
-            .await?,
-    ))
+    let wf = app
+        .manager
+        .retry_workflow(&id, &req.start_at, req.input.as_deref())
+        .await?;
+    Ok((Extension(AuditTarget(wf.id.clone())), Json(wf)))
 }
 
 /// POST /workflows/{workflowID}/resolved: mark resolved (409 when already).

@@ -8,6 +8,10 @@ use wfm_core::access::AuditEntry;
 
 use super::{Auth, Principal};
 
+/// What a mutation made, set by its handler as a response extension for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditTarget(pub String);
+
 /// Records one mutation. A failure to record is logged, not returned: the mutation is done.
 pub async fn record(
     auth: &Auth,
@@ -15,6 +19,18 @@ pub async fn record(
     method: &Method,
     path: &str,
     status: StatusCode,
+) {
+    record_made(auth, principal, method, path, status, None).await;
+}
+
+/// Records one mutation and what it made.
+pub async fn record_made(
+    auth: &Auth,
+    principal: &Principal,
+    method: &Method,
+    path: &str,
+    status: StatusCode,
+    target: Option<String>,
 ) {
     record_entry(
         auth,
@@ -26,6 +42,7 @@ pub async fn record(
             method: method.to_string(),
             path: path.to_string(),
             status: status.as_u16(),
+            target,
         },
     )
     .await;

@@ -226,7 +226,19 @@ pub async fn gate(State(app): State<AppState>, request: Request, next: Next) -> 
     request.extensions_mut().insert(principal.clone());
     let response = next.run(request).await;
     if is_mutation(&method) {
-        audit::record(&app.auth, &principal, &method, &path, response.status()).await;
+        let target = response
+            .extensions()
+            .get::<audit::AuditTarget>()
+            .map(|t| t.0.clone());
+        audit::record_made(
+            &app.auth,
+            &principal,
+            &method,
+            &path,
+            response.status(),
+            target,
+        )
+        .await;
     }
     response
 }
