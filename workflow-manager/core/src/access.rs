@@ -65,6 +65,16 @@ pub struct ApiToken {
     /// When it was revoked; a revoked token authenticates nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it stops working on its own, if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl ApiToken {
+    /// Whether it has expired at `now`.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
 }
 
 /// An access key for SigV4-signed `/sfn` requests, limited to the activities of some namespaces.
@@ -145,7 +155,7 @@ pub struct AuditQuery {
 pub trait AccessStore: Send + Sync {
     /// Saves a new token under the hash of its secret; `Conflict` if the id or hash exists.
     async fn save_token(&self, token: &ApiToken, secret_hash: &str) -> Result<(), StoreError>;
-    /// The unrevoked token whose secret hashes to `secret_hash`.
+    /// The unrevoked, unexpired token whose secret hashes to `secret_hash`.
     async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<ApiToken>, StoreError>;
     /// Every token, revoked ones included, oldest first.
     async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
@@ -172,7 +182,7 @@ pub trait AccessStore: Send + Sync {
         token_id: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// The token of an unexpired session, if the token is not revoked.
+    /// The token of an unexpired session, if the token is neither revoked nor expired.
     async fn session_token(
         &self,
         session_hash: &str,

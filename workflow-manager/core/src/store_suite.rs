@@ -449,6 +449,7 @@ fn sample_token(id: &str, role: crate::access::Role) -> crate::access::ApiToken 
         created_at: Utc::now(),
         created_by: "suite".into(),
         revoked_at: None,
+        expires_at: None,
     }
 }
 
@@ -512,6 +513,35 @@ async fn tokens_are_found_by_hash_until_revoked(store: &dyn crate::access::Acces
         "tokens listed oldest first, revoked included"
     );
     assert!(all[0].revoked_at.is_some() && all[1].revoked_at.is_none());
+
+    let mut expired = sample_token("tok-old", Role::Admin);
+    expired.expires_at = Some(Utc::now() - Duration::seconds(1));
+    store.save_token(&expired, "hash-old").await.expect("save");
+    let mut later = sample_token("tok-later", Role::Admin);
+    later.expires_at = Some(Utc::now() + Duration::hours(1));
+    store.save_token(&later, "hash-later").await.expect("save");
+    assert_eq!(
+        store.token_by_hash("hash-old").await.expect("lookup"),
+        None,
+        "an expired token is not found"
+    );
+    assert!(store
+        .token_by_hash("hash-later")
+        .await
+        .expect("lookup")
+        .is_some());
+    store
+        .save_session("sess-of-old", "tok-old", Utc::now() + Duration::hours(1))
+        .await
+        .expect("session");
+    assert_eq!(
+        store
+            .session_token("sess-of-old", Utc::now())
+            .await
+            .expect("lookup"),
+        None,
+        "a session of an expired token is not found"
+    );
 }
 
 async fn access_keys_round_trip_until_revoked(store: &dyn crate::access::AccessStore) {

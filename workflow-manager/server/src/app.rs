@@ -96,6 +96,7 @@ async fn register_admin_token(store: &dyn AccessStore, secret: &str) -> Result<(
         created_at: chrono::Utc::now(),
         created_by: "WFM_ADMIN_TOKEN".into(),
         revoked_at: None,
+        expires_at: None,
     };
     match store.save_token(&token, &hash).await {
         // A revoked bootstrap token stays revoked: its hash is taken.

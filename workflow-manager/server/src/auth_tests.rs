@@ -239,6 +239,40 @@ async fn a_revoked_token_stops_working_at_once() {
         .as_str()
         .unwrap_or("")
         .starts_with("role:"));
+
+    // Tokens may expire on their own.
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let refused = call(
+        &app,
+        Method::POST,
+        "/tokens",
+        Some(&admin),
+        &json!({"name": "old", "role": "reader", "expiresAt": past}).to_string(),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body["message"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("expiresAt:"));
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let expiring = call(
+        &app,
+        Method::POST,
+        "/tokens",
+        Some(&admin),
+        &json!({"name": "short", "role": "reader", "expiresAt": soon}).to_string(),
+    )
+    .await;
+    assert_eq!(expiring.status, StatusCode::CREATED, "{}", expiring.body);
+    assert!(expiring.body["expiresAt"].is_string());
+    let short = expiring.body["token"].as_str().expect("secret");
+    assert_eq!(
+        call(&app, Method::GET, "/workflows", Some(short), "")
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 /// Signs in with a token (JSON).

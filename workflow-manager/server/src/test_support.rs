@@ -40,6 +40,7 @@ pub async fn save_token(app: &AppState, name: &str, role: Role, secret: &str) {
         created_at: chrono::Utc::now(),
         created_by: "test".into(),
         revoked_at: None,
+        expires_at: None,
     };
     app.auth
         .store

@@ -125,9 +125,10 @@ impl AccessStore for SqliteStore {
     }
 
     async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        let now = Utc::now();
         let (cached, generation) = self.tokens.get(secret_hash);
         if let Some(token) = cached {
-            return Ok(Some(token));
+            return Ok(Some(token).filter(|t| !t.is_expired(now)));
         }
         let hash = secret_hash.to_string();
         let body = self
@@ -144,7 +145,7 @@ impl AccessStore for SqliteStore {
             self.tokens
                 .put(secret_hash.to_string(), t.clone(), generation);
         }
-        Ok(token)
+        Ok(token.filter(|t| !t.is_expired(now)))
     }
 
     async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
@@ -295,7 +296,8 @@ impl AccessStore for SqliteStore {
                 )
             })
             .await?;
-        body.map(|b| from_json(&b)).transpose()
+        let token: Option<ApiToken> = body.map(|b| from_json(&b)).transpose()?;
+        Ok(token.filter(|t| !t.is_expired(now)))
     }
 
     async fn delete_session(&self, session_hash: &str) -> Result<(), StoreError> {

@@ -34,6 +34,8 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 pub struct NewToken {
     name: String,
     role: String,
+    #[serde(default, rename = "expiresAt")]
+    expires_at: Option<String>,
 }
 
 /// POST /tokens: issues a token; its secret is in this answer only.
@@ -49,14 +51,34 @@ pub async fn create_token(
             req.role
         ))
     })?;
+    let now = chrono::Utc::now();
+    let expires_at = match &req.expires_at {
+        None => None,
+        Some(text) => {
+            let at = chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "expiresAt: '{text}' is not an RFC 3339 timestamp"
+                    ))
+                })?
+                .with_timezone(&chrono::Utc);
+            if at <= now {
+                return Err(ApiError::bad_request(format!(
+                    "expiresAt: {text} is not in the future"
+                )));
+            }
+            Some(at)
+        }
+    };
     let secret = secrets::new_token();
     let token = ApiToken {
         id: secrets::new_id(),
         name: req.name,
         role,
-        created_at: chrono::Utc::now(),
+        created_at: now,
         created_by: by.actor().to_string(),
         revoked_at: None,
+        expires_at,
     };
     app.auth
         .store
