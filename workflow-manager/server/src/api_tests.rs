@@ -593,22 +593,7 @@ async fn a_pinned_version_runs_that_version_and_minus_one_the_latest() {
 
 /// A state whose engine pushes execution changes into the store, as the service runs it.
 fn state_with_sync() -> AppState {
-    let (observer, rx) = crate::sync::SyncObserver::new();
-    let engine =
-        Engine::in_memory(EngineConfig::default(), Some(Arc::new(observer))).expect("engine");
-    let manager = WorkflowManager::new(
-        Arc::new(SqliteStore::in_memory().expect("store")),
-        Arc::new(EmbeddedStepFunctions::new(engine.clone(), "arn:role")),
-        ManagerConfig::default(),
-    );
-    tokio::spawn(crate::sync::run_sync(manager.clone(), rx));
-    AppState {
-        manager,
-        engine,
-        activity_poll_wait: Duration::from_millis(10),
-        repairs: Default::default(),
-        auth: open_auth(),
-    }
+    crate::test_support::app_state_with_sync(crate::auth::AuthMode::None)
 }
 
 async fn wait_status(app: &AppState, id: &str, status: &str) -> Value {

@@ -79,7 +79,7 @@ async fn every_route_answers_every_role_as_documented() {
         tokens.push((role, token(&app, role.as_str(), role).await));
     }
     let mut checked = 0;
-    for (method, path, access) in ROUTES {
+    for (method, path, access) in ROUTES.iter().chain(crate::ui::ROUTES) {
         let uri = path.replace("{version}", "0").replace(['{', '}'], "");
         let m = Method::from_bytes(method.as_bytes()).expect("method");
         let anonymous = call(&app, m.clone(), &uri, None, "{}").await;
@@ -90,6 +90,19 @@ async fn every_route_answers_every_role_as_documented() {
                 "{method} {path} is public but answered {} without a token",
                 anonymous.status
             ),
+            Access::Role(_) if *method == "GET" && crate::ui::is_page(path) => {
+                assert_eq!(
+                    anonymous.status,
+                    StatusCode::SEE_OTHER,
+                    "{method} {path}: to sign in"
+                );
+                let to = anonymous
+                    .headers
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                assert!(to.starts_with("/login?next=%2Fui%2F"), "{to}");
+            }
             Access::Role(_) => {
                 assert_eq!(
                     anonymous.status,
@@ -136,7 +149,10 @@ async fn every_route_answers_every_role_as_documented() {
             checked += 1;
         }
     }
-    assert_eq!(checked, ROUTES.len() * Role::ALL.len());
+    assert_eq!(
+        checked,
+        (ROUTES.len() + crate::ui::ROUTES.len()) * Role::ALL.len()
+    );
     // An unknown or malformed credential is refused as such.
     let bad = call(&app, Method::GET, "/workflows", Some("wfm_not-a-token"), "").await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);

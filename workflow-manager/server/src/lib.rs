@@ -15,6 +15,7 @@ pub mod loader;
 pub mod local_workers;
 pub mod sfn_wire;
 pub mod sync;
+pub mod ui;
 
 pub use app::{start, AppState, Running, StartError};
 pub use config::Config;
@@ -29,3 +30,5 @@ mod auth_tests;
 mod sfn_auth_tests;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod ui_tests;

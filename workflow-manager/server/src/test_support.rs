@@ -13,15 +13,32 @@ use crate::auth::{secrets, Auth, AuthMode};
 use crate::embedded::EmbeddedStepFunctions;
 use wfm_core::access::{ApiToken, Role};
 
-/// A service in `mode`, in memory, with a 10 ms activity long poll.
+/// A service in `mode`, in memory, with a 10 ms activity long poll. Nothing syncs the store
+/// with the engine: workflows stay as they were started.
 pub fn app_state(mode: AuthMode) -> AppState {
-    let engine = Engine::in_memory(EngineConfig::default(), None).expect("engine");
+    build(mode, false)
+}
+
+/// [`app_state`] with the sync task running (on the current runtime), so that workflows move
+/// on as their executions do.
+pub fn app_state_with_sync(mode: AuthMode) -> AppState {
+    build(mode, true)
+}
+
+fn build(mode: AuthMode, sync: bool) -> AppState {
+    let (observer, rx) = crate::sync::SyncObserver::new();
+    let observer: Option<Arc<dyn wfm_engine::ExecutionObserver>> =
+        sync.then(|| Arc::new(observer) as Arc<dyn wfm_engine::ExecutionObserver>);
+    let engine = Engine::in_memory(EngineConfig::default(), observer).expect("engine");
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
     let manager = WorkflowManager::new(
         store.clone(),
         Arc::new(EmbeddedStepFunctions::new(engine.clone(), "arn:role")),
         ManagerConfig::default(),
     );
+    if sync {
+        tokio::spawn(crate::sync::run_sync(manager.clone(), rx));
+    }
     AppState {
         manager,
         engine,

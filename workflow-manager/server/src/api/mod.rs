@@ -172,6 +172,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             axum::routing::delete(access::revoke_access_key),
         )
         .route("/audit-log", get(access::audit_log))
+        .merge(crate::ui::router())
         .route_layer(axum::middleware::from_fn_with_state(state, auth::gate))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -46,7 +46,7 @@ fn timestamp(
 }
 
 /// The filters of GET /workflows and GET /workflow-counts (paging aside).
-fn filters_from(pairs: &QueryPairs) -> Result<WorkflowQuery, ApiError> {
+pub(crate) fn filters_from(pairs: &QueryPairs) -> Result<WorkflowQuery, ApiError> {
     let mut statuses = Vec::new();
     for value in pairs.all("status") {
         for s in value.split(',').filter(|s| !s.is_empty()) {
@@ -86,7 +86,7 @@ fn filters_from(pairs: &QueryPairs) -> Result<WorkflowQuery, ApiError> {
     })
 }
 
-fn query_from(pairs: &QueryPairs) -> Result<(WorkflowQuery, bool), ApiError> {
+pub(crate) fn query_from(pairs: &QueryPairs) -> Result<(WorkflowQuery, bool), ApiError> {
     let limit = pairs.int("limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(format!(

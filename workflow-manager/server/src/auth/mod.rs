@@ -188,6 +188,9 @@ pub async fn gate(State(app): State<AppState>, request: Request, next: Next) -> 
             }
             return next.run(request).await;
         }
+        (Access::Role(_), None) if method == Method::GET && crate::ui::is_page(&path) => {
+            return crate::ui::to_sign_in(&request);
+        }
         (Access::Role(_), None) => {
             return unauthenticated(
                 "authentication required: send 'Authorization: Bearer TOKEN' or log in",

@@ -28,6 +28,7 @@ impl Access {
 pub fn rest_access(method: &str, route: &str) -> Access {
     crate::api::ROUTES
         .iter()
+        .chain(crate::ui::ROUTES)
         .find(|(m, p, _)| *m == method && *p == route)
         .map(|(_, _, access)| *access)
         .unwrap_or(Access::Role(Role::Admin))

@@ -112,15 +112,40 @@ fn session_cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("wfm_session=; Max-Age=0"))
 }
 
-/// GET /login: a plain sign-in form (the web UI replaces it with its own page).
-pub async fn login_page() -> Html<&'static str> {
-    Html(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in · workflow-manager</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><main><h1>Sign in</h1><form method="post" action="/login">
-<label for="token">API token</label> <input id="token" name="token" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form></main></body></html>"#,
-    )
+/// Where a sign-in may send the browser next: a path of this service, else the UI's home.
+fn next_path(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/ui/workflows".to_string(),
+    }
+}
+
+/// GET /login: the sign-in form (`next`: where to go after).
+pub async fn login_page(pairs: crate::api::body::QueryPairs) -> Html<String> {
+    let next = next_path(pairs.get("next"));
+    let markup = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Sign in · workflow-manager" }
+                style { "body{font:15px system-ui,sans-serif;background:#f6f7f9;display:flex;justify-content:center;padding-top:12vh}main{background:#fff;border:1px solid #d8dde6;border-radius:6px;padding:20px 24px;max-width:420px;width:100%}label{display:block;margin:12px 0 4px}input{font:inherit;width:100%;padding:6px}button{font:inherit;margin-top:14px;padding:6px 14px;background:#1f5fbf;color:#fff;border:none;border-radius:4px}" }
+            }
+            body {
+                main {
+                    h1 { "Sign in" }
+                    form method="post" action="/login" {
+                        input type="hidden" name="next" value=(next);
+                        label for="token" { "API token" }
+                        input id="token" name="token" type="password" autocomplete="current-password" required autofocus;
+                        button type="submit" { "Sign in" }
+                    }
+                }
+            }
+        }
+    };
+    Html(markup.into_string())
 }
 
 /// POST /login: `{"token": ...}` (JSON) or `token=...` (form). Answers the signed-in principal
@@ -173,7 +198,10 @@ async fn login_inner(
     .await;
     let cookie = session_cookie(&session, SESSION_HOURS * 3600, auth.cookie_secure);
     let mut response = if form {
-        Redirect::to("/").into_response()
+        let next = form_urlencoded::parse(body)
+            .find(|(k, _)| k == "next")
+            .map(|(_, v)| v.into_owned());
+        Redirect::to(&next_path(next.as_deref())).into_response()
     } else {
         Json(json!({
             "name": found.name,

@@ -1,0 +1,89 @@
+//! The operator web UI: server-rendered pages (maud), served by the same binary under `/ui`,
+//! behind the same access control as the API (sign in through `/login`; form posts carry the
+//! session's CSRF token). Pages read through the manager and the store, as the API does; no
+//! JavaScript is needed to use them.
+
+pub mod graph;
+pub mod layout;
+pub mod workflow;
+pub mod workflows;
+
+use axum::extract::Request;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use wfm_core::access::Role;
+
+use crate::app::AppState;
+use crate::auth::policy::Access;
+use crate::auth::{secrets, session, Principal};
+use layout::Frame;
+
+/// Every (method, path) of the UI with what it needs; the access control reads it beside
+/// [`crate::api::ROUTES`], and the role test calls each with every role.
+pub const ROUTES: &[(&str, &str, Access)] = &[
+    ("GET", "/", Access::Public),
+    ("GET", "/ui/workflows", Access::Role(Role::Reader)),
+    (
+        "GET",
+        "/ui/workflows/{workflowID}",
+        Access::Role(Role::Reader),
+    ),
+    (
+        "POST",
+        "/ui/workflows/{workflowID}/cancel",
+        Access::Role(Role::Operator),
+    ),
+    (
+        "POST",
+        "/ui/workflows/{workflowID}/resolve",
+        Access::Role(Role::Operator),
+    ),
+    (
+        "POST",
+        "/ui/workflows/{workflowID}/resume",
+        Access::Role(Role::Operator),
+    ),
+];
+
+/// The UI's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/workflows") }))
+        .route("/ui/workflows", get(workflows::page))
+        .route("/ui/workflows/{workflowID}", get(workflow::page))
+        .route("/ui/workflows/{workflowID}/cancel", post(workflow::cancel))
+        .route(
+            "/ui/workflows/{workflowID}/resolve",
+            post(workflow::resolve),
+        )
+        .route("/ui/workflows/{workflowID}/resume", post(workflow::resume))
+}
+
+/// Whether a path is one of the UI's pages (an unauthenticated visit is sent to sign in).
+pub fn is_page(path: &str) -> bool {
+    path == "/" || path == "/ui" || path.starts_with("/ui/")
+}
+
+/// Where an unauthenticated visit to `path` goes: the sign-in form, then back.
+pub fn to_sign_in(request: &Request) -> Response {
+    let back = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let next: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
+    Redirect::to(&format!("/login?next={next}")).into_response()
+}
+
+/// The frame of a page for `principal`, with the session's CSRF token.
+pub fn frame<'a>(principal: &'a Principal, headers: &HeaderMap, path: &'a str) -> Frame<'a> {
+    Frame {
+        principal,
+        csrf: session::cookie(headers)
+            .map(|s| secrets::csrf_token(&s))
+            .unwrap_or_default(),
+        path,
+    }
+}
