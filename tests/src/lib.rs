@@ -195,6 +195,7 @@ impl Drop for WorkerProcess {
 pub struct Api {
     client: reqwest::Client,
     base: String,
+    token: Option<String>,
 }
 
 impl Api {
@@ -203,7 +204,14 @@ impl Api {
         Api {
             client: reqwest::Client::new(),
             base: base.to_string(),
+            token: None,
         }
+    }
+
+    /// This client, sending `token` as a bearer token.
+    pub fn with_token(mut self, token: &str) -> Api {
+        self.token = Some(token.to_string());
+        self
     }
 
     /// Sends a request; returns status and JSON body (null when empty).
@@ -214,6 +222,9 @@ impl Api {
         body: Option<&Value>,
     ) -> (u16, Value) {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }

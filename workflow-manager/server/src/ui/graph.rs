@@ -1,7 +1,8 @@
 //! A state machine drawn as SVG, as the Step Functions console draws it: states in layers
 //! from `StartAt` down (breadth first along Next, Default, Choices and Catch), arrows for
 //! transitions, each state coloured by the status of its latest job. Parallel and Map states
-//! are drawn as one node (their branches are inside them).
+//! are drawn as one node (their branches are inside them). SVG elements are always closed
+//! (`<rect ...></rect>`): inside HTML, an unclosed `<path>` would swallow what follows it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -97,7 +98,7 @@ pub fn draw(machine: &Value, statuses: &HashMap<String, String>) -> Markup {
             role="img" aria-label="The state machine, each state coloured by its job status" {
             defs {
                 marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
-                    path d="M 0 0 L 10 5 L 0 10 z" fill="#8a94a6";
+                    path d="M 0 0 L 10 5 L 0 10 z" fill="#8a94a6" {}
                 }
             }
             @for (name, state) in states {
@@ -105,7 +106,7 @@ pub fn draw(machine: &Value, statuses: &HashMap<String, String>) -> Markup {
                     @if let (Some((x1, y1)), Some((x2, y2))) = (position.get(name.as_str()), position.get(t.as_str())) {
                         @let (sx, sy) = (x1 + NODE_W / 2, y1 + NODE_H);
                         @let (ex, ey) = if y2 > y1 { (x2 + NODE_W / 2, *y2) } else { (x2 + NODE_W, y2 + NODE_H / 2) };
-                        path.edge d={"M " (sx) " " (sy) " C " (sx) " " (sy + 24) ", " (ex) " " (ey - 24) ", " (ex) " " (ey)} marker-end="url(#arrow)";
+                        path.edge d={"M " (sx) " " (sy) " C " (sx) " " (sy + 24) ", " (ex) " " (ey - 24) ", " (ex) " " (ey)} marker-end="url(#arrow)" {}
                     }
                 }
             }
@@ -114,7 +115,7 @@ pub fn draw(machine: &Value, statuses: &HashMap<String, String>) -> Markup {
                     @let status = statuses.get(name).map(String::as_str);
                     g class={"node badge-fill " (class_of(status))} {
                         title { (name) " (" (state["Type"].as_str().unwrap_or("?")) "): " (status.unwrap_or("not run")) }
-                        rect x=(x) y=(y) width=(NODE_W) height=(NODE_H) rx="6" class=(class_of(status));
+                        rect x=(x) y=(y) width=(NODE_W) height=(NODE_H) rx="6" class=(class_of(status)) {}
                         text x=(x + NODE_W / 2) y=(y + NODE_H / 2 + 4) text-anchor="middle" { (label(name)) }
                     }
                 }
@@ -145,6 +146,16 @@ mod tests {
             );
         }
         assert!(svg.contains("class=\"s-failed\""), "B coloured failed");
+        assert_eq!(
+            svg.matches("<rect").count(),
+            svg.matches("</rect>").count(),
+            "closed"
+        );
+        assert_eq!(
+            svg.matches("<path").count(),
+            svg.matches("</path>").count(),
+            "closed"
+        );
         assert_eq!(
             svg.matches("class=\"edge\"").count(),
             3,

@@ -103,8 +103,8 @@ fn page_of(frame: &Frame<'_>, wf: &Workflow, pairs: &QueryPairs) -> Markup {
                     dt { "Definition" } dd { (wf.workflow_definition.name) " version " (wf.workflow_definition.version) }
                     dt { "Namespace" } dd { (wf.namespace) }
                     dt { "Queue" } dd { (wf.queue) }
-                    dt { "Created" } dd { (wf.created_at.to_rfc3339()) }
-                    @if let Some(s) = wf.stopped_at { dt { "Stopped" } dd { (s.to_rfc3339()) " (" (took_between(wf)) ")" } }
+                    dt { "Created" } dd { (wf.created_at.format("%Y-%m-%d %H:%M:%S%.3f UTC")) }
+                    @if let Some(s) = wf.stopped_at { dt { "Stopped" } dd { (s.format("%Y-%m-%d %H:%M:%S%.3f UTC")) " (after " (took_between(wf)) ")" } }
                     dt { "Resolved" } dd { @if wf.resolved_by_user { "yes" } @else { "no" } }
                     dt { "Tags" } dd { @for (k, v) in &wf.tags { code { (k) "=" (v) } " " } }
                     @if let Some(r) = &wf.retry_for { dt { "Retry of" } dd { a href={"/ui/workflows/" (r)} { (r) } } }
