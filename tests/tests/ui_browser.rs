@@ -96,6 +96,12 @@ async fn operators_work_in_a_real_browser() {
         .as_str()
         .expect("id")
         .to_string();
+    let second_failure = api
+        .start_workflow(&json!({"workflowDefinition": {"name": "order-check"}, "input": "{\"sku\": \"B2\", \"quantity\": -1}"}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let (status, _) = api
         .call(reqwest::Method::POST, "/workflow-definitions", Some(&json!({"name": "waits", "stateMachine": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "nobody", "End": true}}}})))
         .await;
@@ -106,8 +112,10 @@ async fn operators_work_in_a_real_browser() {
         .as_str()
         .expect("id")
         .to_string();
-    let done = api.wait_finished(&failed, Duration::from_secs(60)).await;
-    assert_eq!(done["status"], "failed", "{done}");
+    for id in [&failed, &second_failure] {
+        let done = api.wait_finished(id, Duration::from_secs(60)).await;
+        assert_eq!(done["status"], "failed", "{done}");
+    }
 
     let port = free_port();
     let _chromedriver = Driver(
@@ -137,12 +145,18 @@ async fn operators_work_in_a_real_browser() {
             }
         }
     };
-    let result = run(&driver, &server.url, &failed, &waiting).await;
+    let result = run(&driver, &server.url, &failed, &waiting, &second_failure).await;
     driver.quit().await.expect("quit");
     result.expect("the browser session");
 }
 
-async fn run(driver: &WebDriver, base: &str, failed: &str, waiting: &str) -> WebDriverResult<()> {
+async fn run(
+    driver: &WebDriver,
+    base: &str,
+    failed: &str,
+    waiting: &str,
+    second_failure: &str,
+) -> WebDriverResult<()> {
     // A visit without a session goes to sign in, then comes back.
     driver
         .goto(format!("{base}/ui/workflows?status=failed"))
@@ -268,9 +282,56 @@ async fn run(driver: &WebDriver, base: &str, failed: &str, waiting: &str) -> Web
     assert!(source.contains("not needed"), "the reason is shown");
     shot(driver, "07-workflow-cancelled").await;
 
+    // A bulk repair: the order that failed and was not resumed is resolved from Repairs.
+    driver.goto(format!("{base}/ui/repairs")).await?;
+    shot(driver, "08-repairs").await;
+    driver.find(By::LinkText("Select")).await?.click().await?;
+    wait_url(driver, "/ui/repairs", "definition=order-check").await;
+    let source = driver.source().await?;
+    assert!(
+        source.contains(second_failure) && !source.contains(failed),
+        "the resumed one is not offered again"
+    );
+    shot(driver, "09-repairs-selected").await;
+    let form = driver.find(By::Css("form[action='/ui/repairs']")).await?;
+    form.find(By::Css("select[name=action]"))
+        .await?
+        .send_keys("Mark resolved")
+        .await?;
+    form.find(By::Css("input[name=confirm]"))
+        .await?
+        .click()
+        .await?;
+    form.find(By::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !driver
+        .current_url()
+        .await?
+        .path()
+        .starts_with("/ui/repairs/")
+    {
+        assert!(Instant::now() < deadline, "the repair never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for(driver, "the repair done", |s| {
+        s.contains("1 of 1 handled: 1 done")
+    })
+    .await;
+    shot(driver, "10-repair-done").await;
+    driver
+        .goto(format!("{base}/ui/workflows/{second_failure}"))
+        .await?;
+    assert!(
+        driver.source().await?.contains("<dd>yes</dd>"),
+        "resolved by the repair"
+    );
+
     // A narrow screen.
     driver.set_window_rect(0, 0, 390, 844).await?;
     driver.goto(format!("{base}/ui/workflows")).await?;
-    shot(driver, "08-workflows-phone").await;
+    shot(driver, "11-workflows-phone").await;
     Ok(())
 }

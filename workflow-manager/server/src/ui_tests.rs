@@ -454,3 +454,69 @@ async fn actions_run_from_the_detail_page_with_the_csrf_token() {
     .await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_bulk_repair_runs_from_the_repairs_page() {
+    let (app, failed, ok) = service().await;
+    let (cookie, csrf) = sign_in(&app, Role::Operator).await;
+    let page = send(&app, get("/ui/repairs", Some(&cookie))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.html.contains("Broken") && page.html.contains("Nope"),
+        "the group: {}",
+        page.html
+    );
+    let selected = send(
+        &app,
+        get(
+            "/ui/repairs?definition=ui-flow&state=Broken&error=Nope",
+            Some(&cookie),
+        ),
+    )
+    .await;
+    assert!(selected.html.contains(&failed) && !selected.html.contains(&ok));
+    assert!(selected.html.contains("Run on 1 workflows"));
+
+    let form =
+        format!("_csrf={csrf}&definition=ui-flow&state=Broken&error=Nope&action=resume&rate=50");
+    let unconfirmed = send(&app, post_form("/ui/repairs", Some(&cookie), &form)).await;
+    assert!(
+        unconfirmed.location.contains("problem=confirm"),
+        "{}",
+        unconfirmed.location
+    );
+    let started = send(
+        &app,
+        post_form("/ui/repairs", Some(&cookie), &format!("{form}&confirm=yes")),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER);
+    assert!(
+        started.location.starts_with("/ui/repairs/"),
+        "{}",
+        started.location
+    );
+    let mut progress = String::new();
+    for _ in 0..300 {
+        progress = send(&app, get(&started.location, Some(&cookie))).await.html;
+        if progress.contains("1 of 1 handled") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(progress.contains("1 of 1 handled: 1 done"), "{progress}");
+    let original = app.manager.store().get_workflow(&failed).await.expect("wf");
+    assert_eq!(original.retries.len(), 1, "resumed once");
+    let again = send(
+        &app,
+        post_form("/ui/repairs", Some(&cookie), &format!("{form}&confirm=yes")),
+    )
+    .await;
+    assert!(
+        again.location.contains("problem="),
+        "the group is empty now: {}",
+        again.location
+    );
+    let missing = send(&app, get("/ui/repairs/nope", Some(&cookie))).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

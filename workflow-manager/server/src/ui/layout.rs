@@ -7,7 +7,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use crate::auth::Principal;
 
 /// The pages of the navigation: (path, label).
-const NAV: &[(&str, &str)] = &[("/ui/workflows", "Workflows")];
+const NAV: &[(&str, &str)] = &[("/ui/workflows", "Workflows"), ("/ui/repairs", "Repairs")];
 
 /// What every page knows of its request.
 pub struct Frame<'a> {

@@ -5,6 +5,7 @@
 
 pub mod graph;
 pub mod layout;
+pub mod repairs;
 pub mod workflow;
 pub mod workflows;
 
@@ -45,6 +46,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
         "/ui/workflows/{workflowID}/resume",
         Access::Role(Role::Operator),
     ),
+    ("GET", "/ui/repairs", Access::Role(Role::Reader)),
+    ("POST", "/ui/repairs", Access::Role(Role::Operator)),
+    ("GET", "/ui/repairs/{repairID}", Access::Role(Role::Reader)),
 ];
 
 /// The UI's routes.
@@ -59,6 +63,8 @@ pub fn router() -> Router<AppState> {
             post(workflow::resolve),
         )
         .route("/ui/workflows/{workflowID}/resume", post(workflow::resume))
+        .route("/ui/repairs", get(repairs::page).post(repairs::start))
+        .route("/ui/repairs/{repairID}", get(repairs::progress))
 }
 
 /// Whether a path is one of the UI's pages (an unauthenticated visit is sent to sign in).
