@@ -520,3 +520,119 @@ async fn a_bulk_repair_runs_from_the_repairs_page() {
     let missing = send(&app, get("/ui/repairs/nope", Some(&cookie))).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_manual_run_starts_a_workflow_and_keeps_what_was_typed_when_refused() {
+    let (app, _, _) = service().await;
+    let (cookie, csrf) = sign_in(&app, Role::Submitter).await;
+    let form = send(&app, get("/ui/runs", Some(&cookie))).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        form.html.contains(r#"<option value="ui-flow""#),
+        "the definition picker"
+    );
+    assert!(
+        form.html.contains("JSON.parse"),
+        "the input is checked before it is sent"
+    );
+
+    let bad = send(
+        &app,
+        post_form(
+            "/ui/runs",
+            Some(&cookie),
+            &format!("_csrf={csrf}&definition=ui-flow&input=%7Bnot+json&tags=team%3Dx"),
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.html.contains("input: not JSON"), "{}", bad.html);
+    assert!(
+        bad.html.contains("{not json") && bad.html.contains("team=x"),
+        "what was typed is kept"
+    );
+
+    let started = send(
+        &app,
+        post_form("/ui/runs", Some(&cookie), &format!("_csrf={csrf}&definition=ui-flow&version=0&namespace=manual&input=%7B%22ok%22%3A+true%7D&tags=team%3Dmanual%0Arun%3D7")),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.html);
+    let id = started
+        .location
+        .strip_prefix("/ui/workflows/")
+        .and_then(|rest| rest.split('?').next())
+        .expect("the new workflow's page")
+        .to_string();
+    wait_finished(&app, &id).await;
+    let wf = app.manager.store().get_workflow(&id).await.expect("wf");
+    assert_eq!(
+        (wf.namespace.as_str(), wf.status.as_str()),
+        ("manual", "succeeded")
+    );
+    assert_eq!(wf.tags.get("run").map(String::as_str), Some("7"));
+
+    let (reader, reader_csrf) = sign_in(&app, Role::Reader).await;
+    let denied = send(
+        &app,
+        post_form(
+            "/ui/runs",
+            Some(&reader),
+            &format!("_csrf={reader_csrf}&definition=ui-flow"),
+        ),
+    )
+    .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn definitions_show_versions_their_graph_and_a_diff() {
+    let (app, _, _) = service().await;
+    let machine = json!({"StartAt": "Check", "States": {
+        "Check": {"Type": "Choice", "Choices": [{"Variable": "$.ok", "BooleanEquals": true, "Next": "Done"}], "Default": "Broken"},
+        "Done": {"Type": "Succeed"},
+        "Broken": {"Type": "Fail", "Error": "StillNope"}
+    }});
+    api(
+        &app,
+        Method::PUT,
+        "/workflow-definitions/ui-flow",
+        json!({"stateMachine": machine}),
+    )
+    .await;
+    let (cookie, _) = sign_in(&app, Role::Reader).await;
+    let list = send(&app, get("/ui/definitions", Some(&cookie))).await;
+    assert!(
+        list.html.contains(r#"href="/ui/definitions/ui-flow""#),
+        "{}",
+        list.html
+    );
+    let page = send(
+        &app,
+        get("/ui/definitions/ui-flow?version=1&diff=0", Some(&cookie)),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("<svg"), "the graph of the version");
+    assert!(page.html.contains("From version 0 to version 1"));
+    assert!(
+        page.html
+            .contains("+      &quot;Error&quot;: &quot;StillNope&quot;")
+            || page.html.contains("+      \"Error\": \"StillNope\""),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html
+            .contains("-      &quot;Error&quot;: &quot;Nope&quot;")
+            || page.html.contains("-      \"Error\": \"Nope\"")
+    );
+    let missing = send(
+        &app,
+        get("/ui/definitions/ui-flow?version=9", Some(&cookie)),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let unknown = send(&app, get("/ui/definitions/nope", Some(&cookie))).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}

@@ -7,7 +7,12 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use crate::auth::Principal;
 
 /// The pages of the navigation: (path, label).
-const NAV: &[(&str, &str)] = &[("/ui/workflows", "Workflows"), ("/ui/repairs", "Repairs")];
+const NAV: &[(&str, &str)] = &[
+    ("/ui/workflows", "Workflows"),
+    ("/ui/runs", "Manual run"),
+    ("/ui/repairs", "Repairs"),
+    ("/ui/definitions", "Definitions"),
+];
 
 /// What every page knows of its request.
 pub struct Frame<'a> {

@@ -3,9 +3,11 @@
 //! session's CSRF token). Pages read through the manager and the store, as the API does; no
 //! JavaScript is needed to use them.
 
+pub mod definitions;
 pub mod graph;
 pub mod layout;
 pub mod repairs;
+pub mod runs;
 pub mod workflow;
 pub mod workflows;
 
@@ -49,6 +51,10 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/ui/repairs", Access::Role(Role::Reader)),
     ("POST", "/ui/repairs", Access::Role(Role::Operator)),
     ("GET", "/ui/repairs/{repairID}", Access::Role(Role::Reader)),
+    ("GET", "/ui/runs", Access::Role(Role::Reader)),
+    ("POST", "/ui/runs", Access::Role(Role::Submitter)),
+    ("GET", "/ui/definitions", Access::Role(Role::Reader)),
+    ("GET", "/ui/definitions/{name}", Access::Role(Role::Reader)),
 ];
 
 /// The UI's routes.
@@ -64,6 +70,9 @@ pub fn router() -> Router<AppState> {
         )
         .route("/ui/workflows/{workflowID}/resume", post(workflow::resume))
         .route("/ui/repairs", get(repairs::page).post(repairs::start))
+        .route("/ui/runs", get(runs::page).post(runs::start))
+        .route("/ui/definitions", get(definitions::list))
+        .route("/ui/definitions/{name}", get(definitions::show))
         .route("/ui/repairs/{repairID}", get(repairs::progress))
 }
 
