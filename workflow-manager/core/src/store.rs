@@ -101,6 +101,12 @@ pub trait Store: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> Result<StateResource, StoreError>;
+    /// The state resources of a namespace (of every namespace with `None`), by namespace and
+    /// name.
+    async fn list_state_resources(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<StateResource>, StoreError>;
     /// Deletes a state resource; `NotFound` if absent.
     async fn delete_state_resource(&self, namespace: &str, name: &str) -> Result<(), StoreError>;
 

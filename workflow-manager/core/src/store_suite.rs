@@ -243,6 +243,28 @@ pub async fn state_resources_round_trip(store: &dyn Store) {
     };
     store.save_state_resource(&r).await.expect("save");
     assert_eq!(store.get_state_resource("ns", "res").await.expect("get"), r);
+    let other = StateResource {
+        name: "another".into(),
+        namespace: "other-ns".into(),
+        ..r.clone()
+    };
+    store.save_state_resource(&other).await.expect("save");
+    let all = store.list_state_resources(None).await.expect("list");
+    let keys: Vec<_> = all
+        .iter()
+        .map(|x| (x.namespace.as_str(), x.name.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("ns", "res"), ("other-ns", "another")],
+        "by namespace and name"
+    );
+    let mine = store.list_state_resources(Some("ns")).await.expect("list");
+    assert_eq!(mine, [r.clone()]);
+    store
+        .delete_state_resource("other-ns", "another")
+        .await
+        .expect("delete");
     r.uri = "arn:aws:batch:y".into();
     store.save_state_resource(&r).await.expect("replace");
     assert_eq!(

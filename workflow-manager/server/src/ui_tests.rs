@@ -636,3 +636,88 @@ async fn definitions_show_versions_their_graph_and_a_diff() {
     let unknown = send(&app, get("/ui/definitions/nope", Some(&cookie))).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn state_resources_are_created_edited_and_deleted_from_their_page() {
+    let (app, _, _) = service().await;
+    let (cookie, csrf) = sign_in(&app, Role::Operator).await;
+    let arn = "arn%3Aaws%3Astates%3Aus-east-1%3A123456789012%3Aactivity%3Ashop--charge";
+    let saved = send(
+        &app,
+        post_form(
+            "/ui/resources",
+            Some(&cookie),
+            &format!("_csrf={csrf}&namespace=shop&name=charge&uri={arn}"),
+        ),
+    )
+    .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    assert!(
+        saved.location.contains("done=Saved+shop%2Fcharge"),
+        "{}",
+        saved.location
+    );
+    let page = send(&app, get("/ui/resources?namespace=shop", Some(&cookie))).await;
+    assert!(
+        page.html.contains("shop--charge") && page.html.contains("ActivityARN"),
+        "{}",
+        page.html
+    );
+    let edit = send(&app, get("/ui/resources?edit=shop/charge", Some(&cookie))).await;
+    assert!(
+        edit.html.contains(r#"value="charge""#),
+        "the form is filled"
+    );
+    let bad = send(
+        &app,
+        post_form(
+            "/ui/resources",
+            Some(&cookie),
+            &format!("_csrf={csrf}&namespace=shop&name=charge&uri="),
+        ),
+    )
+    .await;
+    assert!(bad.location.contains("problem=uri"), "{}", bad.location);
+    let unconfirmed = send(
+        &app,
+        post_form(
+            "/ui/resources/delete",
+            Some(&cookie),
+            &format!("_csrf={csrf}&namespace=shop&name=charge"),
+        ),
+    )
+    .await;
+    assert!(unconfirmed.location.contains("problem=confirm"));
+    assert!(app
+        .manager
+        .store()
+        .get_state_resource("shop", "charge")
+        .await
+        .is_ok());
+    let deleted = send(
+        &app,
+        post_form(
+            "/ui/resources/delete",
+            Some(&cookie),
+            &format!("_csrf={csrf}&namespace=shop&name=charge&confirm=yes"),
+        ),
+    )
+    .await;
+    assert!(
+        deleted.location.contains("done=Deleted"),
+        "{}",
+        deleted.location
+    );
+    assert!(app
+        .manager
+        .store()
+        .get_state_resource("shop", "charge")
+        .await
+        .is_err());
+    let (reader, _) = sign_in(&app, Role::Reader).await;
+    let read_only = send(&app, get("/ui/resources", Some(&reader))).await;
+    assert!(
+        !read_only.html.contains("Create or replace"),
+        "readers get no form"
+    );
+}

@@ -626,6 +626,35 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn list_state_resources(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<StateResource>, StoreError> {
+        let ns = namespace.map(str::to_string);
+        let rows: Vec<String> = self
+            .read(move |conn| {
+                let (sql, args): (&str, Vec<rusqlite::types::Value>) = match ns {
+                    Some(ns) => (
+                        "SELECT body FROM state_resources WHERE namespace = ?1 ORDER BY name",
+                        vec![ns.into()],
+                    ),
+                    None => (
+                        "SELECT body FROM state_resources ORDER BY namespace, name",
+                        vec![],
+                    ),
+                };
+                let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+                let rows = stmt
+                    .query_map(params_from_iter(args), |r| r.get::<_, String>(0))
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend);
+                rows
+            })
+            .await?;
+        rows.iter().map(|b| from_json(b)).collect()
+    }
+
     async fn delete_state_resource(&self, namespace: &str, name: &str) -> Result<(), StoreError> {
         let (ns, n) = (namespace.to_string(), name.to_string());
         self.write(move |conn| {

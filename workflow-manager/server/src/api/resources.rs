@@ -27,6 +27,14 @@ async fn save(
     app: &AppState,
     req: NewStateResource,
 ) -> Result<(StatusCode, Json<StateResource>), ApiError> {
+    Ok((StatusCode::CREATED, Json(save_resource(app, req).await?)))
+}
+
+/// Checks and stores a state resource (the API and the UI both save through here).
+pub(crate) async fn save_resource(
+    app: &AppState,
+    req: NewStateResource,
+) -> Result<StateResource, ApiError> {
     check("name", &req.name)?;
     check("namespace", &req.namespace)?;
     if req.uri.is_empty() {
@@ -49,7 +57,7 @@ async fn save(
         resource_type,
     };
     app.manager.store().save_state_resource(&resource).await?;
-    Ok((StatusCode::CREATED, Json(resource)))
+    Ok(resource)
 }
 
 /// POST /state-resources.

@@ -11,6 +11,7 @@ const NAV: &[(&str, &str)] = &[
     ("/ui/workflows", "Workflows"),
     ("/ui/runs", "Manual run"),
     ("/ui/repairs", "Repairs"),
+    ("/ui/resources", "Resources"),
     ("/ui/definitions", "Definitions"),
 ];
 

@@ -7,6 +7,7 @@ pub mod definitions;
 pub mod graph;
 pub mod layout;
 pub mod repairs;
+pub mod resources;
 pub mod runs;
 pub mod workflow;
 pub mod workflows;
@@ -55,6 +56,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/ui/runs", Access::Role(Role::Submitter)),
     ("GET", "/ui/definitions", Access::Role(Role::Reader)),
     ("GET", "/ui/definitions/{name}", Access::Role(Role::Reader)),
+    ("GET", "/ui/resources", Access::Role(Role::Reader)),
+    ("POST", "/ui/resources", Access::Role(Role::Operator)),
+    ("POST", "/ui/resources/delete", Access::Role(Role::Operator)),
 ];
 
 /// The UI's routes.
@@ -71,6 +75,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/workflows/{workflowID}/resume", post(workflow::resume))
         .route("/ui/repairs", get(repairs::page).post(repairs::start))
         .route("/ui/runs", get(runs::page).post(runs::start))
+        .route("/ui/resources", get(resources::page).post(resources::save))
+        .route("/ui/resources/delete", post(resources::delete))
         .route("/ui/definitions", get(definitions::list))
         .route("/ui/definitions/{name}", get(definitions::show))
         .route("/ui/repairs/{repairID}", get(repairs::progress))
