@@ -1,7 +1,8 @@
 //! The web UI in a real browser: Debian's headless Chromium driven through chromedriver
 //! (WebDriver), against the real binary with token authentication. It signs in through the
 //! form, changes the workflows table through its filters, resumes and cancels from a
-//! workflow's page, and saves a screenshot of every page it visits (into
+//! workflow's page, runs a bulk repair, starts a manual run, visits the definitions and saves a
+//! state resource, and saves a screenshot of every page it visits (into
 //! `target/ui-screenshots/`, or `WFM_SCREENSHOTS`) for people to look at.
 //!
 //! `scripts/test` installs `chromium` and `chromium-driver`; without them the test says so
@@ -329,9 +330,100 @@ async fn run(
         "resolved by the repair"
     );
 
+    // A manual run: the input is checked as JSON before it is sent.
+    driver.goto(format!("{base}/ui/runs")).await?;
+    let form = driver.find(By::Css("form[action='/ui/runs']")).await?;
+    form.find(By::Css("select[name=definition]"))
+        .await?
+        .send_keys("hello-world")
+        .await?;
+    let input = form.find(By::Id("input")).await?;
+    input.clear().await?;
+    input.send_keys("{not json").await?;
+    assert!(driver
+        .find(By::Id("input-note"))
+        .await?
+        .text()
+        .await?
+        .starts_with("Not valid"));
+    shot(driver, "12-manual-run-invalid").await;
+    form.find(By::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        driver.current_url().await?.path(),
+        "/ui/runs",
+        "the browser refuses to send it"
+    );
+    input.clear().await?;
+    input.send_keys(r#"{"name": "Browser"}"#).await?;
+    form.find(By::Css("textarea[name=tags]"))
+        .await?
+        .send_keys("team=ui")
+        .await?;
+    form.find(By::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !driver
+        .current_url()
+        .await?
+        .path()
+        .starts_with("/ui/workflows/")
+    {
+        assert!(Instant::now() < deadline, "the run never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let source = wait_for(driver, "the manual run succeeding", |s| {
+        s.contains("s-succeeded\">succeeded</span></h1>")
+    })
+    .await;
+    assert!(source.contains("HELLO, BROWSER!"), "its output");
+    shot(driver, "13-manual-run-done").await;
+
+    // Definitions, and one with its graph.
+    driver.goto(format!("{base}/ui/definitions")).await?;
+    shot(driver, "14-definitions").await;
+    driver
+        .find(By::LinkText("hello-world"))
+        .await?
+        .click()
+        .await?;
+    wait_url(driver, "/ui/definitions/hello-world", "").await;
+    assert!(driver.source().await?.contains("<svg"));
+    shot(driver, "15-definition").await;
+
+    // State resources: create one from the form.
+    driver.goto(format!("{base}/ui/resources")).await?;
+    let form = driver.find(By::Css("form[method=post][action='/ui/resources']")).await?;
+    form.find(By::Css("input[name=namespace]"))
+        .await?
+        .send_keys("shop")
+        .await?;
+    form.find(By::Css("input[name=name]"))
+        .await?
+        .send_keys("charge")
+        .await?;
+    form.find(By::Css("input[name=uri]"))
+        .await?
+        .send_keys("arn:aws:states:us-east-1:123456789012:activity:shop--charge")
+        .await?;
+    form.find(By::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    wait_url(driver, "/ui/resources", "done=Saved").await;
+    assert!(driver.source().await?.contains("shop--charge"));
+    shot(driver, "16-resources").await;
+
     // A narrow screen.
     driver.set_window_rect(0, 0, 390, 844).await?;
     driver.goto(format!("{base}/ui/workflows")).await?;
-    shot(driver, "11-workflows-phone").await;
+    shot(driver, "17-workflows-phone").await;
+    driver.goto(format!("{base}/ui/workflows/{failed}")).await?;
+    shot(driver, "18-workflow-phone").await;
     Ok(())
 }

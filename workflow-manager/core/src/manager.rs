@@ -610,6 +610,36 @@ impl WorkflowManager {
         Ok(true)
     }
 
+    /// The first `limit` events of a workflow's execution history, oldest first (none when
+    /// the execution does not exist, or no longer does).
+    pub async fn execution_history(
+        &self,
+        wf: &Workflow,
+        limit: usize,
+    ) -> Result<Vec<wfm_asl::HistoryEvent>, ManagerError> {
+        let arn = self.execution_arn(wf);
+        let mut events = Vec::new();
+        let mut token: Option<String> = None;
+        while events.len() < limit {
+            let page = match self
+                .sfn
+                .execution_history_page(&arn, token.as_deref())
+                .await
+            {
+                Ok(p) => p,
+                Err(SfnError::ExecutionDoesNotExist(_)) => break,
+                Err(e) => return Err(e.into()),
+            };
+            events.extend(page.events);
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        events.truncate(limit);
+        Ok(events)
+    }
+
     /// Rebuilds `wf.jobs` from the whole execution history, and `lastJob` for failures.
     async fn apply_history(&self, wf: &mut Workflow) -> Result<(), ManagerError> {
         let arn = self.execution_arn(wf);

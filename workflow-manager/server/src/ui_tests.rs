@@ -282,6 +282,12 @@ async fn the_detail_page_draws_the_machine_and_escapes_what_it_shows() {
     assert!(!page.html.contains("<b>bold</b>"), "the cause is escaped");
     assert!(page.html.contains("Resume") && page.html.contains("Mark resolved"));
     assert!(
+        page.html.contains("ExecutionStarted")
+            && page.html.contains("FailStateEntered")
+            && page.html.contains("ExecutionFailed"),
+        "the execution history"
+    );
+    assert!(
         !page.html.contains("Cancel workflow"),
         "a finished workflow cannot be cancelled"
     );

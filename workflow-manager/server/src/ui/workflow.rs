@@ -61,7 +61,14 @@ pub async fn page(
 ) -> Response {
     let frame = super::frame(&principal, &headers, uri.path());
     match app.manager.store().get_workflow(&id).await {
-        Ok(wf) => page_of(&frame, &wf, &pairs).into_response(),
+        Ok(wf) => {
+            let history = app
+                .manager
+                .execution_history(&wf, HISTORY_EVENTS)
+                .await
+                .unwrap_or_default();
+            page_of(&frame, &wf, &history, &pairs).into_response()
+        }
         Err(e) => {
             let e = ApiError::from(e);
             let body = html! { h1 { "Workflow" } p.problem role="alert" { (e.message) } a href="/ui/workflows" { "All workflows" } };
@@ -70,7 +77,25 @@ pub async fn page(
     }
 }
 
-fn page_of(frame: &Frame<'_>, wf: &Workflow, pairs: &QueryPairs) -> Markup {
+/// The most history events a page shows.
+const HISTORY_EVENTS: usize = 500;
+
+/// The details object of an event (whatever its type), as compact JSON.
+fn event_details(event: &wfm_asl::HistoryEvent) -> String {
+    let value = serde_json::to_value(event).unwrap_or(Value::Null);
+    value
+        .as_object()
+        .and_then(|o| o.iter().find(|(k, _)| k.ends_with("EventDetails")))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
+fn page_of(
+    frame: &Frame<'_>,
+    wf: &Workflow,
+    history: &[wfm_asl::HistoryEvent],
+    pairs: &QueryPairs,
+) -> Markup {
     let mut latest: HashMap<String, String> = HashMap::new();
     for job in &wf.jobs {
         latest.insert(job.state.clone(), job_status(job));
@@ -173,6 +198,27 @@ fn page_of(frame: &Frame<'_>, wf: &Workflow, pairs: &QueryPairs) -> Markup {
                             }
                         }
                         @if wf.jobs.is_empty() { tr { td colspan="6" .muted { "No state has run yet." } } }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="history" {
+            h2 id="history" { "Execution history" }
+            details {
+                summary { (history.len()) " events" @if history.len() == HISTORY_EVENTS { " (the first " (HISTORY_EVENTS) ")" } }
+                div.table-wrap {
+                    table {
+                        thead { tr { th scope="col" { "ID" } th scope="col" { "Time" } th scope="col" { "Type" } th scope="col" { "Details" } } }
+                        tbody {
+                            @for e in history {
+                                tr {
+                                    td { (e.id) }
+                                    td { (e.timestamp.format("%H:%M:%S%.3f")) }
+                                    td { (e.event_type) }
+                                    td style="white-space:normal;font-family:ui-monospace,monospace;font-size:12px;overflow-wrap:anywhere" { (event_details(e)) }
+                                }
+                            }
+                        }
                     }
                 }
             }
