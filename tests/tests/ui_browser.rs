@@ -398,7 +398,9 @@ async fn run(
 
     // State resources: create one from the form.
     driver.goto(format!("{base}/ui/resources")).await?;
-    let form = driver.find(By::Css("form[method=post][action='/ui/resources']")).await?;
+    let form = driver
+        .find(By::Css("form[method=post][action='/ui/resources']"))
+        .await?;
     form.find(By::Css("input[name=namespace]"))
         .await?
         .send_keys("shop")

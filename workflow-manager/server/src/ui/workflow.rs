@@ -36,16 +36,19 @@ fn pretty(text: &str) -> String {
         .unwrap_or_else(|| text.to_string())
 }
 
+/// Milliseconds for people.
+fn took_ms(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
 fn took(job: &Job) -> String {
     match (job.started_at, job.stopped_at) {
-        (Some(a), Some(b)) => {
-            let ms = (b - a).num_milliseconds().max(0);
-            if ms < 1000 {
-                format!("{ms} ms")
-            } else {
-                format!("{:.1} s", ms as f64 / 1000.0)
-            }
-        }
+        (Some(a), Some(b)) => took_ms((b - a).num_milliseconds()),
         _ => String::new(),
     }
 }
@@ -191,7 +194,23 @@ fn page_of(
                             tr {
                                 td { (job.state) }
                                 td { (badge(&job_status(job))) @if !job.status_reason.is_empty() { div.muted { (job.status_reason) } } }
-                                td { (job.attempts.len().max(1)) }
+                                td {
+                                    (job.attempts.len().max(1))
+                                    @if !job.attempts.is_empty() {
+                                        details {
+                                            summary { "attempts" }
+                                            ol {
+                                                @for a in &job.attempts {
+                                                    li {
+                                                        (a.started_at.map(|t| t.format("%H:%M:%S%.3f").to_string()).unwrap_or_default())
+                                                        @if let (Some(s), Some(e)) = (a.started_at, a.stopped_at) { " · " (took_ms((e - s).num_milliseconds())) }
+                                                        @if !a.reason.is_empty() { " · " (a.reason) }
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
                                 td { (job.started_at.map(|t| t.format("%H:%M:%S%.3f").to_string()).unwrap_or_default()) }
                                 td { (took(job)) }
                                 td { details { summary { "show" } pre { (pretty(&job.input)) } @if !job.output.is_empty() { pre { (pretty(&job.output)) } } } }
@@ -233,14 +252,7 @@ fn page_of(
 
 fn took_between(wf: &Workflow) -> String {
     wf.stopped_at
-        .map(|s| {
-            let ms = (s - wf.created_at).num_milliseconds().max(0);
-            if ms < 1000 {
-                format!("{ms} ms")
-            } else {
-                format!("{:.1} s", ms as f64 / 1000.0)
-            }
-        })
+        .map(|s| took_ms((s - wf.created_at).num_milliseconds()))
         .unwrap_or_default()
 }
 
