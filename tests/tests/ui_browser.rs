@@ -76,6 +76,21 @@ async fn wait_url(driver: &WebDriver, path: &str, needle: &str) -> String {
     }
 }
 
+/// Waits until the browser's path starts with `prefix` (after a form post's redirect).
+async fn wait_path_prefix(driver: &WebDriver, prefix: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !driver
+        .current_url()
+        .await
+        .expect("url")
+        .path()
+        .starts_with(prefix)
+    {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn operators_work_in_a_real_browser() {
     let (Ok(_), Ok(_)) = (
@@ -307,16 +322,7 @@ async fn run(
         .await?
         .click()
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !driver
-        .current_url()
-        .await?
-        .path()
-        .starts_with("/ui/repairs/")
-    {
-        assert!(Instant::now() < deadline, "the repair never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_path_prefix(driver, "/ui/repairs/", "the repair never started").await;
     wait_for(driver, "the repair done", |s| {
         s.contains("1 of 1 handled: 1 done")
     })
@@ -367,16 +373,7 @@ async fn run(
         .await?
         .click()
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !driver
-        .current_url()
-        .await?
-        .path()
-        .starts_with("/ui/workflows/")
-    {
-        assert!(Instant::now() < deadline, "the run never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_path_prefix(driver, "/ui/workflows/", "the run never started").await;
     let source = wait_for(driver, "the manual run succeeding", |s| {
         s.contains("s-succeeded\">succeeded</span></h1>")
     })

@@ -78,7 +78,8 @@ fn insert(
     }
 }
 
-fn bodies(
+/// The first column (a JSON body) of every row of a query.
+pub(crate) fn bodies(
     conn: &Connection,
     sql: &str,
     args: impl rusqlite::Params,

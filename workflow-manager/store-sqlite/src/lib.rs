@@ -380,15 +380,7 @@ impl SqliteStore {
         args: Vec<rusqlite::types::Value>,
     ) -> Result<Vec<WorkflowDefinition>, StoreError> {
         let bodies: Vec<String> = self
-            .read(move |conn| {
-                let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-                let rows = stmt
-                    .query_map(params_from_iter(args), |r| r.get::<_, String>(0))
-                    .map_err(backend)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(backend);
-                rows
-            })
+            .read(move |conn| access::bodies(conn, sql, params_from_iter(args)))
             .await?;
         bodies.iter().map(|b| from_json(b)).collect()
     }
@@ -643,13 +635,7 @@ impl Store for SqliteStore {
                         vec![],
                     ),
                 };
-                let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-                let rows = stmt
-                    .query_map(params_from_iter(args), |r| r.get::<_, String>(0))
-                    .map_err(backend)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(backend);
-                rows
+                access::bodies(conn, sql, params_from_iter(args))
             })
             .await?;
         rows.iter().map(|b| from_json(b)).collect()

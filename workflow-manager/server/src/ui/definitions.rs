@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use maud::{html, Markup};
 use serde_json::Value;
 
@@ -14,16 +12,9 @@ use super::layout::{self, Frame};
 use crate::api::body::QueryPairs;
 use crate::api::error::ApiError;
 use crate::app::AppState;
-use crate::auth::Principal;
 
 /// GET /ui/definitions.
-pub async fn list(
-    State(app): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    let frame = super::frame(&principal, &headers, uri.path());
+pub async fn list(State(app): State<AppState>, frame: Frame) -> Response {
     match app.manager.store().latest_workflow_definitions().await {
         Ok(mut defs) => {
             defs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -84,13 +75,10 @@ fn diff(old: &str, new: &str) -> Markup {
 /// GET /ui/definitions/{name}: `version` to show (default latest), `diff` to compare with.
 pub async fn show(
     State(app): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    frame: Frame,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
     pairs: QueryPairs,
 ) -> Response {
-    let frame = super::frame(&principal, &headers, uri.path());
     match render(&app, &frame, &name, &pairs).await {
         Ok(body) => layout::page(&frame, &name, None, body).into_response(),
         Err(e) => (
@@ -108,7 +96,7 @@ pub async fn show(
 
 async fn render(
     app: &AppState,
-    _frame: &Frame<'_>,
+    _frame: &Frame,
     name: &str,
     pairs: &QueryPairs,
 ) -> Result<Markup, ApiError> {

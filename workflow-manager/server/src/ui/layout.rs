@@ -15,18 +15,44 @@ const NAV: &[(&str, &str)] = &[
     ("/ui/definitions", "Definitions"),
 ];
 
-/// What every page knows of its request.
-pub struct Frame<'a> {
+/// What every page knows of its request: an extractor, for the handlers of pages.
+pub struct Frame {
     /// Who is signed in.
-    pub principal: &'a Principal,
+    pub principal: Principal,
     /// The CSRF token of the session (empty when the service runs open).
     pub csrf: String,
     /// The page's path, to mark it in the navigation.
-    pub path: &'a str,
+    pub path: String,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Frame {
+    type Rejection = crate::api::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        // The access gate puts the principal there before any page runs.
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| crate::api::error::ApiError {
+                status: axum::http::StatusCode::UNAUTHORIZED,
+                message: "sign in first".into(),
+            })?;
+        Ok(Frame {
+            principal,
+            csrf: crate::auth::session::cookie(&parts.headers)
+                .map(|s| crate::auth::secrets::csrf_token(&s))
+                .unwrap_or_default(),
+            path: parts.uri.path().to_string(),
+        })
+    }
 }
 
 /// A whole page.
-pub fn page(frame: &Frame<'_>, title: &str, refresh: Option<u32>, body: Markup) -> Markup {
+pub fn page(frame: &Frame, title: &str, refresh: Option<u32>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -54,7 +80,7 @@ pub fn page(frame: &Frame<'_>, title: &str, refresh: Option<u32>, body: Markup) 
                     }
                     div.who {
                         (frame.principal.actor()) " · " (frame.principal.role().as_str())
-                        @if matches!(frame.principal, Principal::Token(_)) {
+                        @if matches!(&frame.principal, Principal::Token(_)) {
                             form method="post" action="/logout" {
                                 button.link type="submit" { "Sign out" }
                             }
@@ -68,7 +94,7 @@ pub fn page(frame: &Frame<'_>, title: &str, refresh: Option<u32>, body: Markup) 
 }
 
 /// The hidden CSRF field of a form.
-pub fn csrf_field(frame: &Frame<'_>) -> Markup {
+pub fn csrf_field(frame: &Frame) -> Markup {
     html! { input type="hidden" name="_csrf" value=(frame.csrf); }
 }
 

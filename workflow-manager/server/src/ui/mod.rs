@@ -13,7 +13,6 @@ pub mod workflow;
 pub mod workflows;
 
 use axum::extract::Request;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -21,8 +20,6 @@ use wfm_core::access::Role;
 
 use crate::app::AppState;
 use crate::auth::policy::Access;
-use crate::auth::{secrets, session, Principal};
-use layout::Frame;
 
 /// Every (method, path) of the UI with what it needs; the access control reads it beside
 /// [`crate::api::ROUTES`], and the role test calls each with every role.
@@ -96,15 +93,4 @@ pub fn to_sign_in(request: &Request) -> Response {
         .unwrap_or("/");
     let next: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
     Redirect::to(&format!("/login?next={next}")).into_response()
-}
-
-/// The frame of a page for `principal`, with the session's CSRF token.
-pub fn frame<'a>(principal: &'a Principal, headers: &HeaderMap, path: &'a str) -> Frame<'a> {
-    Frame {
-        principal,
-        csrf: session::cookie(headers)
-            .map(|s| secrets::csrf_token(&s))
-            .unwrap_or_default(),
-        path,
-    }
 }

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use maud::{html, Markup};
 use wfm_core::access::Role;
 use wfm_core::model::{Workflow, WorkflowStatus};
@@ -19,7 +18,6 @@ use super::layout::{self, badge, csrf_field, Frame};
 use crate::api::body::QueryPairs;
 use crate::api::error::ApiError;
 use crate::app::AppState;
-use crate::auth::Principal;
 
 /// The most failed workflows a page groups.
 const SCAN: usize = 5_000;
@@ -98,14 +96,7 @@ impl HashMapLike {
 }
 
 /// GET /ui/repairs: the groups, and a preview of the selected one (`?definition=&state=&error=`).
-pub async fn page(
-    State(app): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-    uri: Uri,
-    pairs: QueryPairs,
-) -> Response {
-    let frame = super::frame(&principal, &headers, uri.path());
+pub async fn page(State(app): State<AppState>, frame: Frame, pairs: QueryPairs) -> Response {
     match render(&app, &frame, &HashMapLike(pairs.0)).await {
         Ok(body) => layout::page(&frame, "Repairs", None, body).into_response(),
         Err(e) => (
@@ -121,11 +112,7 @@ pub async fn page(
     }
 }
 
-async fn render(
-    app: &AppState,
-    frame: &Frame<'_>,
-    fields: &HashMapLike,
-) -> Result<Markup, ApiError> {
+async fn render(app: &AppState, frame: &Frame, fields: &HashMapLike) -> Result<Markup, ApiError> {
     let groups = groups(app).await?;
     let selected = chosen(fields);
     let selection = groups.get(&selected);
@@ -251,12 +238,9 @@ pub async fn start(State(app): State<AppState>, body: Bytes) -> Response {
 /// GET /ui/repairs/{id}: the progress of a bulk repair (refreshing while it runs).
 pub async fn progress(
     State(app): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    frame: Frame,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
 ) -> Response {
-    let frame = super::frame(&principal, &headers, uri.path());
     let Some(report) = app.repairs.report(&id) else {
         let body = html! { h1 { "Repair" } p.problem role="alert" { "repair not found: " (id) } };
         return (

@@ -5,28 +5,18 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use maud::html;
 use wfm_core::access::Role;
 use wfm_core::model::NewStateResource;
 
-use super::layout::{self, csrf_field};
+use super::layout::{self, csrf_field, Frame};
 use crate::api::body::QueryPairs;
 use crate::api::error::ApiError;
 use crate::app::AppState;
-use crate::auth::Principal;
 
 /// GET /ui/resources: `namespace` to show one namespace, `edit=NAMESPACE/NAME` to fill the form.
-pub async fn page(
-    State(app): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-    uri: Uri,
-    pairs: QueryPairs,
-) -> Response {
-    let frame = super::frame(&principal, &headers, uri.path());
+pub async fn page(State(app): State<AppState>, frame: Frame, pairs: QueryPairs) -> Response {
     let namespace = pairs.get("namespace").filter(|n| !n.is_empty());
     let resources = match app.manager.store().list_state_resources(namespace).await {
         Ok(r) => r,

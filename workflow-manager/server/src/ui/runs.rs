@@ -5,9 +5,8 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use maud::{html, Markup, PreEscaped};
 use serde_json::{json, Value};
 use wfm_core::access::Role;
@@ -16,7 +15,6 @@ use wfm_core::model::StartWorkflowRequest;
 use super::layout::{self, csrf_field, Frame};
 use crate::api::error::ApiError;
 use crate::app::AppState;
-use crate::auth::Principal;
 
 /// Checks the input textarea as JSON while typing and before submitting (the server checks
 /// again: this only saves a round trip).
@@ -36,7 +34,7 @@ const CHECK_INPUT: &str = r#"
 
 async fn form_page(
     app: &AppState,
-    frame: &Frame<'_>,
+    frame: &Frame,
     values: &HashMap<String, String>,
     problem: Option<&str>,
 ) -> Markup {
@@ -77,13 +75,7 @@ async fn form_page(
 }
 
 /// GET /ui/runs.
-pub async fn page(
-    State(app): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    let frame = super::frame(&principal, &headers, uri.path());
+pub async fn page(State(app): State<AppState>, frame: Frame) -> Response {
     let body = form_page(&app, &frame, &HashMap::new(), None).await;
     layout::page(&frame, "Manual run", None, body).into_response()
 }
@@ -138,13 +130,7 @@ fn request(fields: &HashMap<String, String>) -> Result<StartWorkflowRequest, Api
 }
 
 /// POST /ui/runs: starts the workflow; on to its page.
-pub async fn start(
-    State(app): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
+pub async fn start(State(app): State<AppState>, frame: Frame, body: Bytes) -> Response {
     let fields: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
     let outcome = match request(&fields) {
         Ok(req) => app
@@ -157,7 +143,6 @@ pub async fn start(
     match outcome {
         Ok(wf) => Redirect::to(&format!("/ui/workflows/{}?done=Started", wf.id)).into_response(),
         Err(e) => {
-            let frame = super::frame(&principal, &headers, uri.path());
             let body = form_page(&app, &frame, &fields, Some(&e.message)).await;
             let status = if e.status.is_client_error() {
                 e.status

@@ -7,9 +7,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use maud::{html, Markup};
 use serde_json::Value;
 use wfm_core::access::Role;
@@ -19,7 +17,6 @@ use super::layout::{self, badge, csrf_field, Frame};
 use crate::api::body::QueryPairs;
 use crate::api::error::ApiError;
 use crate::app::AppState;
-use crate::auth::Principal;
 
 fn job_status(job: &Job) -> String {
     serde_json::to_value(job.status)
@@ -56,13 +53,10 @@ fn took(job: &Job) -> String {
 /// GET /ui/workflows/{id}.
 pub async fn page(
     State(app): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    frame: Frame,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
     pairs: QueryPairs,
 ) -> Response {
-    let frame = super::frame(&principal, &headers, uri.path());
     match app.manager.store().get_workflow(&id).await {
         Ok(wf) => {
             let history = app
@@ -94,7 +88,7 @@ fn event_details(event: &wfm_asl::HistoryEvent) -> String {
 }
 
 fn page_of(
-    frame: &Frame<'_>,
+    frame: &Frame,
     wf: &Workflow,
     history: &[wfm_asl::HistoryEvent],
     pairs: &QueryPairs,

@@ -3,19 +3,16 @@
 //! columns and auto-refresh. Everything is in the URL, so a view can be shared.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::{html, Markup};
 use wfm_core::model::WorkflowStatus;
 use wfm_core::store::WorkflowQuery;
 
-use super::layout::{self, badge};
+use super::layout::{self, badge, Frame};
 use crate::api::body::QueryPairs;
 use crate::api::error::ApiError;
 use crate::app::AppState;
-use crate::auth::Principal;
 
 const STATUSES: [WorkflowStatus; 5] = [
     WorkflowStatus::Queued,
@@ -168,14 +165,7 @@ impl Filters {
 }
 
 /// GET /ui/workflows.
-pub async fn page(
-    State(app): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-    uri: Uri,
-    pairs: QueryPairs,
-) -> Response {
-    let frame = super::frame(&principal, &headers, uri.path());
+pub async fn page(State(app): State<AppState>, frame: Frame, pairs: QueryPairs) -> Response {
     let filters = match Filters::from_pairs(&pairs) {
         Ok(f) => f,
         Err(e) => {
