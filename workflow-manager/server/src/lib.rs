@@ -1,6 +1,7 @@
-//! The workflow-manager service: the REST API of `api-spec/openapi.yaml`, the Step Functions
-//! wire protocol under `/sfn`, the embedded engine behind the manager's `StepFunctions` trait,
-//! the sync path from engine to store, definition loading and local workers, and configuration.
+//! The workflow-manager service: the REST API of `api-spec/openapi.yaml`, the web UI under
+//! `/ui`, access control in front of both (and of `/sfn`), the Step Functions wire protocol
+//! under `/sfn`, the embedded engine behind the manager's `StepFunctions` trait, the sync path
+//! from engine to store, definition loading and local workers, and configuration.
 //!
 //! This is the top of the dependency graph: it may use every crate below it, and none of them
 //! may use it. Handlers stay thin; behaviour lives in `wfm-core`'s manager.
