@@ -507,7 +507,7 @@ async fn boto3_and_the_aws_cli_work_against_the_sfn_endpoint() {
     };
     let server = Server::start(&["--no-local-workers", "--activity-poll-seconds", "2"]);
     let script = wfm_e2e::workspace().join("tests/python/boto3_worker.py");
-    let out = tokio::process::Command::new(python)
+    let out = tokio::process::Command::new(&python)
         .arg(script)
         .arg(server.sfn_endpoint())
         .output()
@@ -522,21 +522,7 @@ async fn boto3_and_the_aws_cli_work_against_the_sfn_endpoint() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("boto3 ok"));
 
     // The AWS CLI, by endpoint URL alone.
-    let cli = tokio::process::Command::new(std::env::var_os("WFM_TEST_PYTHON").expect("python"))
-        .args([
-            "-m",
-            "awscli",
-            "stepfunctions",
-            "list-state-machines",
-            "--endpoint-url",
-        ])
-        .arg(server.sfn_endpoint())
-        .args(["--region", "us-east-1", "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .output()
-        .await
-        .expect("run aws cli");
+    let cli = aws_cli_list_state_machines(&python, &server, "test", "test").await;
     assert!(
         cli.status.success(),
         "aws cli failed: {}",
@@ -570,17 +556,15 @@ async fn with_auth_boto3_and_the_aws_cli_sign_with_issued_keys() {
         "--activity-poll-seconds",
         "2",
     ]);
-    let http = reqwest::Client::new();
-    let key: Value = http
-        .post(format!("{}/access-keys", server.url))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "python-worker", "namespaces": ["*"]}))
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
+    let admin = Api::new(&server.url).with_token(ADMIN);
+    let (status, key) = admin
+        .call(
+            Method::POST,
+            "/access-keys",
+            Some(&json!({"name": "python-worker", "namespaces": ["*"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
     let id = key["accessKeyId"].as_str().expect("id");
     let secret = key["secretAccessKey"].as_str().expect("secret");
     let script = wfm_e2e::workspace().join("tests/python/boto3_worker.py");
@@ -608,71 +592,54 @@ async fn with_auth_boto3_and_the_aws_cli_sign_with_issued_keys() {
         String::from_utf8_lossy(&forged.stderr)
     );
 
-    let cli = |secret: &str| {
-        tokio::process::Command::new(&python)
-            .args([
-                "-m",
-                "awscli",
-                "stepfunctions",
-                "list-state-machines",
-                "--endpoint-url",
-            ])
-            .arg(server.sfn_endpoint())
-            .args(["--region", "us-east-1", "--output", "json"])
-            .env("AWS_ACCESS_KEY_ID", id)
-            .env("AWS_SECRET_ACCESS_KEY", secret)
-            .output()
-    };
-    let listed = cli(secret).await.expect("run aws cli");
+    let listed = aws_cli_list_state_machines(&python, &server, id, secret).await;
     assert!(
         listed.status.success(),
         "{}",
         String::from_utf8_lossy(&listed.stderr)
     );
     assert!(String::from_utf8_lossy(&listed.stdout).contains("boto3-machine"));
-    assert!(!cli("nope").await.expect("run aws cli").status.success());
+    let refused = aws_cli_list_state_machines(&python, &server, id, "nope").await;
+    assert!(!refused.status.success());
 
     // The REST API wants a token; local workers still sign with the process's own key.
-    let anonymous = http
-        .get(format!("{}/workflows", server.url))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(anonymous.status().as_u16(), 401);
-    let wf: Value = http
-        .post(format!("{}/workflows", server.url))
-        .bearer_auth(ADMIN)
-        .json(
+    let (status, _) = Api::new(&server.url)
+        .call(Method::GET, "/workflows", None)
+        .await;
+    assert_eq!(status, 401);
+    let wf = admin
+        .start_workflow(
             &json!({"workflowDefinition": {"name": "hello-world"}, "input": "{\"name\": \"Kim\"}"}),
         )
-        .send()
+        .await;
+    let done = admin
+        .wait_finished(wf["id"].as_str().expect("id"), WAIT)
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", server.log());
+}
+
+/// `aws stepfunctions list-state-machines` against the server, signed with this key.
+async fn aws_cli_list_state_machines(
+    python: &std::ffi::OsStr,
+    server: &Server,
+    access_key_id: &str,
+    secret: &str,
+) -> std::process::Output {
+    tokio::process::Command::new(python)
+        .args([
+            "-m",
+            "awscli",
+            "stepfunctions",
+            "list-state-machines",
+            "--endpoint-url",
+        ])
+        .arg(server.sfn_endpoint())
+        .args(["--region", "us-east-1", "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .output()
         .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
-    let wf_id = wf["id"].as_str().expect("id");
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let v: Value = http
-            .get(format!("{}/workflows/{wf_id}", server.url))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        if v["status"] == "succeeded" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{v}\n{}",
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .expect("run aws cli")
 }
 
 #[test]
