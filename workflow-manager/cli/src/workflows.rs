@@ -133,16 +133,15 @@ pub async fn list(client: &Client, out: &Out, args: ListArgs) -> anyhow::Result<
             .headers()
             .get("x-next-page-path")
             .and_then(|v| v.to_str().ok())
-            .and_then(|path| {
-                path.split_once('?').and_then(|(_, q)| {
-                    q.split('&')
-                        .find_map(|kv| kv.strip_prefix("pageToken="))
-                        .map(str::to_string)
-                })
+            .and_then(|path| path.split_once('?'))
+            .and_then(|(_, query)| {
+                form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == "pageToken")
+                    .map(|(_, v)| v.into_owned())
             });
         all.extend(page.into_inner());
         match next {
-            Some(t) if args.all => page_token = Some(decode(&t)),
+            Some(t) if args.all => page_token = Some(t),
             Some(_) => {
                 out.message("(more: --all for every page)");
                 break;
@@ -187,32 +186,6 @@ pub async fn list(client: &Client, out: &Out, args: ListArgs) -> anyhow::Result<
         Some(2),
     );
     Ok(0)
-}
-
-/// Undoes the percent-encoding of a query value.
-fn decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'%', Some(hex)) => match std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                Some(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                None => out.push(b'%'),
-            },
-            (b'+', _) => out.push(b' '),
-            (b, _) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A job's row: state, status, attempts, started, took.
@@ -335,12 +308,4 @@ pub async fn resolve(client: &Client, out: &Out, args: IdArgs) -> anyhow::Result
     )?;
     out.message(&format!("resolved {}", args.id));
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn page_tokens_are_decoded() {
-        assert_eq!(super::decode("a%2Bb%3D%3D"), "a+b==");
-    }
 }
