@@ -62,6 +62,16 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 }
 
 impl QueryPairs {
+    /// The fields of a form body (`application/x-www-form-urlencoded`), in the same shape.
+    pub fn from_form(body: &[u8]) -> Self {
+        QueryPairs(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    /// The last value of `key`, or empty.
+    pub fn text(&self, key: &str) -> &str {
+        self.get(key).unwrap_or("")
+    }
+
     /// The last value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0

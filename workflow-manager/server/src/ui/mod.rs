@@ -79,6 +79,16 @@ pub fn router() -> Router<AppState> {
         .route("/ui/repairs/{repairID}", get(repairs::progress))
 }
 
+/// The "I am sure" tick every action form carries.
+pub fn confirmed(fields: &crate::api::body::QueryPairs) -> Result<(), crate::api::error::ApiError> {
+    match fields.get("confirm") {
+        Some("yes") => Ok(()),
+        _ => Err(crate::api::error::ApiError::bad_request(
+            "confirm: tick 'I am sure' to go ahead",
+        )),
+    }
+}
+
 /// Whether a path is one of the UI's pages (an unauthenticated visit is sent to sign in).
 pub fn is_page(path: &str) -> bool {
     path == "/" || path == "/ui" || path.starts_with("/ui/")

@@ -73,31 +73,17 @@ async fn groups(app: &AppState) -> Result<BTreeMap<GroupKey, Vec<Workflow>>, Api
 }
 
 /// The chosen group, from the fields `definition`, `state`, `error`.
-fn chosen(fields: &HashMapLike) -> GroupKey {
+fn chosen(fields: &QueryPairs) -> GroupKey {
     (
-        fields.get("definition"),
-        fields.get("state"),
-        fields.get("error"),
+        fields.text("definition").to_string(),
+        fields.text("state").to_string(),
+        fields.text("error").to_string(),
     )
-}
-
-/// Fields of a query or a form.
-struct HashMapLike(Vec<(String, String)>);
-
-impl HashMapLike {
-    fn get(&self, key: &str) -> String {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    }
 }
 
 /// GET /ui/repairs: the groups, and a preview of the selected one (`?definition=&state=&error=`).
 pub async fn page(State(app): State<AppState>, frame: Frame, pairs: QueryPairs) -> Response {
-    match render(&app, &frame, &HashMapLike(pairs.0)).await {
+    match render(&app, &frame, &pairs).await {
         Ok(body) => layout::page(&frame, "Repairs", None, body).into_response(),
         Err(e) => (
             e.status,
@@ -112,7 +98,7 @@ pub async fn page(State(app): State<AppState>, frame: Frame, pairs: QueryPairs) 
     }
 }
 
-async fn render(app: &AppState, frame: &Frame, fields: &HashMapLike) -> Result<Markup, ApiError> {
+async fn render(app: &AppState, frame: &Frame, fields: &QueryPairs) -> Result<Markup, ApiError> {
     let groups = groups(app).await?;
     let selected = chosen(fields);
     let selection = groups.get(&selected);
@@ -120,7 +106,7 @@ async fn render(app: &AppState, frame: &Frame, fields: &HashMapLike) -> Result<M
     Ok(html! {
         h1 { "Repairs" }
         p.muted { "Failed workflows nobody has resolved or resumed, grouped by definition, the state they failed in and the error." }
-        @if let Some(problem) = fields.0.iter().find(|(k, _)| k == "problem").map(|(_, v)| v) { p.problem role="alert" { (problem) } }
+        @if let Some(problem) = fields.get("problem") { p.problem role="alert" { (problem) } }
         div.table-wrap {
             table {
                 thead { tr { th scope="col" { "Definition" } th scope="col" { "Failed in" } th scope="col" { "Error" } th scope="col" { "Workflows" } th scope="col" { "Newest" } th scope="col" {} } }
@@ -180,15 +166,11 @@ fn select_url(definition: &str, state: &str, error: &str) -> String {
 
 /// POST /ui/repairs: runs the action on the chosen group; on to its progress.
 pub async fn start(State(app): State<AppState>, body: Bytes) -> Response {
-    let fields = HashMapLike(form_urlencoded::parse(&body).into_owned().collect());
+    let fields = QueryPairs::from_form(&body);
     let selected = chosen(&fields);
     let outcome = async {
-        if fields.get("confirm") != "yes" {
-            return Err(ApiError::bad_request(
-                "confirm: tick 'I am sure' to go ahead",
-            ));
-        }
-        let action = match fields.get("action").as_str() {
+        super::confirmed(&fields)?;
+        let action = match fields.text("action") {
             "resume" => RepairAction::Resume,
             "resolve" => RepairAction::Resolve,
             other => {
@@ -197,7 +179,7 @@ pub async fn start(State(app): State<AppState>, body: Bytes) -> Response {
                 )))
             }
         };
-        let rate: f64 = fields.get("rate").parse().unwrap_or(5.0);
+        let rate: f64 = fields.text("rate").parse().unwrap_or(5.0);
         if !(0.1..=100.0).contains(&rate) {
             return Err(ApiError::bad_request(
                 "rate: between 0.1 and 100 per second",

@@ -1,8 +1,6 @@
 //! State resources: the resources of each namespace (what a Task's short name stands for),
 //! created, edited and deleted here.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -101,13 +99,8 @@ fn back(namespace: &str, outcome: Result<String, ApiError>) -> Response {
 
 /// POST /ui/resources: creates or replaces a resource.
 pub async fn save(State(app): State<AppState>, body: Bytes) -> Response {
-    let fields: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    let field = |k: &str| {
-        fields
-            .get(k)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    };
+    let fields = QueryPairs::from_form(&body);
+    let field = |k: &str| fields.text(k).trim().to_string();
     let req = NewStateResource {
         name: field("name"),
         namespace: field("namespace"),
@@ -123,8 +116,8 @@ pub async fn save(State(app): State<AppState>, body: Bytes) -> Response {
 
 /// POST /ui/resources/delete.
 pub async fn delete(State(app): State<AppState>, body: Bytes) -> Response {
-    let fields: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    let field = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    let fields = QueryPairs::from_form(&body);
+    let field = |k: &str| fields.text(k).to_string();
     let (namespace, name) = (field("namespace"), field("name"));
     let outcome = async {
         if field("confirm") != "yes" {

@@ -1,8 +1,6 @@
 //! Manual Runs: start a workflow by hand (definition and version, namespace, queue, tags, and
 //! an input checked as JSON in the browser before it is sent, and again by the server).
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,6 +11,7 @@ use wfm_core::access::Role;
 use wfm_core::model::StartWorkflowRequest;
 
 use super::layout::{self, csrf_field, Frame};
+use crate::api::body::QueryPairs;
 use crate::api::error::ApiError;
 use crate::app::AppState;
 
@@ -35,7 +34,7 @@ const CHECK_INPUT: &str = r#"
 async fn form_page(
     app: &AppState,
     frame: &Frame,
-    values: &HashMap<String, String>,
+    values: &QueryPairs,
     problem: Option<&str>,
 ) -> Markup {
     let mut names: Vec<String> = app
@@ -46,7 +45,7 @@ async fn form_page(
         .map(|defs| defs.into_iter().map(|d| d.name).collect())
         .unwrap_or_default();
     names.sort();
-    let value = |k: &str| values.get(k).cloned().unwrap_or_default();
+    let value = |k: &str| values.text(k).to_string();
     let allowed = frame.principal.role().includes(Role::Submitter);
     html! {
         h1 { "Manual run" }
@@ -76,17 +75,12 @@ async fn form_page(
 
 /// GET /ui/runs.
 pub async fn page(State(app): State<AppState>, frame: Frame) -> Response {
-    let body = form_page(&app, &frame, &HashMap::new(), None).await;
+    let body = form_page(&app, &frame, &QueryPairs(Vec::new()), None).await;
     layout::page(&frame, "Manual run", None, body).into_response()
 }
 
-fn request(fields: &HashMap<String, String>) -> Result<StartWorkflowRequest, ApiError> {
-    let text = |k: &str| {
-        fields
-            .get(k)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    };
+fn request(fields: &QueryPairs) -> Result<StartWorkflowRequest, ApiError> {
+    let text = |k: &str| fields.text(k).trim().to_string();
     let input = if text("input").is_empty() {
         "{}".to_string()
     } else {
@@ -131,7 +125,7 @@ fn request(fields: &HashMap<String, String>) -> Result<StartWorkflowRequest, Api
 
 /// POST /ui/runs: starts the workflow; on to its page.
 pub async fn start(State(app): State<AppState>, frame: Frame, body: Bytes) -> Response {
-    let fields: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let fields = QueryPairs::from_form(&body);
     let outcome = match request(&fields) {
         Ok(req) => app
             .manager

@@ -250,11 +250,6 @@ fn took_between(wf: &Workflow) -> String {
         .unwrap_or_default()
 }
 
-/// The fields of a form post.
-fn form(body: &Bytes) -> HashMap<String, String> {
-    form_urlencoded::parse(body).into_owned().collect()
-}
-
 /// Back to the workflow's page, saying what happened (or what went wrong).
 fn back(id: &str, outcome: Result<(String, Option<String>), ApiError>) -> Response {
     let mut q = form_urlencoded::Serializer::new(String::new());
@@ -273,25 +268,12 @@ fn back(id: &str, outcome: Result<(String, Option<String>), ApiError>) -> Respon
     Redirect::to(&format!("/ui/workflows/{path}?{}", q.finish())).into_response()
 }
 
-fn confirmed(fields: &HashMap<String, String>) -> Result<(), ApiError> {
-    match fields.get("confirm").map(String::as_str) {
-        Some("yes") => Ok(()),
-        _ => Err(ApiError::bad_request(
-            "confirm: tick 'I am sure' to go ahead",
-        )),
-    }
-}
-
 /// POST /ui/workflows/{id}/cancel.
 pub async fn cancel(State(app): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
-    let fields = form(&body);
+    let fields = QueryPairs::from_form(&body);
     let outcome = async {
-        confirmed(&fields)?;
-        let reason = fields
-            .get("reason")
-            .map(String::as_str)
-            .unwrap_or("")
-            .trim();
+        super::confirmed(&fields)?;
+        let reason = fields.text("reason").trim();
         app.manager.cancel_workflow(&id, reason).await?;
         Ok((
             "Cancelling: the workflow stops at its current state".to_string(),
@@ -304,9 +286,9 @@ pub async fn cancel(State(app): State<AppState>, Path(id): Path<String>, body: B
 
 /// POST /ui/workflows/{id}/resolve.
 pub async fn resolve(State(app): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
-    let fields = form(&body);
+    let fields = QueryPairs::from_form(&body);
     let outcome = async {
-        confirmed(&fields)?;
+        super::confirmed(&fields)?;
         app.manager.resolve_workflow(&id).await?;
         Ok(("Marked resolved".to_string(), None))
     }
@@ -316,14 +298,11 @@ pub async fn resolve(State(app): State<AppState>, Path(id): Path<String>, body: 
 
 /// POST /ui/workflows/{id}/resume.
 pub async fn resume(State(app): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
-    let fields = form(&body);
+    let fields = QueryPairs::from_form(&body);
     let outcome = async {
-        confirmed(&fields)?;
-        let state = fields.get("state").map(String::as_str).unwrap_or("");
-        let input = fields
-            .get("input")
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty());
+        super::confirmed(&fields)?;
+        let state = fields.text("state");
+        let input = Some(fields.text("input").trim()).filter(|s| !s.is_empty());
         if let Some(text) = input {
             serde_json::from_str::<Value>(text)
                 .map_err(|e| ApiError::bad_request(format!("input: not JSON: {e}")))?;
