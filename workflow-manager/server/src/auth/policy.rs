@@ -65,20 +65,44 @@ fn scope_of_activity(name: &str) -> SfnScope {
     }
 }
 
+/// The fields of an `/sfn` request body that decide its scope. Only these are read: the rest
+/// of the body (a task's output can be 256 KiB) is skipped, not built into JSON values.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeFields {
+    #[serde(default)]
+    name: serde_json::Value,
+    #[serde(default)]
+    activity_arn: serde_json::Value,
+    #[serde(default)]
+    task_token: serde_json::Value,
+}
+
+impl ScopeFields {
+    /// The fields of `body` (none when it is not a JSON object).
+    pub fn of(body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+}
+
+/// A field's text (empty when absent or not a string).
+fn text(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
 /// What `operation` with `body` needs; `task_activity` finds the activity ARN of a task token.
 pub fn sfn_scope(
     operation: &str,
-    body: &serde_json::Value,
+    body: &ScopeFields,
     task_activity: &dyn Fn(&str) -> Option<String>,
 ) -> SfnScope {
-    let field = |name: &str| body.get(name).and_then(|v| v.as_str()).unwrap_or("");
     match operation {
-        "CreateActivity" => scope_of_activity(field("name")),
+        "CreateActivity" => scope_of_activity(text(&body.name)),
         "GetActivityTask" | "DescribeActivity" | "DeleteActivity" => {
-            scope_of_activity(activity_name_of_arn(field("activityArn")))
+            scope_of_activity(activity_name_of_arn(text(&body.activity_arn)))
         }
         "SendTaskSuccess" | "SendTaskFailure" | "SendTaskHeartbeat" => {
-            match task_activity(field("taskToken")) {
+            match task_activity(text(&body.task_token)) {
                 Some(arn) => scope_of_activity(activity_name_of_arn(&arn)),
                 // The task is gone (or never was): the engine's answer says so, and tells nothing.
                 None => SfnScope::AnyKey,
@@ -118,7 +142,7 @@ mod tests {
         assert_eq!(
             sfn_scope(
                 "CreateActivity",
-                &json!({"name": "billing--charge"}),
+                &ScopeFields::of(json!({"name": "billing--charge"}).to_string().as_bytes()),
                 &token_of
             ),
             SfnScope::Namespace("billing".into())
@@ -126,25 +150,45 @@ mod tests {
         assert_eq!(
             sfn_scope(
                 "GetActivityTask",
-                &json!({"activityArn": "arn:aws:states:r:1:activity:ops--x"}),
+                &ScopeFields::of(
+                    json!({"activityArn": "arn:aws:states:r:1:activity:ops--x"})
+                        .to_string()
+                        .as_bytes()
+                ),
                 &token_of
             ),
             SfnScope::Namespace("ops".into())
         );
         assert_eq!(
-            sfn_scope("SendTaskSuccess", &json!({"taskToken": "tok"}), &token_of),
+            sfn_scope(
+                "SendTaskSuccess",
+                &ScopeFields::of(json!({"taskToken": "tok"}).to_string().as_bytes()),
+                &token_of
+            ),
             SfnScope::Namespace("billing".into())
         );
         assert_eq!(
-            sfn_scope("SendTaskFailure", &json!({"taskToken": "gone"}), &token_of),
+            sfn_scope(
+                "SendTaskFailure",
+                &ScopeFields::of(json!({"taskToken": "gone"}).to_string().as_bytes()),
+                &token_of
+            ),
             SfnScope::AnyKey
         );
         assert_eq!(
-            sfn_scope("CreateActivity", &json!({"name": "plain"}), &token_of),
+            sfn_scope(
+                "CreateActivity",
+                &ScopeFields::of(json!({"name": "plain"}).to_string().as_bytes()),
+                &token_of
+            ),
             SfnScope::Unrestricted
         );
         assert_eq!(
-            sfn_scope("StartExecution", &json!({}), &token_of),
+            sfn_scope(
+                "StartExecution",
+                &ScopeFields::of(json!({}).to_string().as_bytes()),
+                &token_of
+            ),
             SfnScope::Unrestricted
         );
         assert_eq!(activity_namespace("--x"), None);

@@ -5,7 +5,7 @@
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use wfm_core::access::AccessKey;
 
-use super::policy::{sfn_scope, SfnScope};
+use super::policy::{sfn_scope, ScopeFields, SfnScope};
 use super::sigv4::{self, SigV4Error};
 use super::{Auth, AuthMode};
 
@@ -100,8 +100,7 @@ pub fn permit(
     req: &SfnRequest<'_>,
     task_activity: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), SfnAuthError> {
-    let body: serde_json::Value = serde_json::from_slice(req.body).unwrap_or_default();
-    let allowed = match sfn_scope(req.operation, &body, task_activity) {
+    let allowed = match sfn_scope(req.operation, &ScopeFields::of(req.body), task_activity) {
         SfnScope::AnyKey => true,
         SfnScope::Namespace(ns) => key.allows_namespace(&ns),
         SfnScope::Unrestricted => key.is_unrestricted(),
