@@ -1,6 +1,15 @@
 //! Naming conventions shared by every backend: the state machine per (definition, version,
 //! namespace, StartAt), activity names per namespace, and the rewriting of a definition's
-//! short `Resource` names into ARNs before it is sent to Step Functions.
+//! short `Resource` names into ARNs before it is sent to Step Functions:
+//!
+//! - `NAME` becomes the activity `arn:aws:states:REGION:ACCOUNT:activity:namespace--NAME`;
+//! - `batch:NAME` becomes the `arn:aws:states:::batch:submitJob.sync` integration, with the
+//!   JobDefinition of the state resource (namespace, NAME), the JobQueue of the workflow (the
+//!   manager passes it in the execution input as [`JOB_QUEUE_FIELD`]) and the workflow id as
+//!   JobName; the state's input reaches the container as `WORKFLOW_INPUT`;
+//! - on AWS, every Task state gets the retrier of `sfncli.CommandTerminated` (a worker killed
+//!   in the middle of a task, as on a deploy), as Clever's workflow-manager adds it
+//!   ([`add_default_retriers`]; the AWS backend applies it when it creates a state machine).
 
 use serde_json::{json, Value};
 use wfm_asl::{State, StateMachine};
@@ -38,6 +47,169 @@ pub fn state_machine_name(
 /// The activity name a short resource name stands for in a namespace: `namespace--resource`.
 pub fn activity_name(namespace: &str, resource: &str) -> String {
     format!("{namespace}--{resource}")
+}
+
+/// The execution input field that carries the workflow's queue to Batch states.
+pub const JOB_QUEUE_FIELD: &str = "_JOB_QUEUE";
+
+/// The error a worker reports when its command was killed (sfncli's name for it).
+pub const COMMAND_TERMINATED: &str = "sfncli.CommandTerminated";
+
+/// The retrier every Task state gets: ten attempts, ten seconds apart.
+pub fn command_terminated_retrier() -> wfm_asl::definition::Retrier {
+    wfm_asl::definition::Retrier {
+        error_equals: vec![COMMAND_TERMINATED.to_string()],
+        interval_seconds: Some(10),
+        max_attempts: Some(10),
+        backoff_rate: Some(1.0),
+        max_delay_seconds: None,
+        jitter_strategy: None,
+        comment: None,
+    }
+}
+
+/// The Batch job definition name of a `batch:NAME` resource, if it is one.
+pub fn batch_resource(resource: &str) -> Option<&str> {
+    resource.strip_prefix("batch:").filter(|n| !n.is_empty())
+}
+
+/// The `batch:NAME` resources of a definition (nested ones included), each once.
+pub fn batch_resources(machine: &StateMachine) -> Vec<String> {
+    let mut out = Vec::new();
+    visit_tasks(machine, &mut |t| {
+        if let Some(name) = t.resource.as_deref().and_then(batch_resource) {
+            if !out.iter().any(|n| n == name) {
+                out.push(name.to_string());
+            }
+        }
+    });
+    out
+}
+
+fn visit_tasks(machine: &StateMachine, f: &mut dyn FnMut(&wfm_asl::definition::TaskState)) {
+    for state in machine.states.values() {
+        match state {
+            State::Task(t) => f(t),
+            State::Parallel(p) => p.branches.iter().flatten().for_each(|b| visit_tasks(b, f)),
+            State::Map(m) => {
+                if let Some(pr) = m.processor() {
+                    visit_tasks(pr, f);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The Parameters of a `batch:NAME` state: the state's own Parameters, completed with what
+/// SubmitJob needs unless the state sets it itself.
+fn batch_parameters(existing: Option<&Value>, job_definition: &str) -> Value {
+    let mut fields = match existing {
+        Some(Value::Object(m)) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let defaults = [
+        ("JobDefinition", json!(job_definition)),
+        ("JobName.$", json!("$$.Execution.Name")),
+        (
+            "JobQueue.$",
+            json!(format!("$$.Execution.Input.{JOB_QUEUE_FIELD}")),
+        ),
+        (
+            "ContainerOverrides",
+            json!({"Environment": [{"Name": "WORKFLOW_INPUT", "Value.$": "States.JsonToString($)"}]}),
+        ),
+    ];
+    for (key, value) in defaults {
+        let plain = key.trim_end_matches(".$");
+        if !fields.contains_key(plain) && !fields.contains_key(&format!("{plain}.$")) {
+            fields.insert(key.to_string(), value);
+        }
+    }
+    Value::Object(fields)
+}
+
+/// Rewrites a definition for Step Functions: [`expand_for_namespace`], then `batch:NAME`
+/// states (with `job_definitions`: NAME → the state resource's URI). Errors name a `batch:`
+/// resource without a state resource.
+pub fn expand_for_execution(
+    machine: &StateMachine,
+    namespace: &str,
+    activity_arn: &dyn Fn(&str) -> String,
+    job_definitions: &std::collections::BTreeMap<String, String>,
+) -> Result<StateMachine, String> {
+    let mut out = expand_for_namespace(machine, namespace, activity_arn);
+    finish_tasks(&mut out, namespace, job_definitions)?;
+    Ok(out)
+}
+
+fn finish_tasks(
+    machine: &mut StateMachine,
+    namespace: &str,
+    job_definitions: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
+    for (state_name, state) in machine.states.iter_mut() {
+        match state {
+            State::Task(task) => {
+                if let Some(name) = task.resource.as_deref().and_then(batch_resource) {
+                    let Some(uri) = job_definitions.get(name) else {
+                        return Err(format!(
+                            "state {state_name} runs batch:{name}, but namespace {namespace} has no state resource {name}: create it with PUT /state-resources/{namespace}/{name}"
+                        ));
+                    };
+                    task.parameters = Some(batch_parameters(task.parameters.as_ref(), uri));
+                    task.resource = Some("arn:aws:states:::batch:submitJob.sync".into());
+                }
+            }
+            State::Parallel(p) => {
+                for b in p.branches.iter_mut().flatten() {
+                    finish_tasks(b, namespace, job_definitions)?;
+                }
+            }
+            State::Map(m) => {
+                if let Some(it) = m.iterator.as_mut() {
+                    finish_tasks(it, namespace, job_definitions)?;
+                }
+                if let Some(it) = m.item_processor.as_mut() {
+                    finish_tasks(it, namespace, job_definitions)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Puts the [`command_terminated_retrier`] first on every Task state (nested ones included)
+/// that does not name that error already.
+pub fn add_default_retriers(machine: &mut StateMachine) {
+    for state in machine.states.values_mut() {
+        match state {
+            State::Task(task) => {
+                let retry = task.retry.get_or_insert_with(Vec::new);
+                if !retry
+                    .iter()
+                    .any(|r| r.error_equals.iter().any(|e| e == COMMAND_TERMINATED))
+                {
+                    retry.insert(0, command_terminated_retrier());
+                }
+            }
+            State::Parallel(p) => p
+                .branches
+                .iter_mut()
+                .flatten()
+                .for_each(add_default_retriers),
+            State::Map(m) => {
+                if let Some(it) = m.iterator.as_mut() {
+                    add_default_retriers(it);
+                }
+                if let Some(it) = m.item_processor.as_mut() {
+                    add_default_retriers(it);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Whether a `Resource` is a short name to expand (not an ARN, not an integration prefix).
@@ -215,5 +387,82 @@ mod tests {
             short_resources(&m),
             vec!["echo".to_string(), "inner".to_string()]
         );
+    }
+
+    #[test]
+    fn batch_states_become_submit_job_sync_with_their_job_definition() {
+        let m: StateMachine = serde_json::from_value(json!({"StartAt": "B", "States": {
+            "B": {"Type": "Task", "Resource": "batch:render", "Next": "P"},
+            "P": {"Type": "Parallel", "End": true, "Branches": [{"StartAt": "C", "States": {
+                "C": {"Type": "Task", "Resource": "batch:render",
+                      "Parameters": {"JobQueue": "fixed-queue"}, "End": true}}}]}
+        }}))
+        .expect("machine");
+        assert_eq!(batch_resources(&m), ["render"]);
+        let arn = |name: &str| format!("arn:aws:states:r:1:activity:{name}");
+        let defs: std::collections::BTreeMap<String, String> = [(
+            "render".to_string(),
+            "arn:aws:batch:r:1:job-definition/render:3".to_string(),
+        )]
+        .into();
+        let out = expand_for_execution(&m, "ns", &arn, &defs).expect("expands");
+        let out = serde_json::to_value(out).expect("json");
+        let b = &out["States"]["B"];
+        assert_eq!(b["Resource"], "arn:aws:states:::batch:submitJob.sync");
+        assert_eq!(
+            b["Parameters"]["JobDefinition"],
+            "arn:aws:batch:r:1:job-definition/render:3"
+        );
+        assert_eq!(b["Parameters"]["JobName.$"], "$$.Execution.Name");
+        assert_eq!(
+            b["Parameters"]["JobQueue.$"],
+            "$$.Execution.Input._JOB_QUEUE"
+        );
+        assert_eq!(
+            b["Parameters"]["ContainerOverrides"]["Environment"][0]["Value.$"],
+            "States.JsonToString($)"
+        );
+        let c = &out["States"]["P"]["Branches"][0]["States"]["C"];
+        assert_eq!(
+            c["Parameters"]["JobQueue"], "fixed-queue",
+            "the state's own value wins"
+        );
+        assert!(c["Parameters"].get("JobQueue.$").is_none());
+        let err = expand_for_execution(&m, "ns", &arn, &Default::default()).expect_err("missing");
+        assert!(
+            err.contains("batch:render") && err.contains("/state-resources/ns/render"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn default_retriers_go_first_once_on_every_task() {
+        let mut m: StateMachine = serde_json::from_value(json!({"StartAt": "T", "States": {
+            "T": {"Type": "Task", "Resource": "x", "Next": "M",
+                  "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 1}]},
+            "M": {"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "I", "States": {
+                "I": {"Type": "Task", "Resource": "y", "End": true,
+                      "Retry": [{"ErrorEquals": ["sfncli.CommandTerminated"], "MaxAttempts": 2}]}}}}
+        }}))
+        .expect("machine");
+        add_default_retriers(&mut m);
+        add_default_retriers(&mut m);
+        let out = serde_json::to_value(&m).expect("json");
+        let t = &out["States"]["T"]["Retry"];
+        assert_eq!(t.as_array().map(Vec::len), Some(2), "added once: {t}");
+        assert_eq!(t[0]["ErrorEquals"], json!(["sfncli.CommandTerminated"]));
+        assert_eq!(t[0]["MaxAttempts"], 10);
+        assert_eq!(
+            t[1]["ErrorEquals"],
+            json!(["States.ALL"]),
+            "States.ALL stays last"
+        );
+        let i = &out["States"]["M"]["ItemProcessor"]["States"]["I"]["Retry"];
+        assert_eq!(
+            i.as_array().map(Vec::len),
+            Some(1),
+            "its own retrier is kept: {i}"
+        );
+        wfm_asl::validate(&m).expect("still valid");
     }
 }

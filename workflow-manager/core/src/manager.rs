@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::conventions::{expand_for_namespace, state_machine_name};
+use crate::conventions::{
+    batch_resources, expand_for_execution, state_machine_name, JOB_QUEUE_FIELD,
+};
 use crate::jobs::{jobs_from_history, last_lines, REASON_WORKFLOW_TIMED_OUT};
 use crate::model::{
     NewWorkflowDefinitionRequest, StartWorkflowRequest, Tags, Workflow, WorkflowDefinition,
@@ -32,6 +34,9 @@ pub enum ManagerError {
     /// A backend failed (500).
     #[error("{0}")]
     Internal(String),
+    /// A backend refused for now (throttled): try again later (503).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for ManagerError {
@@ -55,6 +60,9 @@ impl From<SfnError> for ManagerError {
             SfnError::ExecutionAlreadyExists(m) => ManagerError::Conflict(m),
             SfnError::ExecutionDoesNotExist(m) | SfnError::Other(m) => {
                 ManagerError::Internal(format!("step functions: {m}"))
+            }
+            SfnError::Throttled(m) => {
+                ManagerError::Unavailable(format!("step functions throttled the request: {m}"))
             }
         }
     }
@@ -398,15 +406,45 @@ impl WorkflowManager {
         );
         let sfn = self.sfn.clone();
         let activity_arn = move |name: &str| sfn.activity_arn(name);
-        let expanded = expand_for_namespace(
+        let batch = batch_resources(&definition.state_machine);
+        let mut job_definitions = std::collections::BTreeMap::new();
+        for name in &batch {
+            match self
+                .store
+                .get_state_resource(&workflow.namespace, name)
+                .await
+            {
+                Ok(r) => {
+                    job_definitions.insert(name.clone(), r.uri);
+                }
+                Err(crate::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let expanded = expand_for_execution(
             &definition.state_machine,
             &workflow.namespace,
             &activity_arn,
-        );
-        let sm_arn = self.sfn.ensure_state_machine(&sm_name, &expanded).await?;
+            &job_definitions,
+        )
+        .map_err(ManagerError::BadRequest)?;
+        let sm_arn = self
+            .sfn
+            .ensure_state_machine(
+                &sm_name,
+                &expanded,
+                &state_machine_tags(definition, &workflow.namespace),
+            )
+            .await?;
         let id = workflow.id.clone();
         if let Some(obj) = input.as_object_mut() {
             obj.insert("_EXECUTION_NAME".into(), Value::String(id.clone()));
+            if !batch.is_empty() {
+                obj.insert(
+                    JOB_QUEUE_FIELD.into(),
+                    Value::String(workflow.queue.clone()),
+                );
+            }
         }
         self.store.save_workflow(&workflow).await?;
         if let Err(e) = self
@@ -419,6 +457,11 @@ impl WorkflowManager {
             }
             return Err(e.into());
         }
+        metrics::counter!(
+            "wfm_workflows_started_total",
+            "definition" => definition.name.clone()
+        )
+        .increment(1);
         Ok(workflow)
     }
 
@@ -528,6 +571,7 @@ impl WorkflowManager {
             ));
         };
         fields.remove("_EXECUTION_NAME");
+        fields.remove(JOB_QUEUE_FIELD);
         let mut definition = original.workflow_definition.clone();
         definition.state_machine = machine;
         let retry = queued_workflow(
@@ -714,7 +758,17 @@ impl WorkflowManager {
                 wf.last_updated = read_at + chrono::Duration::microseconds(1);
             }
             match self.store.update_workflow_if(&wf, read_at).await {
-                Ok(true) => return Ok(wf),
+                Ok(true) => {
+                    if wf.status.is_terminal() {
+                        metrics::counter!(
+                            "wfm_workflows_finished_total",
+                            "definition" => wf.workflow_definition.name.clone(),
+                            "status" => wf.status.as_str()
+                        )
+                        .increment(1);
+                    }
+                    return Ok(wf);
+                }
                 Ok(false) => continue,
                 Err(StoreError::TerminalToNonTerminal { .. }) => {
                     return Ok(self.store.get_workflow(id).await?)
@@ -726,4 +780,22 @@ impl WorkflowManager {
             "workflow {id} kept changing during its sync"
         )))
     }
+}
+
+/// The tags of a state machine: the definition's default tags, and what it runs.
+fn state_machine_tags(
+    definition: &crate::model::WorkflowDefinition,
+    namespace: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let mut tags = definition.default_tags.clone();
+    tags.insert(
+        "workflow-manager:definition".into(),
+        definition.name.clone(),
+    );
+    tags.insert(
+        "workflow-manager:version".into(),
+        definition.version.to_string(),
+    );
+    tags.insert("workflow-manager:namespace".into(), namespace.to_string());
+    tags
 }

@@ -21,7 +21,10 @@ pub enum SfnError {
     /// The input was rejected.
     #[error("{0}")]
     InvalidInput(String),
-    /// Anything else (throttling, network, internal).
+    /// The request was throttled (a quota was exceeded): try again later, more slowly.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// Anything else (network, internal).
     #[error("{0}")]
     Other(String),
 }
@@ -86,11 +89,12 @@ pub trait StepFunctions: Send + Sync {
     fn activity_arn(&self, activity_name: &str) -> String;
     /// The ARN an execution of `execution_name` on state machine `state_machine_name` has.
     fn execution_arn(&self, state_machine_name: &str, execution_name: &str) -> String;
-    /// Creates the state machine unless it exists; returns its ARN.
+    /// Creates the state machine (with `tags`) unless it exists; returns its ARN.
     async fn ensure_state_machine(
         &self,
         name: &str,
         definition: &StateMachine,
+        tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<String, SfnError>;
     /// Starts an execution; returns its ARN.
     async fn start_execution(

@@ -502,8 +502,9 @@ impl StepFunctions for FailingStart {
         &self,
         name: &str,
         def: &wfm_asl::StateMachine,
+        tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<String, SfnError> {
-        self.0.ensure_state_machine(name, def).await
+        self.0.ensure_state_machine(name, def, tags).await
     }
     async fn start_execution(&self, _: &str, _: &str, _: &str) -> Result<String, SfnError> {
         Err(SfnError::Other("ServiceUnavailable: try again".into()))

@@ -8,13 +8,14 @@ use std::time::Duration;
 use axum::Router;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use wfm_core::{ManagerConfig, WorkflowManager};
+use wfm_core::{ManagerConfig, StepFunctions, Store, WorkflowManager};
 use wfm_engine::{Engine, EngineConfig};
 use wfm_store_sqlite::SqliteStore;
 
 use crate::auth::{secrets, Auth, AuthMode};
-use crate::config::Config;
+use crate::config::{Config, Executor, StoreUrl};
 use crate::embedded::EmbeddedStepFunctions;
+use crate::ops::{Ops, Probe, SfnProbe, StoreProbe};
 use crate::sync::{queue_unfinished, run_sync, SyncObserver};
 use crate::{api, loader, local_workers, sfn_wire};
 use wfm_core::access::{AccessStore, ApiToken, Role};
@@ -61,6 +62,9 @@ pub enum StartError {
     /// The bootstrap admin token cannot be registered.
     #[error("cannot register the admin token: {0}")]
     AdminToken(String),
+    /// The AWS configuration is incomplete.
+    #[error("AWS configuration: {0}")]
+    Aws(String),
 }
 
 /// The whole HTTP surface, with the default body limit.
@@ -70,10 +74,76 @@ pub fn router(state: AppState) -> Router {
 
 /// The whole HTTP surface, refusing bodies over `max_body_bytes`.
 pub fn router_with_limit(state: AppState, max_body_bytes: usize) -> Router {
-    api::router(state.clone())
-        .merge(sfn_wire::router())
+    serve_router(state, max_body_bytes, true, Ops::new(Vec::new()))
+}
+
+/// The HTTP surface the service serves: the REST API and UI, the `/sfn` endpoint of the
+/// embedded engine when it runs executions, and the ops routes.
+fn serve_router(state: AppState, max_body_bytes: usize, sfn_endpoint: bool, ops: Ops) -> Router {
+    let mut app = api::router(state.clone());
+    if sfn_endpoint {
+        app = app.merge(sfn_wire::router());
+    }
+    app.route_layer(axum::middleware::from_fn(crate::ops::track))
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
+        .merge(crate::ops::router(ops))
+}
+
+/// The store the configuration names: the SQLite file, or the DynamoDB tables (created if
+/// missing).
+async fn open_store(
+    config: &Config,
+    aws: &mut AwsConfig,
+) -> Result<(Arc<dyn Store>, Arc<dyn AccessStore>), StartError> {
+    let default_path = config.data_dir.join("workflow-manager.db");
+    let url = config
+        .store
+        .clone()
+        .unwrap_or(StoreUrl::Sqlite(default_path));
+    match url {
+        StoreUrl::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StartError::DataDir(dir.display().to_string(), e))?;
+            }
+            let store =
+                Arc::new(SqliteStore::open(&path).map_err(|e| StartError::Store(e.to_string()))?);
+            Ok((store.clone(), store))
+        }
+        StoreUrl::DynamoDb(prefix) => {
+            let sdk = aws.get(config).await?;
+            let store = Arc::new(wfm_store_dynamodb::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &prefix,
+            ));
+            store
+                .ensure_tables()
+                .await
+                .map_err(|e| StartError::Store(e.to_string()))?;
+            tracing::info!(prefix, "using the DynamoDB store");
+            Ok((store.clone(), store))
+        }
+    }
+}
+
+/// The AWS SDK configuration, loaded once and only if something needs it.
+#[derive(Default)]
+struct AwsConfig(Option<aws_config::SdkConfig>);
+
+impl AwsConfig {
+    async fn get(&mut self, config: &Config) -> Result<&aws_config::SdkConfig, StartError> {
+        if self.0.is_none() {
+            self.0 = Some(
+                crate::aws::sdk_config(config.region.as_deref())
+                    .await
+                    .map_err(StartError::Aws)?,
+            );
+        }
+        self.0
+            .as_ref()
+            .ok_or_else(|| StartError::Aws("not loaded".into()))
+    }
 }
 
 /// Registers `WFM_ADMIN_TOKEN` (by its hash) as the admin token named `bootstrap`, unless it
@@ -136,38 +206,67 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
-    let store = Arc::new(
-        SqliteStore::open(&config.data_dir.join("workflow-manager.db"))
-            .map_err(|e| StartError::Store(e.to_string()))?,
-    );
+    let mut aws = AwsConfig::default();
+    let (store, access_store) = open_store(config, &mut aws).await?;
     if let Some(secret) = &config.admin_token {
-        register_admin_token(store.as_ref(), secret).await?;
+        register_admin_token(access_store.as_ref(), secret).await?;
     }
     let (observer, sync_rx) = SyncObserver::new();
     let sync_tx = observer.sender();
+    let embedded = config.executor == Executor::Embedded;
     let engine = Engine::open(
         &config.data_dir.join("engine.db"),
         EngineConfig {
-            region: config.region.clone(),
+            region: config.region.clone().unwrap_or_else(|| "us-east-1".into()),
             account: config.account.clone(),
         },
-        Some(Arc::new(observer)),
+        embedded.then(|| Arc::new(observer) as Arc<dyn wfm_engine::ExecutionObserver>),
     )
     .map_err(|e| StartError::Engine(e.to_string()))?;
-    let manager = WorkflowManager::new(
-        store.clone(),
+    let mut probes: Vec<Box<dyn Probe>> = vec![Box::new(StoreProbe(store.clone()))];
+    let sfn: Arc<dyn StepFunctions> = if embedded {
         Arc::new(EmbeddedStepFunctions::new(
             engine.clone(),
             config.role_arn.clone(),
-        )),
+        ))
+    } else {
+        let sdk = aws.get(config).await?;
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| StartError::Aws("no region".into()))?;
+        let aws_sfn = Arc::new(wfm_aws_sfn::AwsStepFunctions::new(
+            aws_sdk_sfn::Client::new(sdk),
+            region,
+            config.account.clone(),
+            config.role_arn.clone(),
+        ));
+        probes.push(Box::new(SfnProbe(aws_sfn.clone())));
+        aws_sfn
+    };
+    let manager = WorkflowManager::new(
+        store.clone(),
+        sfn,
         ManagerConfig {
             zombie_grace: Duration::from_secs(config.zombie_grace_seconds),
         },
     );
-    tokio::spawn(run_sync(manager.clone(), sync_rx));
-    let queued = queue_unfinished(&manager, &sync_tx)
-        .await
-        .map_err(|e| StartError::Store(e.to_string()))?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let queued = if embedded {
+        tokio::spawn(run_sync(manager.clone(), sync_rx));
+        queue_unfinished(&manager, &sync_tx)
+            .await
+            .map_err(|e| StartError::Store(e.to_string()))?
+    } else {
+        drop(sync_rx);
+        let reconcile = crate::reconcile::ReconcileConfig {
+            rate: config.sync_rate.max(0.1),
+            burst: config.sync_rate.max(1.0),
+            ..Default::default()
+        };
+        let _ = crate::reconcile::spawn(manager.clone(), reconcile, shutdown_rx.clone());
+        0
+    };
     if queued > 0 {
         tracing::info!(
             queued,
@@ -202,7 +301,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         repairs: Default::default(),
         auth: Auth::new(
             config.auth,
-            store,
+            access_store,
             config
                 .cookie_secure
                 .unwrap_or(!config.listen.ip().is_loopback()),
@@ -215,9 +314,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(config.listen, e))?;
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut server_shutdown = shutdown_rx.clone();
-    let app = router_with_limit(state, config.max_body_bytes);
+    let app = serve_router(state, config.max_body_bytes, embedded, Ops::new(probes));
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = server_shutdown.wait_for(|stop| *stop).await;
@@ -228,7 +326,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     });
 
     let mut workers = Vec::new();
-    if let (Some(file), false) = (workers_file, config.no_local_workers) {
+    if !embedded && workers_file.is_some() && !config.no_local_workers {
+        tracing::warn!(
+            "local workers are not started with --executor sfn: run them against Step Functions"
+        );
+    }
+    if let (Some(file), false, true) = (workers_file, config.no_local_workers, embedded) {
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
         } else {

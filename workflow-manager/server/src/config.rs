@@ -23,10 +23,18 @@ pub struct Config {
     /// Do not start the local workers listed in `workers.yaml`.
     #[arg(long, env = "WFM_NO_LOCAL_WORKERS")]
     pub no_local_workers: bool,
-    /// Region used in the embedded engine's ARNs.
-    #[arg(long, env = "WFM_REGION", default_value = "us-east-1")]
-    pub region: String,
-    /// Account id used in the embedded engine's ARNs.
+    /// Where state is kept: `sqlite://PATH` or `dynamodb://TABLE_PREFIX` (default: the SQLite
+    /// file `workflow-manager.db` in the data directory).
+    #[arg(long, env = "WFM_STORE")]
+    pub store: Option<StoreUrl>,
+    /// What runs executions: the `embedded` engine, or AWS Step Functions (`sfn`).
+    #[arg(long, env = "WFM_EXECUTOR", value_enum, default_value = "embedded")]
+    pub executor: Executor,
+    /// Region of the AWS clients and of ARNs (default: the AWS SDK's own chain, `AWS_REGION`
+    /// or the profile's; `us-east-1` for the embedded engine).
+    #[arg(long, env = "WFM_REGION")]
+    pub region: Option<String>,
+    /// Account id used in ARNs (the AWS account of the state machines and activities).
     #[arg(long, env = "WFM_ACCOUNT", default_value = "123456789012")]
     pub account: String,
     /// Role the state machines run as.
@@ -55,6 +63,70 @@ pub struct Config {
     /// The largest request body accepted, in bytes.
     #[arg(long, env = "WFM_MAX_BODY_BYTES", default_value_t = crate::limits::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// With `--executor sfn`: workflow syncs per second at most (each costs a
+    /// DescribeExecution, whose account quota refills at 15/s).
+    #[arg(long, env = "WFM_SYNC_RATE", default_value_t = 10.0)]
+    pub sync_rate: f64,
+    /// Log lines as `text` or `json` (one object per line, with the workflow id, execution and
+    /// state where there is one).
+    #[arg(long, env = "WFM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// What runs executions.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Executor {
+    /// The embedded engine, with its `/sfn` endpoint and the local workers.
+    Embedded,
+    /// AWS Step Functions through aws-sdk-sfn (`AWS_ENDPOINT_URL_SFN` points it elsewhere).
+    Sfn,
+}
+
+/// Log line format.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// For log pipelines.
+    Json,
+}
+
+/// Where state is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// DynamoDB tables named `PREFIX-...`.
+    DynamoDb(String),
+}
+
+impl std::str::FromStr for StoreUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("--store sqlite://PATH needs a path".into());
+            }
+            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+        }
+        if let Some(prefix) = s.strip_prefix("dynamodb://") {
+            let valid = !prefix.is_empty()
+                && prefix.len() <= 200
+                && prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !valid {
+                return Err(format!(
+                    "--store dynamodb://TABLE_PREFIX: '{prefix}' is not a table name prefix (letters, digits, '_', '-', '.')"
+                ));
+            }
+            return Ok(StoreUrl::DynamoDb(prefix.to_string()));
+        }
+        Err(format!(
+            "--store '{s}': expected sqlite://PATH or dynamodb://TABLE_PREFIX"
+        ))
+    }
 }
 
 impl Config {
@@ -66,7 +138,9 @@ impl Config {
             data_dir: data_dir.to_path_buf(),
             definitions: data_dir.join("no-definitions"),
             no_local_workers: true,
-            region: "us-east-1".into(),
+            store: None,
+            executor: Executor::Embedded,
+            region: None,
             account: "123456789012".into(),
             role_arn: "arn:aws:iam::123456789012:role/workflow-manager".into(),
             activity_poll_seconds: 60,
@@ -75,6 +149,35 @@ impl Config {
             admin_token: None,
             cookie_secure: None,
             max_body_bytes: crate::limits::MAX_BODY_BYTES,
+            sync_rate: 10.0,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_parse_or_say_what_is_expected() {
+        assert_eq!(
+            "sqlite:///var/lib/wfm.db".parse::<StoreUrl>(),
+            Ok(StoreUrl::Sqlite("/var/lib/wfm.db".into()))
+        );
+        assert_eq!(
+            "dynamodb://wfm-prod".parse::<StoreUrl>(),
+            Ok(StoreUrl::DynamoDb("wfm-prod".into()))
+        );
+        for bad in [
+            "postgres://x",
+            "dynamodb://",
+            "dynamodb://a b",
+            "sqlite://",
+            "wfm",
+        ] {
+            let err = bad.parse::<StoreUrl>().expect_err(bad);
+            assert!(err.contains("--store"), "{err}");
         }
     }
 }

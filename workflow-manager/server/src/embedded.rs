@@ -84,6 +84,8 @@ impl StepFunctions for EmbeddedStepFunctions {
         &self,
         name: &str,
         definition: &StateMachine,
+        // The embedded engine keeps no tags on state machines.
+        _tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<String, SfnError> {
         if let Some(arn) = self
             .ensured

@@ -9,11 +9,14 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod aws;
 pub mod config;
 pub mod embedded;
 pub mod limits;
 pub mod loader;
 pub mod local_workers;
+pub mod ops;
+pub mod reconcile;
 pub mod sfn_wire;
 pub mod sync;
 pub mod ui;
@@ -27,6 +30,8 @@ mod api_fuzz_tests;
 mod api_tests;
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod aws_sfn_tests;
 #[cfg(test)]
 mod sfn_auth_tests;
 #[cfg(test)]

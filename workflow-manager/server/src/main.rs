@@ -2,6 +2,7 @@
 //! embedded engine, the definitions and local workers of `./definitions`, on 127.0.0.1:8080).
 
 use clap::Parser;
+use workflow_manager::config::LogFormat;
 use workflow_manager::{start, Config};
 
 /// mimalloc rather than the system allocator: the service frees on one thread what another
@@ -11,14 +12,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let config = Config::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        // One JSON object per line; the fields of a line (workflow_id, execution, state) and
+        // of the spans around it are top-level keys.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Text => logs.init(),
+    }
     let running = start(&config).await?;
     eprintln!("workflow-manager listening on http://{}", running.addr);
     shutdown_signal().await;

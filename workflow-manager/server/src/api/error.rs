@@ -50,6 +50,7 @@ impl From<ManagerError> for ApiError {
             ManagerError::NotFound(_) => StatusCode::NOT_FOUND,
             ManagerError::Conflict(_) => StatusCode::CONFLICT,
             ManagerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ManagerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self {
             status,

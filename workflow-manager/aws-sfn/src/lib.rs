@@ -1,0 +1,356 @@
+//! AWS Step Functions behind the manager's [`StepFunctions`] trait, over aws-sdk-sfn. What the
+//! manager sends is already expanded (activity ARNs, Batch integrations, default retriers; see
+//! `wfm_core::conventions`); this crate creates the state machines on first use (with their
+//! tags and the activities they name), starts, describes and stops executions, and turns the
+//! SDK's history events into the Step Functions JSON shape the rest of the service reads.
+//!
+//! It works against AWS, LocalStack, and the embedded engine's own `/sfn` endpoint alike: the
+//! endpoint comes from the SDK configuration (`AWS_ENDPOINT_URL_SFN`).
+
+mod history;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_sfn::config::http::HttpResponse;
+use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sfn::types::Tag;
+use wfm_asl::{State, StateMachine};
+use wfm_core::sfn::{ExecutionDescription, ExecutionStatus, HistoryPage, SfnError, StepFunctions};
+
+/// Step Functions through aws-sdk-sfn.
+pub struct AwsStepFunctions {
+    client: aws_sdk_sfn::Client,
+    region: String,
+    account: String,
+    role_arn: String,
+    /// State machines known to exist: name → ARN (a name's definition never changes).
+    ensured: Mutex<HashMap<String, String>>,
+}
+
+impl AwsStepFunctions {
+    /// A backend in `region` and `account` (for ARNs), whose state machines run as `role_arn`.
+    pub fn new(
+        client: aws_sdk_sfn::Client,
+        region: impl Into<String>,
+        account: impl Into<String>,
+        role_arn: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            region: region.into(),
+            account: account.into(),
+            role_arn: role_arn.into(),
+            ensured: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether Step Functions answers (ListStateMachines of one): the readiness check.
+    pub async fn ping(&self) -> Result<(), SfnError> {
+        call(
+            "ListStateMachines",
+            self.client.list_state_machines().max_results(1).send(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(map_error)
+    }
+
+    fn state_machine_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:stateMachine:{name}",
+            self.region, self.account
+        )
+    }
+}
+
+/// Throttling error codes of AWS APIs.
+const THROTTLING: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+];
+
+/// Counts an AWS call (and its throttling) by operation, for `/metrics`.
+fn count<T, E>(operation: &'static str, result: &Result<T, SdkError<E, HttpResponse>>)
+where
+    E: ProvideErrorMetadata,
+{
+    metrics::counter!("wfm_aws_calls_total", "service" => "sfn", "operation" => operation)
+        .increment(1);
+    if let Err(e) = result {
+        let throttled = e
+            .as_service_error()
+            .and_then(|s| s.code())
+            .is_some_and(|c| THROTTLING.contains(&c));
+        if throttled {
+            metrics::counter!("wfm_aws_throttles_total", "service" => "sfn", "operation" => operation)
+                .increment(1);
+        }
+    }
+}
+
+/// Awaits an SDK call and counts it.
+async fn call<T, E: ProvideErrorMetadata>(
+    operation: &'static str,
+    request: impl std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+) -> Result<T, SdkError<E, HttpResponse>> {
+    let result = request.await;
+    count(operation, &result);
+    result
+}
+
+/// Maps an SDK failure by its error code.
+pub fn map_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> SfnError {
+    let Some(service) = e.as_service_error() else {
+        return SfnError::Other(format!("{e:?}"));
+    };
+    let code = service.code().unwrap_or_default();
+    let message = format!("{code}: {}", service.message().unwrap_or_default());
+    match code {
+        "ExecutionDoesNotExist" => SfnError::ExecutionDoesNotExist(message),
+        "ExecutionAlreadyExists" => SfnError::ExecutionAlreadyExists(message),
+        "InvalidDefinition" | "InvalidArn" | "InvalidName" | "ValidationException" => {
+            SfnError::InvalidDefinition(message)
+        }
+        "InvalidExecutionInput" => SfnError::InvalidInput(message),
+        c if THROTTLING.contains(&c) => SfnError::Throttled(message),
+        _ => SfnError::Other(message),
+    }
+}
+
+/// Activity names of every Task resource that is an activity ARN, nested states included.
+fn activity_names(machine: &StateMachine, out: &mut Vec<String>) {
+    for state in machine.states.values() {
+        match state {
+            State::Task(t) => {
+                if let Some((_, name)) = t
+                    .resource
+                    .as_deref()
+                    .and_then(|r| r.split_once(":activity:"))
+                {
+                    if !out.iter().any(|n| n == name) {
+                        out.push(name.to_string());
+                    }
+                }
+            }
+            State::Parallel(p) => p
+                .branches
+                .iter()
+                .flatten()
+                .for_each(|b| activity_names(b, out)),
+            State::Map(m) => {
+                if let Some(p) = m.processor() {
+                    activity_names(p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn to_chrono(t: &aws_sdk_sfn::primitives::DateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
+}
+
+#[async_trait]
+impl StepFunctions for AwsStepFunctions {
+    fn activity_arn(&self, activity_name: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:activity:{activity_name}",
+            self.region, self.account
+        )
+    }
+
+    fn execution_arn(&self, state_machine_name: &str, execution_name: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:execution:{state_machine_name}:{execution_name}",
+            self.region, self.account
+        )
+    }
+
+    async fn ensure_state_machine(
+        &self,
+        name: &str,
+        definition: &StateMachine,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, SfnError> {
+        if let Some(arn) = self
+            .ensured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return Ok(arn.clone());
+        }
+        let arn = self.state_machine_arn(name);
+        let exists = match call(
+            "DescribeStateMachine",
+            self.client
+                .describe_state_machine()
+                .state_machine_arn(&arn)
+                .send(),
+        )
+        .await
+        {
+            Ok(_) => true,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_state_machine_does_not_exist()) =>
+            {
+                false
+            }
+            Err(e) => return Err(map_error(e)),
+        };
+        if !exists {
+            // Activities first: a state machine may name activities no worker created yet.
+            // CreateActivity is idempotent.
+            let mut names = Vec::new();
+            activity_names(definition, &mut names);
+
+            for activity in names {
+                call(
+                    "CreateActivity",
+                    self.client.create_activity().name(activity).send(),
+                )
+                .await
+                .map_err(map_error)?;
+            }
+            let mut definition = definition.clone();
+            wfm_core::conventions::add_default_retriers(&mut definition);
+            let json = serde_json::to_string(&definition)
+                .map_err(|e| SfnError::InvalidDefinition(e.to_string()))?;
+            let mut request = self
+                .client
+                .create_state_machine()
+                .name(name)
+                .definition(json)
+                .role_arn(&self.role_arn);
+            for (k, v) in tags {
+                request = request.tags(Tag::builder().key(k).value(v).build());
+            }
+            match call("CreateStateMachine", request.send()).await {
+                Ok(out) => {
+                    tracing::info!(
+                        state_machine = out.state_machine_arn(),
+                        "created state machine"
+                    );
+                    let made = out.state_machine_arn().to_string();
+                    if made != arn {
+                        tracing::warn!(expected = %arn, made = %made, "state machine ARN differs from the configured region and account");
+                    }
+                }
+                // Created meanwhile by another instance, with the same definition by convention.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_state_machine_already_exists()) => {}
+                Err(e) => return Err(map_error(e)),
+            }
+        }
+        self.ensured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), arn.clone());
+        Ok(arn)
+    }
+
+    async fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &str,
+    ) -> Result<String, SfnError> {
+        let out = call(
+            "StartExecution",
+            self.client
+                .start_execution()
+                .state_machine_arn(state_machine_arn)
+                .name(name)
+                .input(input)
+                .send(),
+        )
+        .await
+        .map_err(map_error)?;
+        Ok(out.execution_arn().to_string())
+    }
+
+    async fn describe_execution(
+        &self,
+        execution_arn: &str,
+    ) -> Result<ExecutionDescription, SfnError> {
+        let out = call(
+            "DescribeExecution",
+            self.client
+                .describe_execution()
+                .execution_arn(execution_arn)
+                .send(),
+        )
+        .await
+        .map_err(map_error)?;
+        let status = ExecutionStatus::parse(out.status().as_str()).ok_or_else(|| {
+            SfnError::Other(format!(
+                "unknown execution status {}",
+                out.status().as_str()
+            ))
+        })?;
+        Ok(ExecutionDescription {
+            status,
+            start_date: to_chrono(out.start_date()),
+            stop_date: out.stop_date().map(to_chrono),
+            output: out.output().map(str::to_string),
+            error: out.error().map(str::to_string),
+            cause: out.cause().map(str::to_string),
+        })
+    }
+
+    async fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<(), SfnError> {
+        call(
+            "StopExecution",
+            self.client
+                .stop_execution()
+                .execution_arn(execution_arn)
+                .set_error(error.map(str::to_string))
+                .set_cause(cause.map(str::to_string))
+                .send(),
+        )
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn execution_history_page(
+        &self,
+        execution_arn: &str,
+        next_token: Option<&str>,
+    ) -> Result<HistoryPage, SfnError> {
+        let out = call(
+            "GetExecutionHistory",
+            self.client
+                .get_execution_history()
+                .execution_arn(execution_arn)
+                .max_results(1000)
+                .set_next_token(next_token.map(str::to_string))
+                .send(),
+        )
+        .await
+        .map_err(map_error)?;
+        Ok(HistoryPage {
+            events: out
+                .events()
+                .iter()
+                .map(history::convert)
+                .collect::<Result<_, _>>()?,
+            next_token: out.next_token().map(str::to_string),
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! The aws-sdk-sfn backend end to end against the embedded engine's `/sfn` endpoint: a second
+//! manager, with its own store, runs workflows through `AwsStepFunctions` on a running service
+//! whose local workers do the tasks, and the reconciliation loop brings status and history
+//! back: start, succeed, fail (a Fail state and a failing task), cancel, history → jobs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sfn::config::{Credentials, Region};
+use serde_json::json;
+use wfm_core::model::{JobStatus, StartWorkflowRequest, Workflow, WorkflowStatus};
+use wfm_core::{ManagerConfig, WorkflowManager};
+
+use crate::reconcile::{self, ReconcileConfig};
+
+fn request(name: &str, input: serde_json::Value) -> StartWorkflowRequest {
+    serde_json::from_value(json!({
+        "workflowDefinition": {"name": name, "version": -1},
+        "input": input.to_string(),
+        "namespace": "default",
+        "queue": "default",
+    }))
+    .expect("request")
+}
+
+async fn until_terminal(manager: &WorkflowManager, id: &str) -> Workflow {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let wf = manager.store().get_workflow(id).await.expect("get");
+        if wf.status.is_terminal() {
+            return wf;
+        }
+        assert!(Instant::now() < deadline, "{id} still {:?}", wf.status);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_sdk_backend_runs_workflows_through_an_sfn_endpoint() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = crate::Config::isolated(dir.path());
+    let definitions =
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../definitions"));
+    config.definitions = definitions.clone();
+    config.no_local_workers = false;
+    let service = crate::start(&config).await.expect("start");
+
+    let sdk = aws_sdk_sfn::Config::builder()
+        .behavior_version_latest()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{}/sfn", service.addr.port()))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .build();
+    let aws = Arc::new(wfm_aws_sfn::AwsStepFunctions::new(
+        aws_sdk_sfn::Client::from_conf(sdk.clone()),
+        "us-east-1",
+        config.account.clone(),
+        config.role_arn.clone(),
+    ));
+    aws.ping().await.expect("the endpoint answers");
+    let store = Arc::new(wfm_store_sqlite::SqliteStore::in_memory().expect("store"));
+    let manager = WorkflowManager::new(store, aws, ManagerConfig::default());
+    crate::loader::load_definitions(&manager, &definitions)
+        .await
+        .expect("definitions");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (_nudge, sync) = reconcile::spawn(
+        manager.clone(),
+        ReconcileConfig {
+            min_interval: Duration::from_millis(50),
+            max_interval: Duration::from_millis(400),
+            refresh_interval: Duration::from_millis(100),
+            rate: 200.0,
+            burst: 20.0,
+            ..Default::default()
+        },
+        stop_rx,
+    );
+
+    let ok = manager
+        .create_workflow(&request(
+            "order-check",
+            json!({"sku": "a-1", "quantity": 2}),
+        ))
+        .await
+        .expect("start");
+    let rejected = manager
+        .create_workflow(&request(
+            "order-check",
+            json!({"sku": "a-1", "quantity": 500}),
+        ))
+        .await
+        .expect("start");
+    let broken = manager
+        .create_workflow(&request("order-check", json!({"quantity": 1})))
+        .await
+        .expect("start");
+
+    let ok = until_terminal(&manager, &ok.id).await;
+    assert_eq!(ok.status, WorkflowStatus::Succeeded, "{ok:?}");
+    let states: Vec<(&str, JobStatus)> = ok
+        .jobs
+        .iter()
+        .map(|j| (j.state.as_str(), j.status))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("Validate", JobStatus::Succeeded),
+            ("Decide", JobStatus::Succeeded),
+            ("Fulfil", JobStatus::Succeeded),
+            ("Done", JobStatus::Succeeded)
+        ],
+        "history → jobs through the SDK's typed events"
+    );
+    assert!(
+        ok.jobs[0].output.contains("\"valid\":true"),
+        "{}",
+        ok.jobs[0].output
+    );
+    assert!(ok.output.contains("shipment"), "{}", ok.output);
+
+    let rejected = until_terminal(&manager, &rejected.id).await;
+    assert_eq!(rejected.status, WorkflowStatus::Failed);
+    assert!(
+        rejected.status_reason.contains("OrderRejected"),
+        "{}",
+        rejected.status_reason
+    );
+
+    let broken = until_terminal(&manager, &broken.id).await;
+    assert_eq!(broken.status, WorkflowStatus::Failed);
+    let job = broken.jobs.first().expect("a job");
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(
+        job.status_reason.contains("InvalidOrder") || broken.status_reason.contains("InvalidOrder"),
+        "{broken:?}"
+    );
+
+    // Cancel one that waits for a worker that never comes: StopExecution, then ABORTED.
+    manager
+        .new_workflow_definition(
+            &serde_json::from_value(json!({
+                "name": "waits", "stateMachine": {"StartAt": "W", "States": {
+                    "W": {"Type": "Task", "Resource": "nobody-polls-this", "End": true}}}
+            }))
+            .expect("definition"),
+        )
+        .await
+        .expect("save");
+    let waiting = manager
+        .create_workflow(&request("waits", json!({})))
+        .await
+        .expect("start");
+    manager
+        .cancel_workflow(&waiting.id, "not needed")
+        .await
+        .expect("cancel");
+    let cancelled = until_terminal(&manager, &waiting.id).await;
+    assert_eq!(cancelled.status, WorkflowStatus::Cancelled);
+
+    // The state machines were created through the SDK, named and tagged by convention, with
+    // the default retrier on every Task state.
+    let client = aws_sdk_sfn::Client::from_conf(sdk);
+    let arn = format!(
+        "arn:aws:states:us-east-1:{}:stateMachine:default--order-check--0--Validate",
+        config.account
+    );
+    let described = client
+        .describe_state_machine()
+        .state_machine_arn(&arn)
+        .send()
+        .await
+        .expect("the state machine exists");
+    let definition: serde_json::Value = serde_json::from_str(described.definition()).expect("json");
+    assert_eq!(
+        definition["States"]["Validate"]["Retry"][0]["ErrorEquals"],
+        json!(["sfncli.CommandTerminated"])
+    );
+    assert!(definition["States"]["Validate"]["Resource"]
+        .as_str()
+        .is_some_and(|r| r.ends_with(":activity:default--validate-order")));
+
+    let _ = stop.send(true);
+    let stats = sync.await.expect("loop ends");
+    assert!(stats.syncs > 0);
+    service.stop().await;
+}

@@ -1,0 +1,427 @@
+//! The pull path from AWS Step Functions to the store: a reconciliation loop that keeps every
+//! unfinished workflow in step with its execution while staying inside Step Functions' read
+//! quotas (DescribeExecution refills at 15/s, GetExecutionHistory at 20/s per account and
+//! region, shared with everything else that reads them).
+//!
+//! - Every sync (one DescribeExecution, and GetExecutionHistory only when the execution has
+//!   moved on) first takes a token from a [`TokenBucket`] refilled at `rate` per second.
+//! - What most likely changed is looked at first: a workflow is due again after an interval
+//!   that starts short (`min_interval`) for a new workflow or one that just changed, and
+//!   doubles up to `max_interval` each time it is found unchanged. The queue is ordered by due
+//!   time, so a workflow that moves is checked far more often than one waiting for hours.
+//! - Throttling halves the bucket's rate (down to a floor) and postpones the workflow; each
+//!   clean sync gives a little rate back, up to the configured one (additive increase,
+//!   multiplicative decrease).
+//! - New workflows are picked up from the store's `unfinished` listing every
+//!   `refresh_interval`; [`Reconciler::nudge`] makes one due at once (the API does this after
+//!   a start, a cancel or a resume).
+//!
+//! EventBridge: Step Functions emits "Step Functions Execution Status Change" events. Routed
+//! by a rule to an SQS queue, a consumer that calls `nudge(execution name)` for each event makes
+//! status changes show within a second while the loop keeps only slow, cheap checks as a safety
+//! net (raise `min_interval` then). The nudge channel is the seam for that consumer; the
+//! consumer itself is not part of this service yet.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use wfm_core::model::WorkflowStatus;
+use wfm_core::{ManagerError, WorkflowManager};
+
+/// Tunables of the loop.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// Syncs per second at most (each is one DescribeExecution, sometimes history reads).
+    pub rate: f64,
+    /// Tokens that may be spent at once after a quiet spell.
+    pub burst: f64,
+    /// Interval of a workflow that just changed.
+    pub min_interval: Duration,
+    /// Longest interval of a workflow found unchanged again and again.
+    pub max_interval: Duration,
+    /// How often the store is asked for unfinished workflows.
+    pub refresh_interval: Duration,
+    /// The rate never drops below this under throttling.
+    pub min_rate: f64,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        Self {
+            rate: 10.0,
+            burst: 10.0,
+            min_interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(60),
+            refresh_interval: Duration::from_secs(5),
+            min_rate: 0.5,
+        }
+    }
+}
+
+/// A token bucket: `rate` tokens per second, at most `burst` saved up.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.at = now;
+    }
+
+    /// How long until a token is available (zero if one is), taking it when it is.
+    pub fn take(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        }
+    }
+
+    /// The current rate.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Changes the rate (refilling at the old one first).
+    pub fn set_rate(&mut self, rate: f64, now: Instant) {
+        self.refill(now);
+        self.rate = rate;
+    }
+}
+
+/// What the loop knows of one workflow.
+struct Tracked {
+    due: Instant,
+    interval: Duration,
+    /// Status and job count last seen: a change in either is "it moved".
+    seen: Option<(WorkflowStatus, usize, Option<String>)>,
+}
+
+/// Handle to send workflows to check now.
+#[derive(Clone)]
+pub struct Reconciler {
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl Reconciler {
+    /// Makes a workflow due at once.
+    pub fn nudge(&self, id: &str) {
+        let _ = self.tx.send(id.to_string());
+    }
+}
+
+/// Counters of the loop, for tests and metrics.
+#[derive(Debug, Default, Clone)]
+pub struct ReconcileStats {
+    /// Syncs made.
+    pub syncs: u64,
+    /// Syncs refused by throttling.
+    pub throttled: u64,
+}
+
+/// Starts the loop; it ends when `shutdown` turns true.
+pub fn spawn(
+    manager: WorkflowManager,
+    config: ReconcileConfig,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> (Reconciler, tokio::task::JoinHandle<ReconcileStats>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let handle = tokio::spawn(async move {
+        let mut state = Loop::new(config);
+        let mut next_refresh = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= next_refresh {
+                state.refresh(&manager).await;
+                next_refresh = Instant::now() + state.config.refresh_interval;
+            }
+            // Wait for the earliest due workflow (or the next refresh), a nudge, or shutdown.
+            let wake = state
+                .next_due()
+                .map_or(next_refresh, |d| d.min(next_refresh));
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                Some(id) = rx.recv() => { state.make_due(id, Instant::now()); continue; }
+                _ = shutdown.wait_for(|s| *s) => return state.stats,
+            }
+            let Some(id) = state.pop_due(Instant::now()) else {
+                continue;
+            };
+            let wait = state.bucket.take(Instant::now());
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.wait_for(|s| *s) => return state.stats,
+                }
+                // The token accrued while sleeping.
+                let _ = state.bucket.take(Instant::now());
+            }
+            let result = manager.sync_workflow(&id).await;
+            state.after_sync(&id, result, Instant::now());
+        }
+    });
+    (Reconciler { tx }, handle)
+}
+
+struct Loop {
+    config: ReconcileConfig,
+    bucket: TokenBucket,
+    tracked: HashMap<String, Tracked>,
+    /// (due, id), the earliest first.
+    queue: BTreeSet<(Instant, String)>,
+    stats: ReconcileStats,
+}
+
+impl Loop {
+    fn new(config: ReconcileConfig) -> Self {
+        Self {
+            bucket: TokenBucket::new(config.rate, config.burst),
+            config,
+            tracked: HashMap::new(),
+            queue: BTreeSet::new(),
+            stats: ReconcileStats::default(),
+        }
+    }
+
+    fn schedule(&mut self, id: &str, due: Instant) {
+        if let Some(t) = self.tracked.get_mut(id) {
+            self.queue.remove(&(t.due, id.to_string()));
+            t.due = due;
+            self.queue.insert((due, id.to_string()));
+        }
+    }
+
+    fn make_due(&mut self, id: String, now: Instant) {
+        let min = self.config.min_interval;
+        self.tracked.entry(id.clone()).or_insert(Tracked {
+            due: now,
+            interval: min,
+            seen: None,
+        });
+        if let Some(t) = self.tracked.get_mut(&id) {
+            t.interval = min;
+        }
+        self.schedule(&id, now);
+    }
+
+    async fn refresh(&mut self, manager: &WorkflowManager) {
+        match manager.store().unfinished_workflow_ids(100_000).await {
+            Ok(ids) => {
+                let now = Instant::now();
+                let open: std::collections::HashSet<&String> = ids.iter().collect();
+                // Workflows that ended (synced by someone else, or deleted) are forgotten.
+                let gone: Vec<String> = self
+                    .tracked
+                    .keys()
+                    .filter(|id| !open.contains(id))
+                    .cloned()
+                    .collect();
+                for id in gone {
+                    if let Some(t) = self.tracked.remove(&id) {
+                        self.queue.remove(&(t.due, id));
+                    }
+                }
+                for id in ids {
+                    if !self.tracked.contains_key(&id) {
+                        self.make_due(id, now);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list unfinished workflows"),
+        }
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.queue.first().map(|(d, _)| *d)
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<String> {
+        let (due, _) = self.queue.first()?;
+        if *due > now {
+            return None;
+        }
+        self.queue.pop_first().map(|(_, id)| id)
+    }
+
+    fn after_sync(
+        &mut self,
+        id: &str,
+        result: Result<wfm_core::model::Workflow, ManagerError>,
+        now: Instant,
+    ) {
+        self.stats.syncs += 1;
+        match result {
+            Ok(wf) if wf.status.is_terminal() => {
+                self.tracked.remove(id);
+                self.recover_rate(now);
+            }
+            Ok(wf) => {
+                let seen = Some((
+                    wf.status,
+                    wf.jobs.len(),
+                    wf.last_job.as_ref().map(|j| format!("{:?}", j.status)),
+                ));
+                let (min, max) = (self.config.min_interval, self.config.max_interval);
+                let due = self.tracked.get_mut(id).map(|t| {
+                    t.interval = if t.seen == seen {
+                        (t.interval * 2).min(max)
+                    } else {
+                        min
+                    };
+                    t.seen = seen;
+                    now + t.interval
+                });
+                if let Some(due) = due {
+                    self.schedule(id, due);
+                }
+                self.recover_rate(now);
+            }
+            Err(ManagerError::NotFound(_)) => {
+                self.tracked.remove(id);
+            }
+            Err(ManagerError::Unavailable(m)) => {
+                self.stats.throttled += 1;
+                let rate = (self.bucket.rate() / 2.0).max(self.config.min_rate);
+                tracing::warn!(workflow_id = %id, rate, "throttled by Step Functions; slowing down: {m}");
+                self.bucket.set_rate(rate, now);
+                let backoff = self.config.max_interval.min(Duration::from_secs(5));
+                self.requeue(id, now + backoff);
+            }
+            Err(e) => {
+                tracing::warn!(workflow_id = %id, error = %e, "cannot sync workflow");
+                let backoff = self.config.max_interval.min(Duration::from_secs(10));
+                self.requeue(id, now + backoff);
+            }
+        }
+    }
+
+    fn requeue(&mut self, id: &str, due: Instant) {
+        self.schedule(id, due);
+    }
+
+    /// Additive increase: a tenth of the configured rate back per clean sync.
+    fn recover_rate(&mut self, now: Instant) {
+        let rate = self.bucket.rate();
+        if rate < self.config.rate {
+            let next = (rate + self.config.rate / 10.0).min(self.config.rate);
+            self.bucket.set_rate(next, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_spends_its_burst_then_refills_at_its_rate() {
+        let start = Instant::now();
+        let mut b = TokenBucket::new(10.0, 3.0);
+        for _ in 0..3 {
+            assert_eq!(b.take(start), Duration::ZERO);
+        }
+        let wait = b.take(start);
+        assert!(wait > Duration::from_millis(90) && wait <= Duration::from_millis(100));
+        assert_eq!(b.take(start + Duration::from_millis(100)), Duration::ZERO);
+        // Never more than the burst saved up.
+        let later = start + Duration::from_secs(60);
+        for _ in 0..3 {
+            assert_eq!(b.take(later), Duration::ZERO);
+        }
+        assert!(b.take(later) > Duration::ZERO);
+    }
+
+    fn wf(status: WorkflowStatus, jobs: usize) -> wfm_core::model::Workflow {
+        let def = wfm_core::store_suite::sample_definition("d", 0);
+        let mut w = wfm_core::store_suite::sample_workflow("w", &def);
+        w.status = status;
+        w.jobs = (0..jobs)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({"id": format!("j{i}"), "state": "S", "status": "running", "createdAt": "2026-01-01T00:00:00Z"}))
+                    .expect("job")
+            })
+            .collect();
+        w
+    }
+
+    #[test]
+    fn unchanged_workflows_back_off_and_changed_ones_are_looked_at_soon() {
+        let now = Instant::now();
+        let mut l = Loop::new(ReconcileConfig::default());
+        l.make_due("w".into(), now);
+        assert_eq!(l.pop_due(now).as_deref(), Some("w"));
+        l.after_sync("w", Ok(wf(WorkflowStatus::Running, 1)), now);
+        let mut intervals = Vec::new();
+        for _ in 0..8 {
+            let due = l.next_due().expect("scheduled");
+            intervals.push(due - now);
+            let _ = l.pop_due(due);
+            l.after_sync("w", Ok(wf(WorkflowStatus::Running, 1)), now);
+        }
+        let secs: Vec<u64> = intervals.iter().map(|d| d.as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60], "doubling up to the cap");
+        // It moved: back to the short interval.
+        let due = l.next_due().expect("scheduled");
+        let _ = l.pop_due(due);
+        l.after_sync("w", Ok(wf(WorkflowStatus::Running, 2)), now);
+        assert_eq!(
+            l.next_due().expect("scheduled") - now,
+            Duration::from_secs(1)
+        );
+        // Ended: forgotten.
+        let due = l.next_due().expect("scheduled");
+        let _ = l.pop_due(due);
+        l.after_sync("w", Ok(wf(WorkflowStatus::Succeeded, 2)), now);
+        assert!(l.next_due().is_none() && l.tracked.is_empty());
+    }
+
+    #[test]
+    fn throttling_halves_the_rate_and_clean_syncs_give_it_back() {
+        let now = Instant::now();
+        let mut l = Loop::new(ReconcileConfig::default());
+        for id in ["a", "b"] {
+            l.make_due(id.into(), now);
+        }
+        l.after_sync(
+            "a",
+            Err(ManagerError::Unavailable("Throttling".into())),
+            now,
+        );
+        assert_eq!(l.bucket.rate(), 5.0);
+        l.after_sync(
+            "b",
+            Err(ManagerError::Unavailable("Throttling".into())),
+            now,
+        );
+        assert_eq!(l.bucket.rate(), 2.5);
+        for _ in 0..3 {
+            l.after_sync("a", Ok(wf(WorkflowStatus::Running, 0)), now);
+        }
+        assert_eq!(l.bucket.rate(), 5.5);
+        for _ in 0..20 {
+            l.after_sync("a", Ok(wf(WorkflowStatus::Running, 0)), now);
+        }
+        assert_eq!(l.bucket.rate(), 10.0, "never above the configured rate");
+        assert_eq!(l.stats.throttled, 2);
+    }
+}
