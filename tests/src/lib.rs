@@ -67,6 +67,17 @@ impl Server {
 
     /// Starts the service on an existing data directory and a given address.
     pub fn start_on(data: tempfile::TempDir, listen: &str, extra: &[&str]) -> Server {
+        Self::start_with_env(data, listen, extra, &[])
+    }
+
+    /// Starts the service with `env` added to its environment (the AWS endpoints of the
+    /// emulators, for instance).
+    pub fn start_with_env(
+        data: tempfile::TempDir,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let bin = binaries().join("workflow-manager");
         let log = std::fs::File::create(data.path().join("server.log")).expect("log file");
         let mut child = Command::new(bin)
@@ -74,6 +85,7 @@ impl Server {
             .args(["--listen", listen, "--data-dir"])
             .arg(data.path())
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)

@@ -204,6 +204,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     if config.auth == AuthMode::None && !config.listen.ip().is_loopback() {
         return Err(StartError::Unauthenticated(config.listen));
     }
+    // Metrics recorded from now on show in /metrics.
+    crate::ops::prometheus();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let mut aws = AwsConfig::default();

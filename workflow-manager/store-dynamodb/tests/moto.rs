@@ -1,8 +1,6 @@
 //! The DynamoDB store against moto's server: the shared store suite and access checks, large
 //! workflows in pieces, and table creation that can run twice.
 
-mod support;
-
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use wfm_core::store_suite;
 use wfm_core::Store;
@@ -31,7 +29,7 @@ async fn fresh_store(endpoint: &str) -> DynamoStore {
 
 #[tokio::test]
 async fn dynamodb_store_passes_the_store_suite_and_the_access_checks() {
-    let Some(moto) = support::Moto::start() else {
+    let Some(moto) = wfm_emulators::Emulator::moto() else {
         return;
     };
     let store = fresh_store(&moto.endpoint).await;
@@ -41,7 +39,7 @@ async fn dynamodb_store_passes_the_store_suite_and_the_access_checks() {
 
 #[tokio::test]
 async fn workflows_larger_than_an_item_are_kept_whole_and_replaced_without_leftovers() {
-    let Some(moto) = support::Moto::start() else {
+    let Some(moto) = wfm_emulators::Emulator::moto() else {
         return;
     };
     let store = fresh_store(&moto.endpoint).await;

@@ -1,0 +1,223 @@
+//! The real binary on its AWS backends, against the emulators `scripts/test` installs:
+//! `--store dynamodb://` on moto's DynamoDB, and `--executor sfn` on LocalStack's Step
+//! Functions with `wfm-worker` processes polling LocalStack. Endpoints reach the service only
+//! through the AWS SDK's standard environment (`AWS_ENDPOINT_URL_*`), as in production.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use wfm_e2e::{Api, Server, WorkerProcess};
+use wfm_emulators::{http_get, Emulator};
+
+const AWS_ENV: [(&str, &str); 4] = [
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("port")
+}
+
+fn order(input: Value) -> Value {
+    json!({"workflowDefinition": {"name": "order-check"}, "input": input.to_string(), "namespace": "default", "queue": "default"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_keeps_its_state_in_dynamodb_and_reports_readiness() {
+    let Some(mut moto) = Emulator::moto() else {
+        return;
+    };
+    let mut env = AWS_ENV.to_vec();
+    env.push(("AWS_ENDPOINT_URL_DYNAMODB", &moto.endpoint));
+    let server = Server::start_with_env(
+        tempfile::tempdir().expect("dir"),
+        "127.0.0.1:0",
+        &["--store", "dynamodb://e2e-wfm", "--log-format", "json"],
+        &env,
+    );
+    let api = Api::new(&server.url);
+    let started = api
+        .start_workflow(&order(json!({"sku": "a-1", "quantity": 3})))
+        .await;
+    let id = started["id"].as_str().expect("id").to_string();
+    let done = api.wait_finished(&id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["jobs"].as_array().map(Vec::len), Some(4), "{done}");
+    let (status, listed) = api
+        .call(
+            Method::GET,
+            "/workflows?workflowDefinitionName=order-check",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed[0]["id"],
+        id.as_str(),
+        "listed from the DynamoDB index"
+    );
+
+    let port = port_of(&server.url);
+    let (status, ready) = http_get(port, "/_ready").expect("answers");
+    assert_eq!(status, 200, "{ready}");
+    let metrics = http_get(port, "/metrics").expect("answers").1;
+    for expected in [
+        "wfm_workflows_started_total{definition=\"order-check\"} 1",
+        "wfm_workflows_finished_total{definition=\"order-check\",status=\"succeeded\"} 1",
+        "wfm_http_request_duration_seconds_count{method=\"POST\",route=\"/workflows\",status=\"200\"} 1",
+    ] {
+        assert!(metrics.contains(expected), "{expected} missing from:\n{metrics}");
+    }
+    // JSON logs: one object per line, the sync's lines naming their workflow.
+    let log = server.log();
+    let json_lines = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON log line"))
+        .collect::<Vec<_>>();
+    assert!(
+        json_lines
+            .iter()
+            .any(|l| l["message"] == "workflow-manager listening"),
+        "{log}"
+    );
+
+    // DynamoDB goes away: not ready, and the answer names the store.
+    moto.stop();
+    let (status, body) = http_get(port, "/_ready").expect("answers");
+    assert_eq!(status, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("store")),
+        "{body}"
+    );
+    let (status, _) = api.call(Method::GET, "/_health", None).await;
+    assert_eq!(status, 200, "still alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sfn_executor_runs_workflows_on_localstack_step_functions() {
+    let Some(localstack) = Emulator::localstack() else {
+        return;
+    };
+    let mut env = AWS_ENV.to_vec();
+    env.push(("AWS_ENDPOINT_URL_SFN", &localstack.endpoint));
+    let server = Server::start_with_env(
+        tempfile::tempdir().expect("dir"),
+        "127.0.0.1:0",
+        &[
+            "--executor",
+            "sfn",
+            "--account",
+            "000000000000",
+            "--role-arn",
+            "arn:aws:iam::000000000000:role/workflow-manager",
+        ],
+        &env,
+    );
+    let port = port_of(&server.url);
+    let (status, ready) = http_get(port, "/_ready").expect("answers");
+    assert_eq!(status, 200, "{ready}");
+    assert!(ready.contains("stepfunctions"), "{ready}");
+
+    let api = Api::new(&server.url);
+    // Started before any worker polls: the service creates the activities with the state
+    // machine, as Step Functions needs them to exist.
+    let ok = api
+        .start_workflow(&order(json!({"sku": "a-1", "quantity": 2})))
+        .await;
+    let rejected = api
+        .start_workflow(&order(json!({"sku": "a-1", "quantity": 500})))
+        .await;
+    let broken = api.start_workflow(&order(json!({"quantity": 1}))).await;
+
+    let _validate = WorkerProcess::start(
+        &localstack.endpoint,
+        "default--validate-order",
+        &["python3", "bin/validate-order.py"],
+        &[],
+    );
+    let _fulfil = WorkerProcess::start(
+        &localstack.endpoint,
+        "default--fulfil-order",
+        &["python3", "bin/fulfil-order.py"],
+        &[],
+    );
+    let wait = Duration::from_secs(90);
+    let ok = api
+        .wait_finished(ok["id"].as_str().expect("id"), wait)
+        .await;
+    assert_eq!(ok["status"], "succeeded", "{ok}\n{}", server.log());
+    let states: Vec<(&str, &str)> = ok["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| {
+            (
+                j["state"].as_str().unwrap_or(""),
+                j["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("Validate", "succeeded"),
+            ("Decide", "succeeded"),
+            ("Fulfil", "succeeded"),
+            ("Done", "succeeded")
+        ],
+        "history → jobs from LocalStack's history"
+    );
+    let validate_output: Value =
+        serde_json::from_str(ok["jobs"][0]["output"].as_str().unwrap_or("null")).expect("json");
+    assert_eq!(
+        validate_output["validation"]["valid"], true,
+        "{validate_output}"
+    );
+
+    let rejected = api
+        .wait_finished(rejected["id"].as_str().expect("id"), wait)
+        .await;
+    assert_eq!(rejected["status"], "failed");
+    assert!(
+        rejected["statusReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("OrderRejected")),
+        "{rejected}"
+    );
+    let broken = api
+        .wait_finished(broken["id"].as_str().expect("id"), wait)
+        .await;
+    assert_eq!(broken["status"], "failed", "{broken}");
+    assert_eq!(broken["jobs"][0]["status"], "failed", "{broken}");
+
+    // The state machine carries its tags.
+    let sfn = wfm_e2e::sfn_client(&localstack.endpoint).await;
+    let arn =
+        "arn:aws:states:us-east-1:000000000000:stateMachine:default--order-check--0--Validate";
+    let tags = sfn
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .expect("tags");
+    let tags: Vec<(&str, &str)> = tags
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap_or(""), t.value().unwrap_or("")))
+        .collect();
+    assert!(tags.contains(&("team", "examples")), "{tags:?}");
+    assert!(
+        tags.contains(&("workflow-manager:definition", "order-check")),
+        "{tags:?}"
+    );
+}
