@@ -221,3 +221,117 @@ async fn the_sfn_executor_runs_workflows_on_localstack_step_functions() {
         "{tags:?}"
     );
 }
+
+/// Calls moto's REST-JSON APIs as a signed client would (moto reads the service from the
+/// credential scope and does not check the signature).
+async fn moto_call(endpoint: &str, service: &str, path: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{endpoint}{path}"))
+        .header(
+            "Authorization",
+            format!("AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
+        )
+        .json(&body)
+        .send()
+        .await
+        .expect("moto");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_states_run_on_aws_batch_from_the_embedded_engine() {
+    let Some(moto) = Emulator::moto() else {
+        return;
+    };
+    let m = &moto.endpoint;
+    let http = reqwest::Client::new();
+    http.post(format!("{m}/moto-api/config"))
+        .json(&json!({"batch": {"use_docker": false}}))
+        .send()
+        .await
+        .expect("moto config");
+    http.post(m.as_str())
+        .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0")
+        .form(&[("Action", "CreateRole"), ("Version", "2010-05-08"), ("RoleName", "batch-service"), ("AssumeRolePolicyDocument", "{}")])
+        .send()
+        .await
+        .expect("role");
+    moto_call(m, "batch", "/v1/createcomputeenvironment", json!({"computeEnvironmentName": "env", "type": "UNMANAGED", "state": "ENABLED", "serviceRole": "arn:aws:iam::123456789012:role/batch-service"})).await;
+    moto_call(m, "batch", "/v1/createjobqueue", json!({"jobQueueName": "renders", "priority": 1, "state": "ENABLED", "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "env"}]})).await;
+    let definition = moto_call(m, "batch", "/v1/registerjobdefinition", json!({"jobDefinitionName": "render", "type": "container", "containerProperties": {"image": "busybox", "command": ["echo"], "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "128"}]}})).await;
+    let definition_arn = definition["jobDefinitionArn"]
+        .as_str()
+        .expect("arn")
+        .to_string();
+
+    let mut env = AWS_ENV.to_vec();
+    env.push(("AWS_ENDPOINT_URL_BATCH", m));
+    let server = Server::start_with_env(
+        tempfile::tempdir().expect("dir"),
+        "127.0.0.1:0",
+        &["--no-local-workers"],
+        &env,
+    );
+    let api = Api::new(&server.url);
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/workflow-definitions",
+            Some(&json!({"name": "render-frames", "stateMachine": {"StartAt": "Render", "States": {
+                "Render": {"Type": "Task", "Resource": "batch:render", "ResultSelector": {"job.$": "$.JobId", "status.$": "$.Status"}, "End": true}}}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let start = json!({"workflowDefinition": {"name": "render-frames"}, "input": "{\"frame\": 1}", "namespace": "default", "queue": "renders"});
+    // Without the state resource that names its job definition, the start is refused.
+    let (status, body) = api.call(Method::POST, "/workflows", Some(&start)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("batch:render")),
+        "{body}"
+    );
+
+    let (status, body) = api
+        .call(
+            Method::PUT,
+            "/state-resources/default/render",
+            Some(&json!({"uri": definition_arn})),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let wf = api.start_workflow(&start).await;
+    let done = api
+        .wait_finished(wf["id"].as_str().expect("id"), Duration::from_secs(60))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", server.log());
+    let output: Value =
+        serde_json::from_str(done["output"].as_str().unwrap_or("null")).expect("json");
+    assert_eq!(output["status"], "SUCCEEDED", "{output}");
+    let job = &done["jobs"][0];
+    assert_eq!(job["state"], "Render");
+    assert_eq!(job["status"], "succeeded");
+    assert!(
+        job["container"]
+            .as_str()
+            .is_some_and(|c| c.contains(":job/")),
+        "the Batch job's ARN: {job}"
+    );
+    // The job ran on the workflow's queue, named after the workflow.
+    let jobs = moto_call(
+        m,
+        "batch",
+        "/v1/listjobs",
+        json!({"jobQueue": "renders", "jobStatus": "SUCCEEDED"}),
+    )
+    .await;
+    let names: Vec<&str> = jobs["jobSummaryList"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|j| j["jobName"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, [wf["id"].as_str().expect("id")]);
+}

@@ -144,6 +144,38 @@ pub struct ActivityStartedDetails {
     pub worker_name: Option<String>,
 }
 
+/// The details of the `Task*` events of a service integration (Batch, Lambda, ...): which
+/// integration, and what the event carries (parameters, output, or error and cause).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskDetails {
+    /// The service (`batch`).
+    pub resource_type: String,
+    /// The operation (`submitJob.sync`).
+    pub resource: String,
+    /// Region of the call (TaskScheduled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The call's parameters as JSON text (TaskScheduled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<String>,
+    /// TimeoutSeconds of the state (TaskScheduled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_in_seconds: Option<u64>,
+    /// The answer as JSON text (TaskSubmitted, TaskSucceeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_details: Option<PayloadDetails>,
+    /// Error name (TaskFailed, TaskSubmitFailed, TaskTimedOut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
 /// Details of `MapStateStarted`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct MapStateStartedDetails {
@@ -215,6 +247,27 @@ pub struct HistoryEvent {
     pub activity_timed_out_event_details: Option<ErrorDetails>,
     #[allow(missing_docs)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_scheduled_event_details: Option<TaskDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_started_event_details: Option<TaskDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_submitted_event_details: Option<TaskDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_succeeded_event_details: Option<TaskDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_failed_event_details: Option<TaskDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_submit_failed_event_details: Option<TaskDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_timed_out_event_details: Option<TaskDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map_state_started_event_details: Option<MapStateStartedDetails>,
     #[allow(missing_docs)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,6 +306,13 @@ impl HistoryEvent {
             activity_succeeded_event_details: None,
             activity_failed_event_details: None,
             activity_timed_out_event_details: None,
+            task_scheduled_event_details: None,
+            task_started_event_details: None,
+            task_submitted_event_details: None,
+            task_succeeded_event_details: None,
+            task_failed_event_details: None,
+            task_submit_failed_event_details: None,
+            task_timed_out_event_details: None,
             map_state_started_event_details: None,
             map_iteration_started_event_details: None,
             map_iteration_succeeded_event_details: None,
@@ -261,7 +321,7 @@ impl HistoryEvent {
     }
 
     /// The error details of a failure-like event, whichever kind it is.
-    pub fn error_details(&self) -> Option<&ErrorDetails> {
+    pub fn error_details(&self) -> Option<ErrorDetails> {
         self.execution_failed_event_details
             .as_ref()
             .or(self.execution_aborted_event_details.as_ref())
@@ -269,6 +329,17 @@ impl HistoryEvent {
             .or(self.activity_failed_event_details.as_ref())
             .or(self.activity_timed_out_event_details.as_ref())
             .or(self.activity_schedule_failed_event_details.as_ref())
+            .cloned()
+            .or_else(|| {
+                self.task_failed_event_details
+                    .as_ref()
+                    .or(self.task_submit_failed_event_details.as_ref())
+                    .or(self.task_timed_out_event_details.as_ref())
+                    .map(|t| ErrorDetails {
+                        error: t.error.clone(),
+                        cause: t.cause.clone(),
+                    })
+            })
     }
 }
 

@@ -125,7 +125,7 @@ pub fn jobs_from_history(events: &[HistoryEvent], workflow: &Workflow) -> Vec<Jo
             "ExecutionFailed" | "ExecutionAborted" | "ExecutionTimedOut"
         ) {
             let Some(job) = jobs.last_mut() else { continue };
-            let details = event.error_details().cloned().unwrap_or_default();
+            let details = event.error_details().unwrap_or_default();
             let error = details.error.unwrap_or_default();
             let cause = details.cause.unwrap_or_default();
             match t {
@@ -187,6 +187,19 @@ pub fn jobs_from_history(events: &[HistoryEvent], workflow: &Workflow) -> Vec<Jo
                     job.container = worker;
                 }
             }
+            "TaskSubmitted" => {
+                // A Batch job (or other service work): the job's ARN, else its id.
+                if let Some(out) = event
+                    .task_submitted_event_details
+                    .as_ref()
+                    .and_then(|d| d.output.as_deref())
+                    .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
+                {
+                    if let Some(id) = out["JobArn"].as_str().or(out["JobId"].as_str()) {
+                        job.container = id.to_string();
+                    }
+                }
+            }
             "ActivitySucceeded" | "TaskSucceeded" | "LambdaFunctionSucceeded" => {
                 job.status = JobStatus::Succeeded;
             }
@@ -195,7 +208,7 @@ pub fn jobs_from_history(events: &[HistoryEvent], workflow: &Workflow) -> Vec<Jo
             | "TaskFailed"
             | "TaskSubmitFailed"
             | "LambdaFunctionFailed" => {
-                let d = event.error_details().cloned().unwrap_or_default();
+                let d = event.error_details().unwrap_or_default();
                 job.status = JobStatus::Failed;
                 job.stopped_at = Some(event.timestamp);
                 job.status_reason = reason(&[
@@ -204,7 +217,7 @@ pub fn jobs_from_history(events: &[HistoryEvent], workflow: &Workflow) -> Vec<Jo
                 ]);
             }
             "ActivityTimedOut" | "TaskTimedOut" | "LambdaFunctionTimedOut" => {
-                let d = event.error_details().cloned().unwrap_or_default();
+                let d = event.error_details().unwrap_or_default();
                 job.status = JobStatus::Failed;
                 job.stopped_at = Some(event.timestamp);
                 job.status_reason = reason(&[

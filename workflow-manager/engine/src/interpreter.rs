@@ -23,6 +23,7 @@ use wfm_asl::definition::{
 use wfm_asl::history::{
     ActivityScheduledDetails, ActivityStartedDetails, ErrorDetails, MapIterationDetails,
     MapStateStartedDetails, OutputDetails, PayloadDetails, StateEnteredDetails, StateExitedDetails,
+    TaskDetails,
 };
 use wfm_asl::path::{apply_result_path, evaluate_expression, expand_template, select, PathError};
 use wfm_asl::HistoryEvent;
@@ -33,6 +34,7 @@ use crate::dataflow::{
     effective_input, language_of, output_and_assign, Bindings, Fields, FlowError, VARS_KEY,
 };
 use crate::error::EngineError;
+use crate::integrations::{self, ServiceIntegration};
 use crate::log::{Ending, ExecutionLog};
 use crate::Inner;
 
@@ -75,6 +77,9 @@ pub(crate) enum Progress {
     Scheduled,
     /// The same, with when it was scheduled (its TimeoutSeconds runs from then).
     ScheduledAt(Option<DateTime<Utc>>),
+    /// Its service integration accepted the work (this is the recorded answer of the submit
+    /// call): wait for that work, do not submit it again.
+    Submitted(Value),
     /// Its activity task was answered; the answer is recorded.
     Answered(TaskOutcome),
     /// It exited with this output; go on to its successor.
@@ -166,6 +171,24 @@ impl Resume {
                 resume.scheduled = Some(e.timestamp);
             } else if e.event_type == "ActivityStarted" {
                 resume.progress = Progress::Scheduled;
+            } else if e.event_type == "TaskScheduled" {
+                resume.progress = Progress::Scheduled;
+                resume.scheduled = Some(e.timestamp);
+            } else if let Some(d) = &e.task_submitted_event_details {
+                resume.progress = Progress::Submitted(parse(&d.output));
+            } else if let Some(d) = &e.task_succeeded_event_details {
+                resume.progress =
+                    Progress::Answered(TaskOutcome::Success(d.output.clone().unwrap_or_default()));
+            } else if let Some(d) = e
+                .task_failed_event_details
+                .as_ref()
+                .or(e.task_submit_failed_event_details.as_ref())
+                .or(e.task_timed_out_event_details.as_ref())
+            {
+                resume.progress = Progress::Answered(TaskOutcome::Failure {
+                    error: d.error.clone(),
+                    cause: d.cause.clone(),
+                });
             } else if let Some(d) = &e.activity_succeeded_event_details {
                 resume.progress =
                     Progress::Answered(TaskOutcome::Success(d.output.clone().unwrap_or_default()));
@@ -1419,8 +1442,27 @@ impl Run {
         let heartbeat = seconds(&s.heartbeat_seconds, &s.heartbeat_seconds_path)?;
 
         if !is_activity_arn(&resource) {
+            if let Some(integration) = self.inner.integrations.for_resource(&resource) {
+                return self
+                    .integration_task(
+                        integration,
+                        &resource,
+                        TaskRun {
+                            fields: &fields,
+                            s,
+                            st,
+                            raw,
+                            effective: &effective,
+                            ctx: &ctx,
+                        },
+                        progress,
+                        chain,
+                        timeout,
+                    )
+                    .await;
+            }
             return Err(st.runtime(format!(
-                "The resource '{resource}' is not supported by the embedded engine yet: only activity ARNs are"
+                "The resource '{resource}' is not supported by the embedded engine: only activity ARNs and the registered service integrations are"
             )));
         }
         let input_text = effective.to_string();
@@ -1516,6 +1558,136 @@ impl Run {
             &ctx,
             answer.outcome,
             record,
+        )
+    }
+
+    /// Runs a Task state through a service integration: records TaskScheduled and TaskStarted,
+    /// submits (unless the work was submitted before a restart), records TaskSubmitted, then
+    /// for `.sync` resources waits for the work (within TimeoutSeconds) and records
+    /// TaskSucceeded, TaskFailed or TaskTimedOut.
+    async fn integration_task(
+        &self,
+        integration: Arc<dyn ServiceIntegration>,
+        resource: &str,
+        run: TaskRun<'_, '_>,
+        progress: Progress,
+        chain: &Chain,
+        timeout: Option<u64>,
+    ) -> Result<Step, Failure> {
+        let base = || TaskDetails {
+            resource_type: integration.resource_type().to_string(),
+            resource: integrations::operation(resource).to_string(),
+            ..TaskDetails::default()
+        };
+        let failed = |chain: &Chain, event: &str, error: String, cause: String| {
+            let details = TaskDetails {
+                error: Some(error.clone()),
+                cause: Some(cause.clone()),
+                ..base()
+            };
+            self.emit(chain, event, |e| match event {
+                "TaskTimedOut" => e.task_timed_out_event_details = Some(details),
+                _ => e.task_failed_event_details = Some(details),
+            })?;
+            Err(Failure::new(error, cause))
+        };
+        let scheduled_before = matches!(progress, Progress::Scheduled | Progress::ScheduledAt(_));
+        let recorded = match progress {
+            Progress::Submitted(output) => Some(output),
+            _ => None,
+        };
+        let (handle, submit_output) = match recorded {
+            Some(output) => match integration.handle_of(&output) {
+                Some(h) => (h, output),
+                None => {
+                    return failed(
+                        chain,
+                        "TaskFailed",
+                        "States.Runtime".into(),
+                        "the recorded submission has no handle to wait on".into(),
+                    )
+                }
+            },
+            None => {
+                if !scheduled_before {
+                    self.emit(chain, "TaskScheduled", |e| {
+                        e.task_scheduled_event_details = Some(TaskDetails {
+                            region: Some(integration.region()),
+                            parameters: Some(run.effective.to_string()),
+                            timeout_in_seconds: timeout,
+                            ..base()
+                        })
+                    })?;
+                    self.emit(chain, "TaskStarted", |e| {
+                        e.task_started_event_details = Some(base())
+                    })?;
+                }
+                match integration.submit(resource, run.effective).await {
+                    Ok(sub) => {
+                        self.emit(chain, "TaskSubmitted", |e| {
+                            e.task_submitted_event_details = Some(TaskDetails {
+                                output: Some(sub.output.to_string()),
+                                output_details: payload(),
+                                ..base()
+                            })
+                        })?;
+                        (sub.handle, sub.output)
+                    }
+                    Err(f) => return failed(chain, "TaskFailed", f.error, f.cause),
+                }
+            }
+        };
+        let result = if integrations::waits(resource) {
+            let arn = self.log.arn.clone();
+            self.inner
+                .integrations
+                .started(&arn, integration.clone(), &handle);
+            let wait = integration.wait(resource, &handle);
+            let waited = match timeout {
+                Some(t) => tokio::time::timeout(Duration::from_secs(t), wait)
+                    .await
+                    .map_err(|_| ()),
+                None => Ok(wait.await),
+            };
+            self.inner.integrations.ended(&arn, &handle);
+            match waited {
+                Ok(Ok(output)) => output,
+                Ok(Err(f)) => return failed(chain, "TaskFailed", f.error, f.cause),
+                Err(()) => {
+                    let (i, h) = (integration.clone(), handle.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = i.cancel(&h, "States.Timeout").await {
+                            tracing::warn!(handle = %h, error = %e.error, "cannot cancel timed-out work");
+                        }
+                    });
+                    return failed(
+                        chain,
+                        "TaskTimedOut",
+                        "States.Timeout".into(),
+                        String::new(),
+                    );
+                }
+            }
+        } else {
+            submit_output
+        };
+        let text = result.to_string();
+        self.emit(chain, "TaskSucceeded", |e| {
+            e.task_succeeded_event_details = Some(TaskDetails {
+                output: Some(text.clone()),
+                output_details: payload(),
+                ..base()
+            })
+        })?;
+        self.task_outcome(
+            run.fields,
+            run.s,
+            run.st,
+            run.raw,
+            run.effective,
+            run.ctx,
+            Some(TaskOutcome::Success(text)),
+            None,
         )
     }
 
@@ -1693,6 +1865,16 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
+}
+
+/// What a Task state's run has computed before its work starts.
+struct TaskRun<'a, 'b> {
+    fields: &'a Fields<'b>,
+    s: &'a TaskState,
+    st: &'a StateRun<'b>,
+    raw: &'a Value,
+    effective: &'a Value,
+    ctx: &'a Value,
 }
 
 /// `arn:aws:states:REGION:ACCOUNT:activity:NAME`.

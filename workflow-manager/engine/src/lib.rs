@@ -11,6 +11,7 @@ mod clock;
 mod dataflow;
 mod db;
 mod error;
+pub mod integrations;
 mod interpreter;
 mod log;
 
@@ -152,6 +153,8 @@ pub(crate) struct Inner {
     entropy: std::sync::RwLock<Arc<dyn wfm_asl::entropy::Entropy>>,
     /// Bumped whenever an execution ends (StartSyncExecution waits on it).
     pub(crate) finished: tokio::sync::watch::Sender<u64>,
+    /// Service integrations and their work in flight.
+    pub(crate) integrations: integrations::Integrations,
 }
 
 impl Inner {
@@ -220,6 +223,12 @@ impl Engine {
         ))
     }
 
+    /// Runs the Task states whose resource `integration` handles (register before
+    /// [`recover`](Self::recover), so recovered executions find it).
+    pub fn register_integration(&self, integration: Arc<dyn integrations::ServiceIntegration>) {
+        self.inner.integrations.register(integration);
+    }
+
     /// Makes executions started from now on draw their randomness from `entropy` (a
     /// `SeededEntropy` makes `States.UUID`, `States.MathRandom`, `$random` and retry jitter
     /// reproducible). Task tokens always come from the operating system.
@@ -266,6 +275,7 @@ impl Engine {
                 live: Mutex::new(HashMap::new()),
                 machines: Mutex::new(HashMap::new()),
                 observer,
+                integrations: Default::default(),
             }),
         };
         // Parked executions are continued through a weak handle, so the board does not keep
@@ -790,6 +800,10 @@ impl Engine {
         if let Some(Live { abort: Some(h), .. }) = &live {
             h.abort();
         }
+        // Batch jobs and other service work of the execution are cancelled.
+        self.inner
+            .integrations
+            .cancel_execution(arn, cause.or(error).unwrap_or("execution stopped"));
         log.finish(
             "ExecutionAborted",
             |e| {
@@ -1035,4 +1049,19 @@ fn machine_info(r: StateMachineRow) -> StateMachineInfo {
 }
 
 #[cfg(test)]
+mod integration_tests;
+#[cfg(test)]
 mod tests;
+
+/// Waits (up to 10 s) until an execution is no longer running.
+#[cfg(test)]
+async fn tests_support_wait(e: &Engine, arn: &str) -> ExecutionInfo {
+    for _ in 0..2000 {
+        let d = e.describe_execution(arn).expect("describe");
+        if d.status != "RUNNING" {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("execution {arn} did not finish");
+}

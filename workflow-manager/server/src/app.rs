@@ -275,6 +275,20 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             "syncing workflows left unfinished by the previous process"
         );
     }
+    if embedded {
+        // Batch states run through aws-sdk-batch; its client is made when the first one runs.
+        let region = config.region.clone();
+        engine.register_integration(wfm_aws_batch::BatchIntegration::lazy(
+            config.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            Box::new(move || {
+                let region = region.clone();
+                Box::pin(async move {
+                    let sdk = crate::aws::sdk_config(region.as_deref()).await?;
+                    Ok(aws_sdk_batch::Client::new(&sdk))
+                })
+            }),
+        ));
+    }
     let resumed = engine
         .recover()
         .map_err(|e| StartError::Engine(e.to_string()))?;
