@@ -71,6 +71,11 @@ async fn the_service_keeps_its_state_in_dynamodb_and_reports_readiness() {
         "wfm_workflows_started_total{definition=\"order-check\"} 1",
         "wfm_workflows_finished_total{definition=\"order-check\",status=\"succeeded\"} 1",
         "wfm_http_request_duration_seconds_count{method=\"POST\",route=\"/workflows\",status=\"200\"} 1",
+        "wfm_state_transitions_total 4",
+        "wfm_activity_dispatch_seconds_count 2",
+        "wfm_activity_tasks_waiting 0",
+        "wfm_aws_calls_total{service=\"dynamodb\",operation=\"PutItem\"}",
+        "wfm_aws_calls_total{service=\"dynamodb\",operation=\"Query\"}",
     ] {
         assert!(metrics.contains(expected), "{expected} missing from:\n{metrics}");
     }

@@ -70,6 +70,8 @@ pub(crate) struct TaskSlot {
     /// When a worker took it (the heartbeat clock starts then).
     pub started: Mutex<Option<Instant>>,
     pub last_heartbeat: Mutex<Option<Instant>>,
+    /// When it was put on the board (dispatch latency and waiting age are measured from it).
+    pub scheduled_at: Instant,
 }
 
 impl TaskSlot {
@@ -89,6 +91,7 @@ impl TaskSlot {
             outcome: Mutex::new(outcome),
             started: Mutex::new(None),
             last_heartbeat: Mutex::new(None),
+            scheduled_at: Instant::now(),
         }
     }
 }
@@ -146,7 +149,14 @@ impl ActivityBoard {
     }
 
     /// Waits up to `wait` for a task of `activity_arn`.
-    pub async fn poll(&self, activity_arn: &str, wait: Duration) -> Option<ActivityTask> {
+    /// Waits up to `wait` for a task of the activity, or until `stop` turns true. Either way
+    /// a task handed over meanwhile is kept, never dropped.
+    pub async fn poll(
+        &self,
+        activity_arn: &str,
+        wait: Duration,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Option<ActivityTask> {
         let mut rx = {
             let mut queues = lock(&self.queues);
             let queue = queues.entry(activity_arn.to_string()).or_default();
@@ -164,6 +174,10 @@ impl ActivityBoard {
             r = &mut rx => r.ok(),
             _ = tokio::time::sleep(wait) => {
                 // A task may have been handed over just as the wait ended: keep it.
+                rx.close();
+                rx.try_recv().ok()
+            }
+            _ = stop.wait_for(|s| *s) => {
                 rx.close();
                 rx.try_recv().ok()
             }
@@ -283,6 +297,22 @@ impl ActivityBoard {
     /// Number of outstanding tasks.
     pub fn outstanding(&self) -> usize {
         lock(&self.tasks).len()
+    }
+
+    /// Tasks no worker has taken yet, and how long the oldest of them has waited.
+    pub fn waiting(&self) -> (usize, Option<Duration>) {
+        let now = Instant::now();
+        let tasks = lock(&self.tasks);
+        let mut count = 0;
+        let mut oldest: Option<Duration> = None;
+        for slot in tasks.values() {
+            if read(&slot.started).is_none() {
+                count += 1;
+                let age = now.saturating_duration_since(slot.scheduled_at);
+                oldest = Some(oldest.map_or(age, |o| o.max(age)));
+            }
+        }
+        (count, oldest)
     }
 }
 

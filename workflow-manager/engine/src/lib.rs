@@ -155,6 +155,8 @@ pub(crate) struct Inner {
     pub(crate) finished: tokio::sync::watch::Sender<u64>,
     /// Service integrations and their work in flight.
     pub(crate) integrations: integrations::Integrations,
+    /// Set when the service shuts down: long polls answer "no task" at once.
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl Inner {
@@ -276,6 +278,7 @@ impl Engine {
                 machines: Mutex::new(HashMap::new()),
                 observer,
                 integrations: Default::default(),
+                draining: tokio::sync::watch::channel(false).0,
             }),
         };
         // Parked executions are continued through a weak handle, so the board does not keep
@@ -900,13 +903,24 @@ impl Engine {
             )));
         }
         let deadline = tokio::time::Instant::now() + wait;
+        let mut draining = self.inner.draining.subscribe();
         loop {
+            if *draining.borrow() {
+                return Ok(None);
+            }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(task) = self.inner.board.poll(activity_arn, left).await else {
+            let Some(task) = self
+                .inner
+                .board
+                .poll(activity_arn, left, &mut draining)
+                .await
+            else {
                 return Ok(None);
             };
             // The task may have been withdrawn (execution stopped) since it was queued.
             if let Ok(slot) = self.inner.board.slot(&task.task_token) {
+                metrics::histogram!("wfm_activity_dispatch_seconds")
+                    .record(slot.scheduled_at.elapsed().as_secs_f64());
                 interpreter::mark_started(&slot, worker_name)?;
                 return Ok(Some(task));
             }
@@ -914,6 +928,13 @@ impl Engine {
                 return Ok(None);
             }
         }
+    }
+
+    /// Ends every waiting GetActivityTask long poll with "no task", now and from now on: the
+    /// service is shutting down, and a poll must not hold its answer (or the shutdown) for a
+    /// minute. Executions and their tasks are untouched.
+    pub fn drain_polls(&self) {
+        self.inner.draining.send_replace(true);
     }
 
     /// Reports a task's success; `output` must be JSON.
@@ -956,6 +977,11 @@ impl Engine {
         let slot = self.inner.board.slot(token)?;
         activities::write(&slot.last_heartbeat, Some(tokio::time::Instant::now()));
         Ok(())
+    }
+
+    /// Activity tasks no worker has taken yet, and how long the oldest has waited.
+    pub fn waiting_tasks(&self) -> (usize, Option<Duration>) {
+        self.inner.board.waiting()
     }
 
     /// Number of activity tasks scheduled and not yet answered.

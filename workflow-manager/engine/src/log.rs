@@ -96,6 +96,9 @@ impl ExecutionLog {
         if st.finished {
             return Ok(None);
         }
+        if event_type.ends_with("StateEntered") {
+            metrics::counter!("wfm_state_transitions_total").increment(1);
+        }
         let prev = previous.unwrap_or(st.last_id);
         let mut event = HistoryEvent::new(st.last_id + 1, prev, event_type, self.clock.now());
         fill(&mut event);

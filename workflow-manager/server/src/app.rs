@@ -189,13 +189,25 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops the workers, then the server (in-flight requests get a few seconds).
-    pub async fn stop(self) {
+    /// Stops the workers, then the server: it stops accepting connections and answers the
+    /// requests in flight (waiting GetActivityTask long polls answer "no task" at once; the
+    /// rest get up to 5 s). Returns whether every request in flight was answered within
+    /// that grace period.
+    pub async fn stop(self) -> bool {
+        self.engine.drain_polls();
         let _ = self.shutdown.send(true);
         for w in self.workers {
             let _ = tokio::time::timeout(Duration::from_secs(15), w).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        let mut server = self.server;
+        let finished = tokio::time::timeout(Duration::from_secs(5), &mut server)
+            .await
+            .is_ok();
+        if !finished {
+            tracing::warn!("requests still in flight after 5 s of shutdown are cut off");
+            server.abort();
+        }
+        finished
     }
 }
 
@@ -331,7 +343,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         .local_addr()
         .map_err(|e| StartError::Listen(config.listen, e))?;
     let mut server_shutdown = shutdown_rx.clone();
-    let app = serve_router(state, config.max_body_bytes, embedded, Ops::new(probes));
+    let mut ops = Ops::new(probes);
+    if embedded {
+        ops = ops.with_engine(engine.clone());
+    }
+    let app = serve_router(state, config.max_body_bytes, embedded, ops);
     let server = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = server_shutdown.wait_for(|stop| *stop).await;

@@ -186,3 +186,45 @@ async fn the_aws_sdk_backend_runs_workflows_through_an_sfn_endpoint() {
     assert!(stats.syncs > 0);
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_the_requests_in_flight() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = crate::Config::isolated(dir.path());
+    let service = crate::start(&config).await.expect("start");
+    let sdk = aws_sdk_sfn::Config::builder()
+        .behavior_version_latest()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{}/sfn", service.addr.port()))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .timeout_config(
+            aws_sdk_sfn::config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(90))
+                .build(),
+        )
+        .build();
+    let client = aws_sdk_sfn::Client::from_conf(sdk);
+    let activity = client
+        .create_activity()
+        .name("default--idle")
+        .send()
+        .await
+        .expect("activity");
+    let arn = activity.activity_arn().to_string();
+    // A worker's long poll (up to 60 s) is in flight when the service is told to stop.
+    let poll = tokio::spawn({
+        let client = client.clone();
+        async move { client.get_activity_task().activity_arn(arn).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "the poll waits for a task");
+    assert!(
+        service.stop().await,
+        "every request in flight (the long poll included) answered within the grace period"
+    );
+    let answer = poll
+        .await
+        .expect("poll task")
+        .expect("the poll got an answer, not a dropped connection");
+    assert!(answer.task_token().is_none(), "no task: {answer:?}");
+}

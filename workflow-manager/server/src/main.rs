@@ -32,7 +32,9 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("workflow-manager listening on http://{}", running.addr);
     shutdown_signal().await;
     tracing::info!("shutting down");
-    running.stop().await;
+    if running.stop().await {
+        tracing::info!("stopped");
+    }
     Ok(())
 }
 

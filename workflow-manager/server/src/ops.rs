@@ -60,6 +60,7 @@ impl Probe for SfnProbe {
 #[derive(Clone)]
 pub struct Ops {
     probes: Arc<Vec<Box<dyn Probe>>>,
+    engine: Option<wfm_engine::Engine>,
 }
 
 impl Ops {
@@ -67,7 +68,14 @@ impl Ops {
     pub fn new(probes: Vec<Box<dyn Probe>>) -> Self {
         Self {
             probes: Arc::new(probes),
+            engine: None,
         }
+    }
+
+    /// Also reports the embedded engine's waiting activity tasks.
+    pub fn with_engine(mut self, engine: wfm_engine::Engine) -> Self {
+        self.engine = Some(engine);
+        self
     }
 }
 
@@ -137,7 +145,13 @@ async fn ready(State(ops): State<Ops>) -> Response {
     }
 }
 
-async fn metrics_text() -> Response {
+async fn metrics_text(State(ops): State<Ops>) -> Response {
+    if let Some(engine) = &ops.engine {
+        let (waiting, oldest) = engine.waiting_tasks();
+        metrics::gauge!("wfm_activity_tasks_waiting").set(waiting as f64);
+        metrics::gauge!("wfm_activity_task_oldest_wait_seconds")
+            .set(oldest.map_or(0.0, |d| d.as_secs_f64()));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

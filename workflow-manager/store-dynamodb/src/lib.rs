@@ -24,6 +24,7 @@ mod attrs;
 mod bodies;
 mod definitions;
 mod error;
+mod metered;
 mod paging;
 mod tables;
 mod workflows;
@@ -50,7 +51,7 @@ impl DynamoStore {
     /// once before use.
     pub fn new(client: aws_sdk_dynamodb::Client, prefix: &str) -> Self {
         Self {
-            client,
+            client: metered::metered(&client),
             tables: Tables::new(prefix),
         }
     }
