@@ -135,4 +135,12 @@ pub trait Store: Send + Sync {
     /// Ids of workflows not yet in a terminal status (queued or running), oldest first, at
     /// most `limit`: what a sync must look at after a restart.
     async fn unfinished_workflow_ids(&self, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Unfinished workflows created at or after `since`, oldest first, at most `limit`, with
+    /// their creation time: what a reconciliation loop reads to pick up new workflows without
+    /// reading every unfinished one again.
+    async fn unfinished_workflows_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, StoreError>;
 }

@@ -355,6 +355,25 @@ pub async fn workflows_round_trip_and_refuse_terminal_to_non_terminal(store: &dy
         !unfinished.contains(&"suite-wf-1".to_string()),
         "a succeeded workflow is unfinished"
     );
+    let since = store
+        .unfinished_workflows_since(open.created_at, 1000)
+        .await
+        .expect("unfinished since");
+    assert!(
+        since
+            .iter()
+            .any(|(id, at)| id == "suite-wf-open" && *at == open.created_at),
+        "{since:?}"
+    );
+    assert!(!since.iter().any(|(id, _)| id == "suite-wf-1"));
+    let later = store
+        .unfinished_workflows_since(open.created_at + Duration::milliseconds(1), 1000)
+        .await
+        .expect("unfinished since");
+    assert!(
+        !later.iter().any(|(id, _)| id == "suite-wf-open"),
+        "created before the watermark: {later:?}"
+    );
     store
         .delete_workflow("suite-wf-open")
         .await

@@ -12,9 +12,10 @@
 //! - Throttling halves the bucket's rate (down to a floor) and postpones the workflow; each
 //!   clean sync gives a little rate back, up to the configured one (additive increase,
 //!   multiplicative decrease).
-//! - New workflows are picked up from the store's `unfinished` listing every
-//!   `refresh_interval`; [`Reconciler::nudge`] makes one due at once (the API does this after
-//!   a start, a cancel or a resume).
+//! - New workflows are picked up every `refresh_interval` by asking the store only for
+//!   unfinished workflows created since the last look (a Query on a keys-only index in
+//!   DynamoDB), and all unfinished ones are read again every `full_refresh_interval`;
+//!   [`Reconciler::nudge`] makes one due at once.
 //!
 //! EventBridge: Step Functions emits "Step Functions Execution Status Change" events. Routed
 //! by a rule to an SQS queue, a consumer that calls `nudge(execution name)` for each event makes
@@ -41,8 +42,11 @@ pub struct ReconcileConfig {
     pub min_interval: Duration,
     /// Longest interval of a workflow found unchanged again and again.
     pub max_interval: Duration,
-    /// How often the store is asked for unfinished workflows.
+    /// How often the store is asked for workflows created since the last look.
     pub refresh_interval: Duration,
+    /// How often every unfinished workflow is read again (a safety net for anything the
+    /// incremental look missed, such as a workflow written with an old creation time).
+    pub full_refresh_interval: Duration,
     /// The rate never drops below this under throttling.
     pub min_rate: f64,
 }
@@ -54,7 +58,8 @@ impl Default for ReconcileConfig {
             burst: 10.0,
             min_interval: Duration::from_secs(1),
             max_interval: Duration::from_secs(60),
-            refresh_interval: Duration::from_secs(5),
+            refresh_interval: Duration::from_secs(1),
+            full_refresh_interval: Duration::from_secs(600),
             min_rate: 0.5,
         }
     }
@@ -116,6 +121,11 @@ struct Tracked {
     /// Status and job count last seen: a change in either is "it moved".
     seen: Option<(WorkflowStatus, usize, Option<String>)>,
 }
+
+/// How far back each incremental look reaches before the newest creation time seen: a
+/// workflow created just before another may be written just after it (or, on DynamoDB, show in
+/// the index a little later).
+const LATE_WRITES: chrono::Duration = chrono::Duration::seconds(30);
 
 /// Handle to send workflows to check now.
 #[derive(Clone)]
@@ -185,6 +195,9 @@ pub fn spawn(
 
 struct Loop {
     config: ReconcileConfig,
+    /// Creation time of the newest unfinished workflow seen, and when all were last read.
+    watermark: Option<chrono::DateTime<chrono::Utc>>,
+    last_full: Option<Instant>,
     bucket: TokenBucket,
     tracked: HashMap<String, Tracked>,
     /// (due, id), the earliest first.
@@ -197,6 +210,8 @@ impl Loop {
         Self {
             bucket: TokenBucket::new(config.rate, config.burst),
             config,
+            watermark: None,
+            last_full: None,
             tracked: HashMap::new(),
             queue: BTreeSet::new(),
             stats: ReconcileStats::default(),
@@ -225,29 +240,60 @@ impl Loop {
     }
 
     async fn refresh(&mut self, manager: &WorkflowManager) {
-        match manager.store().unfinished_workflow_ids(100_000).await {
-            Ok(ids) => {
-                let now = Instant::now();
-                let open: std::collections::HashSet<&String> = ids.iter().collect();
-                // Workflows that ended (synced by someone else, or deleted) are forgotten.
-                let gone: Vec<String> = self
-                    .tracked
-                    .keys()
-                    .filter(|id| !open.contains(id))
-                    .cloned()
-                    .collect();
-                for id in gone {
-                    if let Some(t) = self.tracked.remove(&id) {
-                        self.queue.remove(&(t.due, id));
+        let now = Instant::now();
+        let full = self
+            .last_full
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.config.full_refresh_interval);
+        if full {
+            // Read before listing: nothing created during the listing is missed.
+            let read_at = chrono::Utc::now();
+            match manager.store().unfinished_workflow_ids(1_000_000).await {
+                Ok(ids) => {
+                    let open: std::collections::HashSet<&String> = ids.iter().collect();
+                    // Workflows that ended (synced by another instance) are forgotten.
+                    let gone: Vec<String> = self
+                        .tracked
+                        .keys()
+                        .filter(|id| !open.contains(id))
+                        .cloned()
+                        .collect();
+                    for id in gone {
+                        if let Some(t) = self.tracked.remove(&id) {
+                            self.queue.remove(&(t.due, id));
+                        }
                     }
+                    for id in ids {
+                        if !self.tracked.contains_key(&id) {
+                            self.make_due(id, now);
+                        }
+                    }
+                    self.last_full = Some(now);
+                    self.watermark = Some(read_at - LATE_WRITES);
                 }
-                for id in ids {
+                Err(e) => tracing::warn!(error = %e, "cannot list unfinished workflows"),
+            }
+            return;
+        }
+        let Some(since) = self.watermark else {
+            return;
+        };
+        match manager
+            .store()
+            .unfinished_workflows_since(since, 10_000)
+            .await
+        {
+            Ok(rows) => {
+                for (id, created) in rows {
+                    // Overlapping looks see a workflow again: only new ones become due.
                     if !self.tracked.contains_key(&id) {
                         self.make_due(id, now);
                     }
+                    if created - LATE_WRITES > since {
+                        self.watermark = Some(created - LATE_WRITES);
+                    }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot list unfinished workflows"),
+            Err(e) => tracing::warn!(error = %e, "cannot list new unfinished workflows"),
         }
     }
 

@@ -175,7 +175,17 @@ impl Store for DynamoStore {
     }
 
     async fn unfinished_workflow_ids(&self, limit: usize) -> Result<Vec<String>, StoreError> {
-        workflows::unfinished_ids(self, limit).await
+        workflows::unfinished(self, None, limit)
+            .await
+            .map(|rows| rows.into_iter().map(|(id, _)| id).collect())
+    }
+
+    async fn unfinished_workflows_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        workflows::unfinished(self, Some(since), limit).await
     }
 }
 

@@ -171,7 +171,12 @@ async fn create(client: &aws_sdk_dynamodb::Client, spec: &TableSpec<'_>) -> Resu
                 .key_schema(key(range, KeyType::Range)?)
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::All)
+                        // The reconciliation loop reads ids from `unfinished` often: keys only.
+                        .projection_type(if *index_name == index::UNFINISHED {
+                            ProjectionType::KeysOnly
+                        } else {
+                            ProjectionType::All
+                        })
                         .build(),
                 )
                 .build()

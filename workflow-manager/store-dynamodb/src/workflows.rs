@@ -391,32 +391,48 @@ pub async fn count(
     }
 }
 
-/// Unfinished workflows, oldest first: a Query on the sparse `unfinished` index.
-pub async fn unfinished_ids(store: &DynamoStore, limit: usize) -> Result<Vec<String>, StoreError> {
-    let mut ids = Vec::new();
+/// Unfinished workflows (created at or after `since`), oldest first, with their creation
+/// time: a Query on the sparse, keys-only `unfinished` index.
+pub async fn unfinished(
+    store: &DynamoStore,
+    since: Option<DateTime<Utc>>,
+    limit: usize,
+) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    let mut rows = Vec::new();
     let mut start = None;
-    while ids.len() < limit {
-        let out = store
+    while rows.len() < limit {
+        let mut request = store
             .client
             .query()
             .table_name(&store.tables.workflows)
             .index_name(index::UNFINISHED)
-            .key_condition_expression("#o = :o")
             .expression_attribute_names("#o", "open")
-            .expression_attribute_values(":o", s("open"))
-            .projection_expression("id")
-            .limit(i32::try_from(limit - ids.len()).unwrap_or(i32::MAX))
+            .expression_attribute_values(":o", s("open"));
+        request = match since {
+            Some(t) => request
+                .key_condition_expression("#o = :o AND created >= :since")
+                .expression_attribute_values(":since", s(instant(t))),
+            None => request.key_condition_expression("#o = :o"),
+        };
+        let out = request
+            .limit(i32::try_from(limit - rows.len()).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(backend)?;
         for item in out.items() {
-            ids.push(get_s(item, "id")?.to_string());
+            let created = get_s(item, "created")?;
+            let at = created
+                .split_once('#')
+                .and_then(|(t, _)| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| corrupt("workflow creation key", created))?;
+            rows.push((get_s(item, "id")?.to_string(), at));
         }
         start = out.last_evaluated_key;
         if start.is_none() {
             break;
         }
     }
-    Ok(ids)
+    Ok(rows)
 }

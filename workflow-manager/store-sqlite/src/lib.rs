@@ -767,6 +767,33 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn unfinished_workflows_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let since_ns = nanos(since);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, created_ns FROM workflows
+                     WHERE status IN ('queued', 'running') AND created_ns >= ?2
+                     ORDER BY created_ns, id LIMIT ?1",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![limit as i64, since_ns], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(backend)?
+                .map(|row| row.map(|(id, ns)| (id, DateTime::from_timestamp_nanos(ns))))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend);
+            rows
+        })
+        .await
+    }
+
     async fn list_workflows(&self, q: &WorkflowQuery) -> Result<WorkflowPage, StoreError> {
         let limit = q.limit.max(1);
         let (sql, args) = list_sql(q)?;
