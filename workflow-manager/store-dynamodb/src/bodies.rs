@@ -16,7 +16,7 @@ use crate::DynamoStore;
 /// attribute names and the other attributes included.
 pub const INLINE_LIMIT: usize = 300_000;
 /// The size of one piece.
-const PIECE: usize = 300_000;
+pub const PIECE: usize = 300_000;
 /// BatchWriteItem takes at most 25 requests.
 pub const BATCH_WRITE_MAX: usize = 25;
 
@@ -40,13 +40,17 @@ impl Stored {
     }
 }
 
-fn split_pieces(body: &str) -> Vec<&str> {
+fn split_pieces(body: &str, piece: usize) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = body;
     while !rest.is_empty() {
-        let mut end = rest.len().min(PIECE);
+        let mut end = rest.len().min(piece);
         while !rest.is_char_boundary(end) {
             end -= 1;
+        }
+        if end == 0 {
+            // A piece smaller than the first character still takes the whole character.
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
         }
         let (head, tail) = rest.split_at(end);
         out.push(head);
@@ -61,11 +65,11 @@ fn piece_key(generation: &str, i: usize) -> String {
 
 /// Stores `body` for an item owned by `owner`: inline if small, else as pieces written now.
 pub async fn store(store: &DynamoStore, owner: &str, body: String) -> Result<Stored, StoreError> {
-    if body.len() <= INLINE_LIMIT {
+    if body.len() <= store.inline_limit {
         return Ok(Stored::Inline(body));
     }
     let generation = uuid::Uuid::new_v4().simple().to_string();
-    let pieces = split_pieces(&body);
+    let pieces = split_pieces(&body, store.piece);
     // One piece per request: a batch of several 300 KB pieces exceeds BatchWriteItem's 16 MB
     // only at 53 of them, but each PutItem keeps a failure local and retriable.
     for (i, piece) in pieces.iter().enumerate() {
@@ -201,10 +205,12 @@ mod tests {
     #[test]
     fn pieces_split_on_character_boundaries_and_rejoin() {
         let body = "é".repeat(PIECE); // two bytes each: two pieces and a bit
-        let pieces = split_pieces(&body);
+        let pieces = split_pieces(&body, PIECE);
         assert_eq!(pieces.len(), 2);
         assert!(pieces.iter().all(|p| p.len() <= PIECE));
         assert_eq!(pieces.concat(), body);
-        assert!(split_pieces("").is_empty());
+        assert!(split_pieces("", PIECE).is_empty());
+        let tiny = split_pieces("aé€b", 1);
+        assert_eq!(tiny, ["a", "é", "€", "b"]);
     }
 }

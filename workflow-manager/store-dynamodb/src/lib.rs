@@ -44,6 +44,9 @@ pub use tables::Tables;
 pub struct DynamoStore {
     client: aws_sdk_dynamodb::Client,
     tables: Tables,
+    /// Bodies longer than this are stored in pieces of `piece` bytes.
+    inline_limit: usize,
+    piece: usize,
 }
 
 impl DynamoStore {
@@ -53,7 +56,18 @@ impl DynamoStore {
         Self {
             client: metered::metered(&client),
             tables: Tables::new(prefix),
+            inline_limit: bodies::INLINE_LIMIT,
+            piece: bodies::PIECE,
         }
+    }
+
+    /// Stores bodies longer than `inline_limit` bytes in pieces of `piece` bytes (defaults:
+    /// 300 KB each, under DynamoDB's 400 KB item limit). Smaller values exercise the pieces
+    /// in tests.
+    pub fn with_body_limits(mut self, inline_limit: usize, piece: usize) -> Self {
+        self.inline_limit = inline_limit;
+        self.piece = piece.max(1);
+        self
     }
 
     /// Creates the tables and indexes that do not exist yet and waits until they are active.

@@ -1,24 +1,58 @@
 //! The DynamoDB store against moto's server: the shared store suite and access checks, large
 //! workflows in pieces, and table creation that can run twice.
 
-use aws_sdk_dynamodb::config::{Credentials, Region};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, Region, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use wfm_core::store_suite;
 use wfm_core::Store;
 use wfm_store_dynamodb::DynamoStore;
 
-fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+/// Records the name of every operation the store calls.
+#[derive(Debug, Default, Clone)]
+struct Operations(Arc<Mutex<Vec<String>>>);
+
+impl Intercept for Operations {
+    fn name(&self) -> &'static str {
+        "operations"
+    }
+    fn read_after_execution(
+        &self,
+        _: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(m) = cfg.load::<Metadata>() {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(m.name().to_string());
+        }
+        Ok(())
+    }
+}
+
+fn client(endpoint: &str, operations: &Operations) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version_latest()
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .interceptor(operations.clone())
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
 async fn fresh_store(endpoint: &str) -> DynamoStore {
+    fresh_store_recording(endpoint, &Operations::default()).await
+}
+
+async fn fresh_store_recording(endpoint: &str, operations: &Operations) -> DynamoStore {
     let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
-    let store = DynamoStore::new(client(endpoint), &prefix[..12]);
+    let store = DynamoStore::new(client(endpoint, operations), &prefix[..12]);
     store.ensure_tables().await.expect("tables");
     store
         .ensure_tables()
@@ -32,9 +66,21 @@ async fn dynamodb_store_passes_the_store_suite_and_the_access_checks() {
     let Some(moto) = wfm_emulators::Emulator::moto() else {
         return;
     };
-    let store = fresh_store(&moto.endpoint).await;
+    let operations = Operations::default();
+    let store = fresh_store_recording(&moto.endpoint, &operations).await;
     store_suite::run_all(&store).await;
     store_suite::run_access_checks(&store).await;
+    // Every listing of the suite was a Query on a table or an index: never a Scan.
+    let seen = operations
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    assert!(seen.iter().any(|o| o == "Query"), "{seen:?}");
+    assert!(
+        !seen.iter().any(|o| o == "Scan"),
+        "a Scan was made: {seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -129,4 +175,42 @@ async fn parts(store: &DynamoStore) -> usize {
             return count;
         }
     }
+}
+
+#[tokio::test]
+async fn deleting_many_pieces_writes_at_most_25_per_batch() {
+    let Some(moto) = wfm_emulators::Emulator::moto() else {
+        return;
+    };
+    let operations = Operations::default();
+    // 1 KB pieces: a 60 KB workflow is 60 of them.
+    let store = fresh_store_recording(&moto.endpoint, &operations)
+        .await
+        .with_body_limits(1_000, 1_000);
+    let def = store_suite::sample_definition("many", 0);
+    let mut wf = store_suite::sample_workflow("big-1", &def);
+    wf.input = format!("{{\"blob\":\"{}\"}}", "x".repeat(60_000));
+    store.save_workflow(&wf).await.expect("save");
+    assert_eq!(store.get_workflow("big-1").await.expect("get"), wf);
+    let pieces = parts(&store).await;
+    assert!(pieces > 50, "{pieces} pieces");
+    operations
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+    store.delete_workflow("big-1").await.expect("delete");
+    assert_eq!(parts(&store).await, 0);
+    let batches = operations
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|o| *o == "BatchWriteItem")
+        .count();
+    assert_eq!(
+        batches,
+        pieces.div_ceil(25),
+        "{pieces} deletions in batches of 25"
+    );
 }
