@@ -447,11 +447,20 @@ impl WorkflowManager {
             }
         }
         self.store.save_workflow(&workflow).await?;
-        if let Err(e) = self
+        let started = self
             .sfn
             .start_execution(&sm_arn, &id, &input.to_string())
-            .await
-        {
+            .await;
+        if let Ok(execution) = &started {
+            tracing::info!(
+                workflow_id = %id,
+                execution = %execution,
+                definition = %definition.name,
+                version = definition.version,
+                "workflow started"
+            );
+        }
+        if let Err(e) = started {
             if let Err(del) = self.store.delete_workflow(&id).await {
                 tracing::error!(workflow_id = %id, error = %del, "cannot remove a workflow whose start failed");
             }
@@ -760,6 +769,12 @@ impl WorkflowManager {
             match self.store.update_workflow_if(&wf, read_at).await {
                 Ok(true) => {
                     if wf.status.is_terminal() {
+                        let state = wf.last_job.as_ref().map(|j| j.state.as_str()).unwrap_or("");
+                        if wf.status == crate::model::WorkflowStatus::Succeeded {
+                            tracing::info!(workflow_id = %wf.id, definition = %wf.workflow_definition.name, status = wf.status.as_str(), state, "workflow ended");
+                        } else {
+                            tracing::warn!(workflow_id = %wf.id, definition = %wf.workflow_definition.name, status = wf.status.as_str(), state, reason = %wf.status_reason, "workflow ended");
+                        }
                         metrics::counter!(
                             "wfm_workflows_finished_total",
                             "definition" => wf.workflow_definition.name.clone(),
