@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_sfn::config::http::HttpResponse;
 use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sfn::types::Tag;
-use wfm_asl::{State, StateMachine};
+use wfm_asl::StateMachine;
 use wfm_core::sfn::{ExecutionDescription, ExecutionStatus, HistoryPage, SfnError, StepFunctions};
 
 /// Step Functions through aws-sdk-sfn.
@@ -124,36 +124,6 @@ pub fn map_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     }
 }
 
-/// Activity names of every Task resource that is an activity ARN, nested states included.
-fn activity_names(machine: &StateMachine, out: &mut Vec<String>) {
-    for state in machine.states.values() {
-        match state {
-            State::Task(t) => {
-                if let Some((_, name)) = t
-                    .resource
-                    .as_deref()
-                    .and_then(|r| r.split_once(":activity:"))
-                {
-                    if !out.iter().any(|n| n == name) {
-                        out.push(name.to_string());
-                    }
-                }
-            }
-            State::Parallel(p) => p
-                .branches
-                .iter()
-                .flatten()
-                .for_each(|b| activity_names(b, out)),
-            State::Map(m) => {
-                if let Some(p) = m.processor() {
-                    activity_names(p, out);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 fn to_chrono(t: &aws_sdk_sfn::primitives::DateTime) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
 }
@@ -210,10 +180,7 @@ impl StepFunctions for AwsStepFunctions {
         if !exists {
             // Activities first: a state machine may name activities no worker created yet.
             // CreateActivity is idempotent.
-            let mut names = Vec::new();
-            activity_names(definition, &mut names);
-
-            for activity in names {
+            for activity in wfm_core::conventions::activity_names(definition) {
                 call(
                     "CreateActivity",
                     self.client.create_activity().name(activity).send(),

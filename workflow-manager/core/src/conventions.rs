@@ -86,6 +86,24 @@ pub fn batch_resources(machine: &StateMachine) -> Vec<String> {
     out
 }
 
+/// The activity names (`namespace--resource`) of a machine's Task states whose resource is an
+/// activity ARN, nested states included, each once: the activities to create with it.
+pub fn activity_names(machine: &StateMachine) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    visit_tasks(machine, &mut |t| {
+        if let Some((_, name)) = t
+            .resource
+            .as_deref()
+            .and_then(|r| r.split_once(":activity:"))
+        {
+            if !out.iter().any(|n| n == name) {
+                out.push(name.to_string());
+            }
+        }
+    });
+    out
+}
+
 fn visit_tasks(machine: &StateMachine, f: &mut dyn FnMut(&wfm_asl::definition::TaskState)) {
     for state in machine.states.values() {
         match state {

@@ -3,7 +3,7 @@
 //! polls simply waits for it, as it would on AWS once the activity exists.
 
 use async_trait::async_trait;
-use wfm_asl::{State, StateMachine};
+use wfm_asl::StateMachine;
 use wfm_core::sfn::{ExecutionDescription, ExecutionStatus, HistoryPage, SfnError, StepFunctions};
 use wfm_engine::{Engine, EngineError};
 
@@ -38,34 +38,6 @@ fn map_error(e: EngineError) -> SfnError {
     }
 }
 
-/// Activity names of every Task resource that is an activity ARN, nested states included.
-fn activity_names(machine: &StateMachine, out: &mut Vec<String>) {
-    for state in machine.states.values() {
-        match state {
-            State::Task(t) => {
-                if let Some((_, name)) = t
-                    .resource
-                    .as_deref()
-                    .and_then(|r| r.split_once(":activity:"))
-                {
-                    out.push(name.to_string());
-                }
-            }
-            State::Parallel(p) => p
-                .branches
-                .iter()
-                .flatten()
-                .for_each(|b| activity_names(b, out)),
-            State::Map(m) => {
-                if let Some(p) = m.processor() {
-                    activity_names(p, out);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 #[async_trait]
 impl StepFunctions for EmbeddedStepFunctions {
     fn activity_arn(&self, activity_name: &str) -> String {
@@ -95,9 +67,7 @@ impl StepFunctions for EmbeddedStepFunctions {
         {
             return Ok(arn.clone());
         }
-        let mut names = Vec::new();
-        activity_names(definition, &mut names);
-        for n in names {
+        for n in wfm_core::conventions::activity_names(definition) {
             self.engine.create_activity(&n).map_err(map_error)?;
         }
         let json = serde_json::to_string(definition)

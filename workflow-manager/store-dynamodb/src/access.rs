@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use wfm_core::access::{AccessKey, ApiToken, AuditEntry, AuditQuery};
 use wfm_core::StoreError;
 
-use crate::attrs::{get_n, get_s, instant, json, n, opt_s, s, time_key, to_json, Item};
+use crate::attrs::{all_items, get_n, get_s, instant, json, n, opt_s, s, time_key, to_json, Item};
 use crate::error::{backend, corrupt, is_condition_failed};
 use crate::tables::index;
 use crate::DynamoStore;
@@ -113,28 +113,17 @@ pub async fn list_kind<T: serde::de::DeserializeOwned + WithSecret>(
     store: &DynamoStore,
     kind: &str,
 ) -> Result<Vec<T>, StoreError> {
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let page = store
+    let items = all_items(
+        store
             .client
             .query()
             .table_name(&store.tables.access)
             .index_name(index::BY_KIND)
             .key_condition_expression("kind = :k")
-            .expression_attribute_values(":k", s(kind))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(backend)?;
-        for item in page.items() {
-            out.push(decode(item)?);
-        }
-        start = page.last_evaluated_key.clone();
-        if start.is_none() {
-            return Ok(out);
-        }
-    }
+            .expression_attribute_values(":k", s(kind)),
+    )
+    .await?;
+    items.iter().map(decode).collect()
 }
 
 /// Records whose secret is kept beside their JSON (the JSON never carries it).

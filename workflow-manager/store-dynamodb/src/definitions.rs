@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use wfm_core::model::{StateResource, WorkflowDefinition};
 use wfm_core::StoreError;
 
-use crate::attrs::{get_n, json, n, s, to_json, Item};
+use crate::attrs::{all_items, get_n, json, n, s, to_json, Item};
 use crate::bodies;
 use crate::error::{backend, is_condition_failed};
 use crate::tables::index;
@@ -185,10 +185,8 @@ pub async fn versions(
     store: &DynamoStore,
     name: &str,
 ) -> Result<Vec<WorkflowDefinition>, StoreError> {
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let page = store
+    let items = all_items(
+        store
             .client
             .query()
             .table_name(&store.tables.definitions)
@@ -197,18 +195,12 @@ pub async fn versions(
             .expression_attribute_values(":n", s(name))
             .expression_attribute_values(":zero", n(0))
             .scan_index_forward(false)
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(backend)?;
-        for item in page.items() {
-            out.push(decode(store, item).await?);
-        }
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
+            .consistent_read(true),
+    )
+    .await?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in &items {
+        out.push(decode(store, item).await?);
     }
     if out.is_empty() {
         return Err(StoreError::NotFound(format!(
@@ -243,27 +235,17 @@ async fn query_all(
     hash: &str,
     value: &str,
 ) -> Result<Vec<Item>, StoreError> {
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let page = store
+    all_items(
+        store
             .client
             .query()
             .table_name(table)
             .index_name(index_name)
             .key_condition_expression("#h = :h")
             .expression_attribute_names("#h", hash)
-            .expression_attribute_values(":h", s(value))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(backend)?;
-        out.extend(page.items().iter().cloned());
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            return Ok(out);
-        }
-    }
+            .expression_attribute_values(":h", s(value)),
+    )
+    .await
 }
 
 fn resource_item(r: &StateResource) -> Result<Item, StoreError> {
@@ -329,27 +311,17 @@ pub async fn list_resources(
 ) -> Result<Vec<StateResource>, StoreError> {
     let items = match namespace {
         Some(ns) => {
-            let mut out = Vec::new();
-            let mut start = None;
-            loop {
-                let page = store
+            all_items(
+                store
                     .client
                     .query()
                     .table_name(&store.tables.state_resources)
                     .key_condition_expression("#ns = :ns")
                     .expression_attribute_names("#ns", "namespace")
                     .expression_attribute_values(":ns", s(ns))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                out.extend(page.items().iter().cloned());
-                start = page.last_evaluated_key().cloned();
-                if start.is_none() {
-                    break out;
-                }
-            }
+                    .consistent_read(true),
+            )
+            .await?
         }
         None => {
             query_all(
