@@ -218,6 +218,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
     // Metrics recorded from now on show in /metrics.
     crate::ops::prometheus();
+    crate::ops::spawn_upkeep();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let mut aws = AwsConfig::default();
