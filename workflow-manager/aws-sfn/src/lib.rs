@@ -295,6 +295,36 @@ impl StepFunctions for AwsStepFunctions {
         Ok(())
     }
 
+    async fn running_executions(
+        &self,
+        state_machine_arn: &str,
+    ) -> Result<Option<Vec<String>>, SfnError> {
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        // At most 20 pages of 1,000: beyond that the per-workflow checks take over.
+        for _ in 0..20 {
+            let out = call(
+                "ListExecutions",
+                self.client
+                    .list_executions()
+                    .state_machine_arn(state_machine_arn)
+                    .status_filter(aws_sdk_sfn::types::ExecutionStatus::Running)
+                    .max_results(1000)
+                    .set_next_token(token)
+                    .send(),
+            )
+            .await
+            .map_err(map_error)?;
+            names.extend(out.executions().iter().map(|e| e.name().to_string()));
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(Some(names));
+            }
+        }
+        // Truncated: an incomplete list would make running workflows look ended.
+        Ok(None)
+    }
+
     async fn execution_history_page(
         &self,
         execution_arn: &str,

@@ -599,6 +599,22 @@ impl WorkflowManager {
         Ok(retry)
     }
 
+    /// The ARN of the state machine a workflow's execution runs on.
+    pub fn state_machine_arn_of(&self, wf: &Workflow) -> Option<String> {
+        let execution = self.execution_arn(wf);
+        let (prefix, rest) = execution.split_once(":execution:")?;
+        let (machine, _) = rest.rsplit_once(':')?;
+        Some(format!("{prefix}:stateMachine:{machine}"))
+    }
+
+    /// The names of the executions RUNNING on a state machine, if the backend can list them.
+    pub async fn running_executions(
+        &self,
+        state_machine_arn: &str,
+    ) -> Result<Option<Vec<String>>, ManagerError> {
+        Ok(self.sfn.running_executions(state_machine_arn).await?)
+    }
+
     fn execution_arn(&self, wf: &Workflow) -> String {
         let def = &wf.workflow_definition;
         let sm_name = state_machine_name(

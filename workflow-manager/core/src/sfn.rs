@@ -115,6 +115,16 @@ pub trait StepFunctions: Send + Sync {
         error: Option<&str>,
         cause: Option<&str>,
     ) -> Result<(), SfnError>;
+    /// The names of a state machine's executions that are RUNNING now, or `None` when the
+    /// backend cannot list them. A tracked workflow missing from the list most likely ended:
+    /// the reconciliation loop looks at those first.
+    async fn running_executions(
+        &self,
+        state_machine_arn: &str,
+    ) -> Result<Option<Vec<String>>, SfnError> {
+        let _ = state_machine_arn;
+        Ok(None)
+    }
     /// One page of an execution's history, oldest first.
     async fn execution_history_page(
         &self,

@@ -5,7 +5,8 @@
 //! second of each call (must stay within rate + burst), the calls per workflow, and the lag
 //! from an execution's end to its workflow's update in the store. Asserts nothing.
 //!
-//! `cargo bench -p workflow-manager --bench reconcile [-- WORKFLOWS RATE]`
+//! `cargo bench -p workflow-manager --bench reconcile [-- WORKFLOWS RATE WORK_RATE]`; with
+//! `WFM_BENCH_NO_LIST=1` the backend cannot list executions (the per-workflow checks only).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,13 @@ impl StepFunctions for Counted {
     ) -> Result<(), SfnError> {
         self.inner.stop_execution(arn, e, c).await
     }
+    async fn running_executions(&self, sm: &str) -> Result<Option<Vec<String>>, SfnError> {
+        if std::env::var("WFM_BENCH_NO_LIST").is_ok() {
+            return Ok(None);
+        }
+        self.count("ListExecutions");
+        self.inner.running_executions(sm).await
+    }
     async fn execution_history_page(
         &self,
         arn: &str,
@@ -87,6 +95,11 @@ async fn main() {
         .collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(300);
     let rate: f64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10.0);
+    // Tasks completed per second (default: half the sync rate, so the loop can keep up).
+    let work_rate: f64 = args
+        .get(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(rate / 2.0);
     let dir = tempfile::tempdir().expect("tmp");
     let engine =
         Engine::open(&dir.path().join("engine.db"), EngineConfig::default(), None).expect("engine");
@@ -129,11 +142,11 @@ async fn main() {
             .expect("start");
         ids.push(wf.id);
     }
-    // The worker completes tasks at half the sync rate, so the loop can keep up.
+    // The worker completes `work_rate` tasks per second.
     let activity = "arn:aws:states:us-east-1:123456789012:activity:default--work".to_string();
     let worker = {
         let engine = engine.clone();
-        let gap = Duration::from_secs_f64(2.0 / rate);
+        let gap = Duration::from_secs_f64(1.0 / work_rate);
         tokio::spawn(async move {
             for _ in 0..n {
                 let task = engine
@@ -195,7 +208,9 @@ async fn main() {
             .map(|(_, c)| *c)
             .sum::<u64>()
     };
-    println!("reconcile: {n} workflows, sync rate {rate}/s (burst {rate})");
+    println!(
+        "reconcile: {n} workflows, sync rate {rate}/s (burst {rate}), tasks end at {work_rate}/s"
+    );
     println!(
         "  work ended over {:.1} s; all synced after {:.1} s; {} syncs, {} throttled",
         work_done.as_secs_f64(),
@@ -203,7 +218,11 @@ async fn main() {
         stats.syncs,
         stats.throttled
     );
-    for op in ["DescribeExecution", "GetExecutionHistory"] {
+    println!(
+        "  {} ListExecutions rounds' calls, {} workflows looked at early because they left the RUNNING list",
+        stats.lists, stats.listed_as_ended
+    );
+    for op in ["DescribeExecution", "GetExecutionHistory", "ListExecutions"] {
         println!(
             "  {op}: {} calls ({:.2} per workflow), busiest second {}",
             total(op),

@@ -72,6 +72,7 @@ async fn the_aws_sdk_backend_runs_workflows_through_an_sfn_endpoint() {
             refresh_interval: Duration::from_millis(100),
             rate: 200.0,
             burst: 20.0,
+            list_interval: Duration::from_millis(100),
             ..Default::default()
         },
         stop_rx,
@@ -184,6 +185,10 @@ async fn the_aws_sdk_backend_runs_workflows_through_an_sfn_endpoint() {
     let _ = stop.send(true);
     let stats = sync.await.expect("loop ends");
     assert!(stats.syncs > 0);
+    assert!(
+        stats.lists > 0,
+        "ListExecutions through the SDK was used: {stats:?}"
+    );
     service.stop().await;
 }
 

@@ -128,6 +128,30 @@ impl StepFunctions for EmbeddedStepFunctions {
         Ok(())
     }
 
+    async fn running_executions(
+        &self,
+        state_machine_arn: &str,
+    ) -> Result<Option<Vec<String>>, SfnError> {
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (page, next) = self
+                .engine
+                .list_executions(
+                    state_machine_arn,
+                    Some("RUNNING"),
+                    Some(1000),
+                    token.as_deref(),
+                )
+                .map_err(map_error)?;
+            names.extend(page.into_iter().map(|e| e.name));
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok(Some(names)),
+            }
+        }
+    }
+
     async fn execution_history_page(
         &self,
         execution_arn: &str,

@@ -12,6 +12,11 @@
 //! - Throttling halves the bucket's rate (down to a floor) and postpones the workflow; each
 //!   clean sync gives a little rate back, up to the configured one (additive increase,
 //!   multiplicative decrease).
+//! - Every `list_interval`, the RUNNING executions of each state machine with tracked
+//!   workflows are listed (ListExecutions, with its own bucket at `list_rate`): a tracked
+//!   workflow that left the list most likely ended, and is looked at at once instead of when
+//!   its backoff says. One call covers up to 1,000 executions, so ends show within a few
+//!   seconds whatever the number of running workflows.
 //! - New workflows are picked up every `refresh_interval` by asking the store only for
 //!   unfinished workflows created since the last look (a Query on a keys-only index in
 //!   DynamoDB), and all unfinished ones are read again every `full_refresh_interval`;
@@ -49,6 +54,11 @@ pub struct ReconcileConfig {
     pub full_refresh_interval: Duration,
     /// The rate never drops below this under throttling.
     pub min_rate: f64,
+    /// How often each state machine's RUNNING executions are listed, so that workflows that
+    /// left the list (most likely ended) are looked at first.
+    pub list_interval: Duration,
+    /// ListExecutions calls per second at most (AWS refills its bucket at 2/s per account).
+    pub list_rate: f64,
 }
 
 impl Default for ReconcileConfig {
@@ -61,6 +71,8 @@ impl Default for ReconcileConfig {
             refresh_interval: Duration::from_secs(1),
             full_refresh_interval: Duration::from_secs(600),
             min_rate: 0.5,
+            list_interval: Duration::from_secs(2),
+            list_rate: 1.0,
         }
     }
 }
@@ -120,6 +132,8 @@ struct Tracked {
     interval: Duration,
     /// Status and job count last seen: a change in either is "it moved".
     seen: Option<(WorkflowStatus, usize, Option<String>)>,
+    /// The state machine it runs on, once a sync has seen it.
+    state_machine: Option<String>,
 }
 
 /// How far back each incremental look reaches before the newest creation time seen: a
@@ -147,6 +161,10 @@ pub struct ReconcileStats {
     pub syncs: u64,
     /// Syncs refused by throttling.
     pub throttled: u64,
+    /// ListExecutions calls (RUNNING executions of one state machine).
+    pub lists: u64,
+    /// Workflows looked at early because they left the RUNNING list.
+    pub listed_as_ended: u64,
 }
 
 /// Starts the loop; it ends when `shutdown` turns true.
@@ -159,16 +177,21 @@ pub fn spawn(
     let handle = tokio::spawn(async move {
         let mut state = Loop::new(config);
         let mut next_refresh = Instant::now();
+        let mut next_list = Instant::now() + state.config.list_interval;
         loop {
             let now = Instant::now();
             if now >= next_refresh {
                 state.refresh(&manager).await;
                 next_refresh = Instant::now() + state.config.refresh_interval;
             }
-            // Wait for the earliest due workflow (or the next refresh), a nudge, or shutdown.
-            let wake = state
-                .next_due()
-                .map_or(next_refresh, |d| d.min(next_refresh));
+            if now >= next_list {
+                state.list_round(&manager).await;
+                next_list = Instant::now() + state.config.list_interval;
+            }
+            // Wait for the earliest due workflow (or the next refresh or listing), a nudge, or
+            // shutdown.
+            let timers = next_refresh.min(next_list);
+            let wake = state.next_due().map_or(timers, |d| d.min(timers));
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 Some(id) = rx.recv() => { state.make_due(id, Instant::now()); continue; }
@@ -187,6 +210,9 @@ pub fn spawn(
                 let _ = state.bucket.take(Instant::now());
             }
             let result = manager.sync_workflow(&id).await;
+            if let Ok(wf) = &result {
+                state.note_state_machine(&id, manager.state_machine_arn_of(wf));
+            }
             state.after_sync(&id, result, Instant::now());
         }
     });
@@ -195,6 +221,12 @@ pub fn spawn(
 
 struct Loop {
     config: ReconcileConfig,
+    /// ListExecutions budget, and where the last round stopped (rounds resume there, so no
+    /// state machine starves when the budget runs out).
+    list_bucket: TokenBucket,
+    list_cursor: usize,
+    /// Set when the backend cannot list executions: no more rounds.
+    listing_unsupported: bool,
     /// Creation time of the newest unfinished workflow seen, and when all were last read.
     watermark: Option<chrono::DateTime<chrono::Utc>>,
     last_full: Option<Instant>,
@@ -202,6 +234,9 @@ struct Loop {
     tracked: HashMap<String, Tracked>,
     /// (due, id), the earliest first.
     queue: BTreeSet<(Instant, String)>,
+    /// Workflows that most likely ended (they left their machine's RUNNING list): looked at
+    /// before anything due, in the order found.
+    urgent: std::collections::VecDeque<String>,
     stats: ReconcileStats,
 }
 
@@ -209,11 +244,15 @@ impl Loop {
     fn new(config: ReconcileConfig) -> Self {
         Self {
             bucket: TokenBucket::new(config.rate, config.burst),
+            list_bucket: TokenBucket::new(config.list_rate, config.list_rate.max(1.0)),
+            list_cursor: 0,
+            listing_unsupported: false,
             config,
             watermark: None,
             last_full: None,
             tracked: HashMap::new(),
             queue: BTreeSet::new(),
+            urgent: Default::default(),
             stats: ReconcileStats::default(),
         }
     }
@@ -232,6 +271,7 @@ impl Loop {
             due: now,
             interval: min,
             seen: None,
+            state_machine: None,
         });
         if let Some(t) = self.tracked.get_mut(&id) {
             t.interval = min;
@@ -297,11 +337,81 @@ impl Loop {
         }
     }
 
+    fn note_state_machine(&mut self, id: &str, state_machine: Option<String>) {
+        if let Some(t) = self.tracked.get_mut(id) {
+            if t.state_machine.is_none() {
+                t.state_machine = state_machine;
+            }
+        }
+    }
+
+    /// Lists the RUNNING executions of each state machine with tracked workflows (as the
+    /// ListExecutions budget allows) and makes due at once every tracked workflow, already
+    /// seen running, that is missing from its machine's list: it most likely ended.
+    async fn list_round(&mut self, manager: &WorkflowManager) {
+        if self.listing_unsupported {
+            return;
+        }
+        let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (id, t) in &self.tracked {
+            if let (Some(sm), Some(_)) = (&t.state_machine, &t.seen) {
+                groups.entry(sm.clone()).or_default().push(id.clone());
+            }
+        }
+        if groups.is_empty() {
+            return;
+        }
+        let mut groups: Vec<(String, Vec<String>)> = groups.into_iter().collect();
+        let start = self.list_cursor % groups.len();
+        groups.rotate_left(start);
+        for (sm, ids) in groups {
+            let now = Instant::now();
+            if !self.list_bucket.take(now).is_zero() {
+                return;
+            }
+            self.list_cursor += 1;
+            self.stats.lists += 1;
+            match manager.running_executions(&sm).await {
+                Ok(Some(names)) => {
+                    let running: std::collections::HashSet<String> = names.into_iter().collect();
+                    for id in ids {
+                        if !running.contains(&id) && !self.urgent.contains(&id) {
+                            self.stats.listed_as_ended += 1;
+                            self.urgent.push_back(id);
+                        }
+                    }
+                }
+                Ok(None) => {
+                    self.listing_unsupported = true;
+                    return;
+                }
+                Err(ManagerError::Unavailable(m)) => {
+                    let rate = (self.list_bucket.rate() / 2.0).max(0.1);
+                    tracing::warn!(state_machine = %sm, rate, "ListExecutions throttled; slowing down: {m}");
+                    self.list_bucket.set_rate(rate, Instant::now());
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(state_machine = %sm, error = %e, "cannot list running executions");
+                }
+            }
+        }
+    }
+
     fn next_due(&self) -> Option<Instant> {
+        if !self.urgent.is_empty() {
+            return Some(Instant::now());
+        }
         self.queue.first().map(|(d, _)| *d)
     }
 
     fn pop_due(&mut self, now: Instant) -> Option<String> {
+        while let Some(id) = self.urgent.pop_front() {
+            if let Some(t) = self.tracked.get(&id) {
+                self.queue.remove(&(t.due, id.clone()));
+                return Some(id);
+            }
+        }
         let (due, _) = self.queue.first()?;
         if *due > now {
             return None;
@@ -439,6 +549,23 @@ mod tests {
         let _ = l.pop_due(due);
         l.after_sync("w", Ok(wf(WorkflowStatus::Succeeded, 2)), now);
         assert!(l.next_due().is_none() && l.tracked.is_empty());
+    }
+
+    #[test]
+    fn workflows_that_left_the_running_list_go_before_anything_due() {
+        let now = Instant::now();
+        let mut l = Loop::new(ReconcileConfig::default());
+        l.make_due("early".into(), now);
+        l.make_due("ended".into(), now + Duration::from_secs(30));
+        l.urgent.push_back("ended".into());
+        l.urgent.push_back("forgotten".into());
+        assert_eq!(l.pop_due(now).as_deref(), Some("ended"));
+        assert_eq!(
+            l.pop_due(now).as_deref(),
+            Some("early"),
+            "untracked ids are skipped"
+        );
+        assert_eq!(l.pop_due(now), None);
     }
 
     #[test]
