@@ -340,3 +340,65 @@ async fn batch_states_run_on_aws_batch_from_the_embedded_engine() {
         .unwrap_or_default();
     assert_eq!(names, [wf["id"].as_str().expect("id")]);
 }
+
+#[test]
+fn an_incomplete_aws_configuration_stops_the_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("dir");
+    let run = |args: &[&str]| {
+        std::process::Command::new(wfm_e2e::binaries().join("workflow-manager"))
+            .current_dir(wfm_e2e::workspace())
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--no-local-workers",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .args(args)
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("run workflow-manager")
+    };
+    let out = run(&["--executor", "sfn"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no AWS region") && err.contains("AWS_REGION"),
+        "{err}"
+    );
+
+    let out = run(&["--store", "postgres://db"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--store") && err.contains("dynamodb://TABLE_PREFIX"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_store_url_puts_the_database_where_it_says() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("elsewhere").join("wfm.db");
+    let url = format!("sqlite://{}", db.display());
+    let server = Server::start_with_env(
+        tempfile::tempdir().expect("dir"),
+        "127.0.0.1:0",
+        &["--store", &url, "--no-local-workers"],
+        &[],
+    );
+    let (status, _) = Api::new(&server.url)
+        .call(Method::GET, "/workflow-definitions", None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(db.exists(), "{} was not created", db.display());
+    assert!(!server.data.path().join("workflow-manager.db").exists());
+}
