@@ -135,6 +135,29 @@ async fn workflows_larger_than_an_item_are_kept_whole_and_replaced_without_lefto
     assert_eq!(store.get_workflow("big-1").await.expect("get"), wf);
     assert_eq!(parts(&store).await, 0, "no pieces left behind");
 
+    // A definition over an item's size (up to 1 MiB is accepted) is kept whole too, and its
+    // latest-version pointer reads the same pieces.
+    let mut big_def = store_suite::sample_definition("big-def", 0);
+    big_def.state_machine.comment = Some("d".repeat(900_000));
+    store
+        .save_workflow_definition(&big_def)
+        .await
+        .expect("save a 900 KB definition");
+    assert_eq!(
+        store
+            .latest_workflow_definition("big-def")
+            .await
+            .expect("latest"),
+        big_def
+    );
+    assert_eq!(
+        store
+            .get_workflow_definition("big-def", 0)
+            .await
+            .expect("get"),
+        big_def
+    );
+
     // A refused write leaves no pieces either.
     let mut terminal = wf.clone();
     terminal.status = wfm_core::model::WorkflowStatus::Succeeded;
