@@ -785,7 +785,12 @@ impl WorkflowManager {
             match self.store.update_workflow_if(&wf, read_at).await {
                 Ok(true) => {
                     if wf.status.is_terminal() {
-                        let state = wf.last_job.as_ref().map(|j| j.state.as_str()).unwrap_or("");
+                        let state = wf
+                            .last_job
+                            .as_ref()
+                            .or(wf.jobs.last())
+                            .map(|j| j.state.as_str())
+                            .unwrap_or("");
                         if wf.status == crate::model::WorkflowStatus::Succeeded {
                             tracing::info!(workflow_id = %wf.id, definition = %wf.workflow_definition.name, status = wf.status.as_str(), state, "workflow ended");
                         } else {
