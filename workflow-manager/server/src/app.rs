@@ -279,7 +279,18 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             burst: config.sync_rate.max(1.0),
             ..Default::default()
         };
-        let _ = crate::reconcile::spawn(manager.clone(), reconcile, shutdown_rx.clone());
+        let (reconciler, _) =
+            crate::reconcile::spawn(manager.clone(), reconcile, shutdown_rx.clone());
+        if let Some(queue_url) = &config.events_queue_url {
+            let sdk = aws.get(config).await?;
+            crate::events::spawn(
+                aws_sdk_sqs::Client::new(sdk),
+                queue_url.clone(),
+                reconciler,
+                shutdown_rx.clone(),
+            );
+            tracing::info!(queue = %queue_url, "execution status events nudge the sync");
+        }
         0
     };
     if queued > 0 {

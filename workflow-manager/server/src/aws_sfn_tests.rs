@@ -233,3 +233,162 @@ async fn shutdown_answers_the_requests_in_flight() {
         .expect("the poll got an answer, not a dropped connection");
     assert!(answer.task_token().is_none(), "no task: {answer:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execution_status_events_from_sqs_get_a_workflow_synced_at_once() {
+    let Some(moto) = wfm_emulators::Emulator::moto() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let config = crate::Config::isolated(dir.path());
+    let service = crate::start(&config).await.expect("start");
+    let sdk = aws_sdk_sfn::Config::builder()
+        .behavior_version_latest()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{}/sfn", service.addr.port()))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .build();
+    let sfn = aws_sdk_sfn::Client::from_conf(sdk.clone());
+    let aws = Arc::new(wfm_aws_sfn::AwsStepFunctions::new(
+        sfn.clone(),
+        "us-east-1",
+        config.account.clone(),
+        config.role_arn.clone(),
+    ));
+    let store = Arc::new(wfm_store_sqlite::SqliteStore::in_memory().expect("store"));
+    let manager = WorkflowManager::new(store, aws, ManagerConfig::default());
+    manager
+        .new_workflow_definition(
+            &serde_json::from_value(json!({
+                "name": "manual", "stateMachine": {"StartAt": "W", "States": {
+                    "W": {"Type": "Task", "Resource": "by-hand", "End": true}}}
+            }))
+            .expect("definition"),
+        )
+        .await
+        .expect("save");
+    // Slow checks and no listing: only an event can make the loop look again soon.
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (nudge, _loop) = reconcile::spawn(
+        manager.clone(),
+        ReconcileConfig {
+            min_interval: Duration::from_secs(60),
+            max_interval: Duration::from_secs(120),
+            refresh_interval: Duration::from_millis(100),
+            list_interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+        stop_rx.clone(),
+    );
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .endpoint_url(&moto.endpoint)
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .build(),
+    );
+    let queue = sqs
+        .create_queue()
+        .queue_name("wfm-execution-events")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_string();
+    let _events = crate::events::spawn(sqs.clone(), queue.clone(), nudge, stop_rx);
+
+    let wf = manager
+        .create_workflow(&request("manual", json!({})))
+        .await
+        .expect("start");
+    // The loop's first look finds it running.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while manager
+        .store()
+        .get_workflow(&wf.id)
+        .await
+        .expect("get")
+        .status
+        != WorkflowStatus::Running
+    {
+        assert!(Instant::now() < deadline, "never seen running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The task is done by hand; the execution ends, and the loop would not look for a minute.
+    let task = sfn
+        .get_activity_task()
+        .activity_arn(format!(
+            "arn:aws:states:us-east-1:{}:activity:default--by-hand",
+            config.account
+        ))
+        .send()
+        .await
+        .expect("poll");
+    sfn.send_task_success()
+        .task_token(task.task_token().expect("a task"))
+        .output("{\"done\":true}")
+        .send()
+        .await
+        .expect("answer");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        manager
+            .store()
+            .get_workflow(&wf.id)
+            .await
+            .expect("get")
+            .status,
+        WorkflowStatus::Running,
+        "not synced without the event"
+    );
+    // EventBridge delivers the status change to the queue.
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(
+            json!({"version": "0", "source": "aws.states",
+                   "detail-type": "Step Functions Execution Status Change",
+                   "detail": {"name": wf.id, "status": "SUCCEEDED"}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("send");
+    let synced = until_terminal_within(&manager, &wf.id, Duration::from_secs(30)).await;
+    assert_eq!(synced.status, WorkflowStatus::Succeeded);
+    assert_eq!(synced.output, "{\"done\":true}");
+    // The event was consumed.
+    let left = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .expect("attributes");
+    assert_eq!(
+        left.attributes()
+            .and_then(
+                |a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            )
+            .map(String::as_str),
+        Some("0")
+    );
+    let _ = stop.send(true);
+    service.stop().await;
+}
+
+/// Like `until_terminal`, within `limit` (the loop's own next look is further away).
+async fn until_terminal_within(manager: &WorkflowManager, id: &str, limit: Duration) -> Workflow {
+    let deadline = Instant::now() + limit;
+    loop {
+        let wf = manager.store().get_workflow(id).await.expect("get");
+        if wf.status.is_terminal() {
+            return wf;
+        }
+        assert!(Instant::now() < deadline, "{id} still {:?}", wf.status);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -67,6 +67,10 @@ pub struct Config {
     /// DescribeExecution, whose account quota refills at 15/s).
     #[arg(long, env = "WFM_SYNC_RATE", default_value_t = 10.0)]
     pub sync_rate: f64,
+    /// With `--executor sfn`: an SQS queue receiving Step Functions' execution status events
+    /// from an EventBridge rule; each event makes its workflow synced at once.
+    #[arg(long, env = "WFM_EVENTS_QUEUE_URL")]
+    pub events_queue_url: Option<String>,
     /// Log lines as `text` or `json` (one object per line, with the workflow id, execution and
     /// state where there is one).
     #[arg(long, env = "WFM_LOG_FORMAT", value_enum, default_value = "text")]
@@ -150,6 +154,7 @@ impl Config {
             cookie_secure: None,
             max_body_bytes: crate::limits::MAX_BODY_BYTES,
             sync_rate: 10.0,
+            events_queue_url: None,
             log_format: LogFormat::Text,
         }
     }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod embedded;
+pub mod events;
 pub mod limits;
 pub mod loader;
 pub mod local_workers;

@@ -23,10 +23,10 @@
 //!   [`Reconciler::nudge`] makes one due at once.
 //!
 //! EventBridge: Step Functions emits "Step Functions Execution Status Change" events. Routed
-//! by a rule to an SQS queue, a consumer that calls `nudge(execution name)` for each event makes
-//! status changes show within a second while the loop keeps only slow, cheap checks as a safety
-//! net (raise `min_interval` then). The nudge channel is the seam for that consumer; the
-//! consumer itself is not part of this service yet.
+//! by a rule to an SQS queue, the consumer of [`crate::events`] (`--events-queue-url`) calls
+//! [`Reconciler::nudge`] with each event's execution name: that workflow is looked at before
+//! anything due, so status changes show within about a second, and the loop's own checks
+//! remain the safety net.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -194,7 +194,7 @@ pub fn spawn(
             let wake = state.next_due().map_or(timers, |d| d.min(timers));
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
-                Some(id) = rx.recv() => { state.make_due(id, Instant::now()); continue; }
+                Some(id) = rx.recv() => { state.nudged(id, Instant::now()); continue; }
                 _ = shutdown.wait_for(|s| *s) => return state.stats,
             }
             let Some(id) = state.pop_due(Instant::now()) else {
@@ -262,6 +262,21 @@ impl Loop {
             self.queue.remove(&(t.due, id.to_string()));
             t.due = due;
             self.queue.insert((due, id.to_string()));
+        }
+    }
+
+    /// Told from outside (an execution status event) that a workflow changed: looked at before
+    /// anything due, with the short interval again.
+    fn nudged(&mut self, id: String, now: Instant) {
+        if self.tracked.contains_key(&id) {
+            if let Some(t) = self.tracked.get_mut(&id) {
+                t.interval = self.config.min_interval;
+            }
+            if !self.urgent.contains(&id) {
+                self.urgent.push_back(id);
+            }
+        } else {
+            self.make_due(id, now);
         }
     }
 
