@@ -237,6 +237,8 @@ struct Loop {
     /// Workflows that most likely ended (they left their machine's RUNNING list): looked at
     /// before anything due, in the order found.
     urgent: std::collections::VecDeque<String>,
+    /// The same ids, to ask "already urgent?" in constant time.
+    urgent_ids: std::collections::HashSet<String>,
     stats: ReconcileStats,
 }
 
@@ -253,6 +255,7 @@ impl Loop {
             tracked: HashMap::new(),
             queue: BTreeSet::new(),
             urgent: Default::default(),
+            urgent_ids: Default::default(),
             stats: ReconcileStats::default(),
         }
     }
@@ -272,9 +275,7 @@ impl Loop {
             if let Some(t) = self.tracked.get_mut(&id) {
                 t.interval = self.config.min_interval;
             }
-            if !self.urgent.contains(&id) {
-                self.urgent.push_back(id);
-            }
+            self.push_urgent(id);
         } else {
             self.make_due(id, now);
         }
@@ -352,6 +353,15 @@ impl Loop {
         }
     }
 
+    /// Queues a workflow to be looked at before anything due; false if it already is.
+    fn push_urgent(&mut self, id: String) -> bool {
+        if !self.urgent_ids.insert(id.clone()) {
+            return false;
+        }
+        self.urgent.push_back(id);
+        true
+    }
+
     fn note_state_machine(&mut self, id: &str, state_machine: Option<String>) {
         if let Some(t) = self.tracked.get_mut(id) {
             if t.state_machine.is_none() {
@@ -390,9 +400,8 @@ impl Loop {
                 Ok(Some(names)) => {
                     let running: std::collections::HashSet<String> = names.into_iter().collect();
                     for id in ids {
-                        if !running.contains(&id) && !self.urgent.contains(&id) {
+                        if !running.contains(&id) && self.push_urgent(id) {
                             self.stats.listed_as_ended += 1;
-                            self.urgent.push_back(id);
                         }
                     }
                 }
@@ -422,6 +431,7 @@ impl Loop {
 
     fn pop_due(&mut self, now: Instant) -> Option<String> {
         while let Some(id) = self.urgent.pop_front() {
+            self.urgent_ids.remove(&id);
             if let Some(t) = self.tracked.get(&id) {
                 self.queue.remove(&(t.due, id.clone()));
                 return Some(id);
@@ -572,8 +582,9 @@ mod tests {
         let mut l = Loop::new(ReconcileConfig::default());
         l.make_due("early".into(), now);
         l.make_due("ended".into(), now + Duration::from_secs(30));
-        l.urgent.push_back("ended".into());
-        l.urgent.push_back("forgotten".into());
+        assert!(l.push_urgent("ended".into()));
+        assert!(!l.push_urgent("ended".into()), "queued once");
+        assert!(l.push_urgent("forgotten".into()));
         assert_eq!(l.pop_due(now).as_deref(), Some("ended"));
         assert_eq!(
             l.pop_due(now).as_deref(),
