@@ -23,6 +23,20 @@ fn request(name: &str, input: serde_json::Value) -> StartWorkflowRequest {
     .expect("request")
 }
 
+/// Saves a definition of one Task state running `resource`.
+async fn save_one_task_definition(manager: &WorkflowManager, name: &str, resource: &str) {
+    manager
+        .new_workflow_definition(
+            &serde_json::from_value(json!({
+                "name": name, "stateMachine": {"StartAt": "W", "States": {
+                    "W": {"Type": "Task", "Resource": resource, "End": true}}}
+            }))
+            .expect("definition"),
+        )
+        .await
+        .expect("save");
+}
+
 async fn until_terminal(manager: &WorkflowManager, id: &str) -> Workflow {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -35,6 +49,34 @@ async fn until_terminal(manager: &WorkflowManager, id: &str) -> Workflow {
     }
 }
 
+/// aws-sdk-sfn pointed at a running service's `/sfn` endpoint.
+fn sfn_config(service: &crate::Running) -> aws_sdk_sfn::Config {
+    aws_sdk_sfn::Config::builder()
+        .behavior_version_latest()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{}/sfn", service.addr.port()))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .timeout_config(
+            aws_sdk_sfn::config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(90))
+                .build(),
+        )
+        .build()
+}
+
+/// A second manager, with its own store, running workflows on `service` through
+/// `AwsStepFunctions` (the production backend) over the service's `/sfn` endpoint.
+fn remote_manager(service: &crate::Running, config: &crate::Config) -> WorkflowManager {
+    let aws = Arc::new(wfm_aws_sfn::AwsStepFunctions::new(
+        aws_sdk_sfn::Client::from_conf(sfn_config(service)),
+        "us-east-1",
+        config.account.clone(),
+        config.role_arn.clone(),
+    ));
+    let store = Arc::new(wfm_store_sqlite::SqliteStore::in_memory().expect("store"));
+    WorkflowManager::new(store, aws, ManagerConfig::default())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aws_sdk_backend_runs_workflows_through_an_sfn_endpoint() {
     let dir = tempfile::tempdir().expect("dir");
@@ -45,21 +87,17 @@ async fn the_aws_sdk_backend_runs_workflows_through_an_sfn_endpoint() {
     config.no_local_workers = false;
     let service = crate::start(&config).await.expect("start");
 
-    let sdk = aws_sdk_sfn::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{}/sfn", service.addr.port()))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    let aws = Arc::new(wfm_aws_sfn::AwsStepFunctions::new(
+    let sdk = sfn_config(&service);
+    wfm_aws_sfn::AwsStepFunctions::new(
         aws_sdk_sfn::Client::from_conf(sdk.clone()),
         "us-east-1",
         config.account.clone(),
         config.role_arn.clone(),
-    ));
-    aws.ping().await.expect("the endpoint answers");
-    let store = Arc::new(wfm_store_sqlite::SqliteStore::in_memory().expect("store"));
-    let manager = WorkflowManager::new(store, aws, ManagerConfig::default());
+    )
+    .ping()
+    .await
+    .expect("the endpoint answers");
+    let manager = remote_manager(&service, &config);
     crate::loader::load_definitions(&manager, &definitions)
         .await
         .expect("definitions");
@@ -139,16 +177,7 @@ async fn the_aws_sdk_backend_runs_workflows_through_an_sfn_endpoint() {
     );
 
     // Cancel one that waits for a worker that never comes: StopExecution, then ABORTED.
-    manager
-        .new_workflow_definition(
-            &serde_json::from_value(json!({
-                "name": "waits", "stateMachine": {"StartAt": "W", "States": {
-                    "W": {"Type": "Task", "Resource": "nobody-polls-this", "End": true}}}
-            }))
-            .expect("definition"),
-        )
-        .await
-        .expect("save");
+    save_one_task_definition(&manager, "waits", "nobody-polls-this").await;
     let waiting = manager
         .create_workflow(&request("waits", json!({})))
         .await
@@ -197,18 +226,7 @@ async fn shutdown_answers_the_requests_in_flight() {
     let dir = tempfile::tempdir().expect("dir");
     let config = crate::Config::isolated(dir.path());
     let service = crate::start(&config).await.expect("start");
-    let sdk = aws_sdk_sfn::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{}/sfn", service.addr.port()))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .timeout_config(
-            aws_sdk_sfn::config::timeout::TimeoutConfig::builder()
-                .operation_attempt_timeout(Duration::from_secs(90))
-                .build(),
-        )
-        .build();
-    let client = aws_sdk_sfn::Client::from_conf(sdk);
+    let client = aws_sdk_sfn::Client::from_conf(sfn_config(&service));
     let activity = client
         .create_activity()
         .name("default--idle")
@@ -242,31 +260,9 @@ async fn execution_status_events_from_sqs_get_a_workflow_synced_at_once() {
     let dir = tempfile::tempdir().expect("dir");
     let config = crate::Config::isolated(dir.path());
     let service = crate::start(&config).await.expect("start");
-    let sdk = aws_sdk_sfn::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{}/sfn", service.addr.port()))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    let sfn = aws_sdk_sfn::Client::from_conf(sdk.clone());
-    let aws = Arc::new(wfm_aws_sfn::AwsStepFunctions::new(
-        sfn.clone(),
-        "us-east-1",
-        config.account.clone(),
-        config.role_arn.clone(),
-    ));
-    let store = Arc::new(wfm_store_sqlite::SqliteStore::in_memory().expect("store"));
-    let manager = WorkflowManager::new(store, aws, ManagerConfig::default());
-    manager
-        .new_workflow_definition(
-            &serde_json::from_value(json!({
-                "name": "manual", "stateMachine": {"StartAt": "W", "States": {
-                    "W": {"Type": "Task", "Resource": "by-hand", "End": true}}}
-            }))
-            .expect("definition"),
-        )
-        .await
-        .expect("save");
+    let sfn = aws_sdk_sfn::Client::from_conf(sfn_config(&service));
+    let manager = remote_manager(&service, &config);
+    save_one_task_definition(&manager, "manual", "by-hand").await;
     // Slow checks and no listing: only an event can make the loop look again soon.
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let (nudge, _loop) = reconcile::spawn(
