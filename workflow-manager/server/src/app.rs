@@ -204,7 +204,9 @@ impl Running {
             .await
             .is_ok();
         if !finished {
-            tracing::warn!("requests still in flight after 5 s of shutdown are cut off");
+            tracing::warn!(
+                "requests still in flight after 5 s of shutdown: stopping without waiting for them"
+            );
             server.abort();
         }
         finished
