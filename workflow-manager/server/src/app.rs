@@ -220,7 +220,6 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
     // Metrics recorded from now on show in /metrics.
     crate::ops::prometheus();
-    crate::ops::spawn_upkeep();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let mut aws = AwsConfig::default();
@@ -231,10 +230,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (observer, sync_rx) = SyncObserver::new();
     let sync_tx = observer.sender();
     let embedded = config.executor == Executor::Embedded;
+    // The embedded engine's region, in its ARNs and in its Batch tasks' history events.
+    let engine_region = config.region.clone().unwrap_or_else(|| "us-east-1".into());
     let engine = Engine::open(
         &config.data_dir.join("engine.db"),
         EngineConfig {
-            region: config.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            region: engine_region.clone(),
             account: config.account.clone(),
         },
         embedded.then(|| Arc::new(observer) as Arc<dyn wfm_engine::ExecutionObserver>),
@@ -305,7 +306,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         // Batch states run through aws-sdk-batch; its client is made when the first one runs.
         let region = config.region.clone();
         engine.register_integration(wfm_aws_batch::BatchIntegration::lazy(
-            config.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            engine_region,
             Box::new(move || {
                 let region = region.clone();
                 Box::pin(async move {

@@ -79,7 +79,9 @@ impl Ops {
     }
 }
 
-/// The process-wide Prometheus recorder (installed on first use).
+/// The process-wide Prometheus recorder, installed on first use together with a thread that
+/// drains its histogram samples into their buckets every 5 s (without it, samples pile up
+/// between scrapes: 8 bytes per request, without bound when nothing scrapes).
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
@@ -95,26 +97,18 @@ pub fn prometheus() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
         }
+        let upkept = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkept.run_upkeep();
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+        }
         handle
     })
-}
-
-/// Drains the recorder's histogram samples into their buckets every 5 s, once per process:
-/// without it, samples pile up between scrapes (8 bytes per request, without bound when
-/// nothing scrapes).
-pub fn spawn_upkeep() {
-    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if STARTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        return;
-    }
-    let handle = prometheus();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            handle.run_upkeep();
-        }
-    });
 }
 
 /// `/_ready` and `/metrics`.
@@ -127,7 +121,7 @@ pub fn router(ops: Ops) -> Router {
 
 async fn ready(State(ops): State<Ops>) -> Response {
     let mut checks = serde_json::Map::new();
-    let mut all_ok = true;
+    let mut failing: Vec<&str> = Vec::new();
     for probe in ops.probes.iter() {
         let result = tokio::time::timeout(std::time::Duration::from_secs(5), probe.check())
             .await
@@ -135,27 +129,22 @@ async fn ready(State(ops): State<Ops>) -> Response {
         match result {
             Ok(()) => checks.insert(probe.name().into(), json!("ok")),
             Err(e) => {
-                all_ok = false;
+                failing.push(probe.name());
                 checks.insert(probe.name().into(), json!(e))
             }
         };
     }
-    if all_ok {
+    if failing.is_empty() {
         (
             StatusCode::OK,
             Json(json!({"status": "ready", "checks": checks})),
         )
             .into_response()
     } else {
-        let failing: Vec<&String> = checks
-            .iter()
-            .filter(|(_, v)| v.as_str() != Some("ok"))
-            .map(|(k, _)| k)
-            .collect();
         (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({
-                "message": format!("not ready: cannot reach {}", failing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+                "message": format!("not ready: cannot reach {}", failing.join(", ")),
                 "checks": checks,
             })),
         )

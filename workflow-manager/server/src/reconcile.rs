@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use wfm_core::model::WorkflowStatus;
+use wfm_core::model::{JobStatus, WorkflowStatus};
 use wfm_core::{ManagerError, WorkflowManager};
 
 /// Tunables of the loop.
@@ -124,14 +124,22 @@ impl TokenBucket {
         self.refill(now);
         self.rate = rate;
     }
+
+    /// Halves the rate, not below `floor` (multiplicative decrease on throttling); returns the
+    /// new rate.
+    pub fn halve(&mut self, floor: f64, now: Instant) -> f64 {
+        let rate = (self.rate / 2.0).max(floor);
+        self.set_rate(rate, now);
+        rate
+    }
 }
 
 /// What the loop knows of one workflow.
 struct Tracked {
     due: Instant,
     interval: Duration,
-    /// Status and job count last seen: a change in either is "it moved".
-    seen: Option<(WorkflowStatus, usize, Option<String>)>,
+    /// Status, job count and last job's status last seen: a change in any is "it moved".
+    seen: Option<(WorkflowStatus, usize, Option<JobStatus>)>,
     /// The state machine it runs on, once a sync has seen it.
     state_machine: Option<String>,
 }
@@ -271,27 +279,26 @@ impl Loop {
     /// Told from outside (an execution status event) that a workflow changed: looked at before
     /// anything due, with the short interval again.
     fn nudged(&mut self, id: String, now: Instant) {
-        if self.tracked.contains_key(&id) {
-            if let Some(t) = self.tracked.get_mut(&id) {
+        match self.tracked.get_mut(&id) {
+            Some(t) => {
                 t.interval = self.config.min_interval;
+                self.push_urgent(id);
             }
-            self.push_urgent(id);
-        } else {
-            self.make_due(id, now);
+            None => self.make_due(id, now),
         }
     }
 
     fn make_due(&mut self, id: String, now: Instant) {
         let min = self.config.min_interval;
-        self.tracked.entry(id.clone()).or_insert(Tracked {
-            due: now,
-            interval: min,
-            seen: None,
-            state_machine: None,
-        });
-        if let Some(t) = self.tracked.get_mut(&id) {
-            t.interval = min;
-        }
+        self.tracked
+            .entry(id.clone())
+            .or_insert(Tracked {
+                due: now,
+                interval: min,
+                seen: None,
+                state_machine: None,
+            })
+            .interval = min;
         self.schedule(&id, now);
     }
 
@@ -410,9 +417,8 @@ impl Loop {
                     return;
                 }
                 Err(ManagerError::Unavailable(m)) => {
-                    let rate = (self.list_bucket.rate() / 2.0).max(0.1);
+                    let rate = self.list_bucket.halve(0.1, Instant::now());
                     tracing::warn!(state_machine = %sm, rate, "ListExecutions throttled; slowing down: {m}");
-                    self.list_bucket.set_rate(rate, Instant::now());
                     return;
                 }
                 Err(e) => {
@@ -460,7 +466,7 @@ impl Loop {
                 let seen = Some((
                     wf.status,
                     wf.jobs.len(),
-                    wf.last_job.as_ref().map(|j| format!("{:?}", j.status)),
+                    wf.last_job.as_ref().map(|j| j.status),
                 ));
                 let (min, max) = (self.config.min_interval, self.config.max_interval);
                 let due = self.tracked.get_mut(id).map(|t| {
@@ -482,22 +488,17 @@ impl Loop {
             }
             Err(ManagerError::Unavailable(m)) => {
                 self.stats.throttled += 1;
-                let rate = (self.bucket.rate() / 2.0).max(self.config.min_rate);
+                let rate = self.bucket.halve(self.config.min_rate, now);
                 tracing::warn!(workflow_id = %id, rate, "throttled by Step Functions; slowing down: {m}");
-                self.bucket.set_rate(rate, now);
                 let backoff = self.config.max_interval.min(Duration::from_secs(5));
-                self.requeue(id, now + backoff);
+                self.schedule(id, now + backoff);
             }
             Err(e) => {
                 tracing::warn!(workflow_id = %id, error = %e, "cannot sync workflow");
                 let backoff = self.config.max_interval.min(Duration::from_secs(10));
-                self.requeue(id, now + backoff);
+                self.schedule(id, now + backoff);
             }
         }
-    }
-
-    fn requeue(&mut self, id: &str, due: Instant) {
-        self.schedule(id, due);
     }
 
     /// Additive increase: a tenth of the configured rate back per clean sync.
