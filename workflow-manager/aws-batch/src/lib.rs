@@ -44,7 +44,7 @@ impl BatchIntegration {
             .map(|r| r.to_string())
             .unwrap_or_default();
         Arc::new(Self {
-            client: OnceCell::new_with(Some(client)),
+            client: OnceCell::new_with(Some(metered(&client))),
             loader: Box::new(|| Box::pin(async { Err("no client loader".to_string()) })),
             region,
             poll_interval: Duration::from_secs(5),
@@ -74,7 +74,7 @@ impl BatchIntegration {
 
     async fn client(&self) -> Result<&aws_sdk_batch::Client, IntegrationFailure> {
         self.client
-            .get_or_try_init(|| (self.loader)())
+            .get_or_try_init(|| async { (self.loader)().await.map(|c| metered(&c)) })
             .await
             .map_err(|e| IntegrationFailure {
                 error: "States.Runtime".into(),
@@ -83,13 +83,15 @@ impl BatchIntegration {
     }
 }
 
-fn count(operation: &'static str, ok: bool) {
-    metrics::counter!("wfm_aws_calls_total", "service" => "batch", "operation" => operation)
-        .increment(1);
-    if !ok {
-        metrics::counter!("wfm_aws_errors_total", "service" => "batch", "operation" => operation)
-            .increment(1);
-    }
+/// The same client, every call counted for /metrics.
+fn metered(client: &aws_sdk_batch::Client) -> aws_sdk_batch::Client {
+    aws_sdk_batch::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .interceptor(wfm_aws_metrics::Metered)
+            .build(),
+    )
 }
 
 /// An SDK failure as Step Functions names it: `Batch.<ErrorCode>`.
@@ -263,7 +265,6 @@ impl ServiceIntegration for BatchIntegration {
             request = request.share_identifier(s);
         }
         let out = request.send().await;
-        count("SubmitJob", out.is_ok());
         let out = out.map_err(failure)?;
         let job_id = out.job_id().ok_or_else(|| IntegrationFailure {
             error: "Batch.AWSBatchException".into(),
@@ -287,7 +288,6 @@ impl ServiceIntegration for BatchIntegration {
         let client = self.client().await?;
         loop {
             let out = client.describe_jobs().jobs(job_id).send().await;
-            count("DescribeJobs", out.is_ok());
             match out {
                 Ok(out) => {
                     let Some(detail) = out.jobs().first() else {
@@ -325,7 +325,6 @@ impl ServiceIntegration for BatchIntegration {
             .reason(reason.chars().take(256).collect::<String>())
             .send()
             .await;
-        count("TerminateJob", out.is_ok());
         out.map(|_| ()).map_err(failure)
     }
 }

@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use aws_sdk_sfn::config::http::HttpResponse;
 use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sfn::types::Tag;
 use wfm_asl::StateMachine;
@@ -38,7 +37,14 @@ impl AwsStepFunctions {
         role_arn: impl Into<String>,
     ) -> Self {
         Self {
-            client,
+            // Every call counted for /metrics.
+            client: aws_sdk_sfn::Client::from_conf(
+                client
+                    .config()
+                    .to_builder()
+                    .interceptor(wfm_aws_metrics::Metered)
+                    .build(),
+            ),
             region: region.into(),
             account: account.into(),
             role_arn: role_arn.into(),
@@ -48,13 +54,13 @@ impl AwsStepFunctions {
 
     /// Whether Step Functions answers (ListStateMachines of one): the readiness check.
     pub async fn ping(&self) -> Result<(), SfnError> {
-        call(
-            "ListStateMachines",
-            self.client.list_state_machines().max_results(1).send(),
-        )
-        .await
-        .map(|_| ())
-        .map_err(map_error)
+        self.client
+            .list_state_machines()
+            .max_results(1)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(map_error)
     }
 
     fn state_machine_arn(&self, name: &str) -> String {
@@ -63,44 +69,6 @@ impl AwsStepFunctions {
             self.region, self.account
         )
     }
-}
-
-/// Throttling error codes of AWS APIs.
-const THROTTLING: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "ProvisionedThroughputExceededException",
-];
-
-/// Counts an AWS call (and its throttling) by operation, for `/metrics`.
-fn count<T, E>(operation: &'static str, result: &Result<T, SdkError<E, HttpResponse>>)
-where
-    E: ProvideErrorMetadata,
-{
-    metrics::counter!("wfm_aws_calls_total", "service" => "sfn", "operation" => operation)
-        .increment(1);
-    if let Err(e) = result {
-        let throttled = e
-            .as_service_error()
-            .and_then(|s| s.code())
-            .is_some_and(|c| THROTTLING.contains(&c));
-        if throttled {
-            metrics::counter!("wfm_aws_throttles_total", "service" => "sfn", "operation" => operation)
-                .increment(1);
-        }
-    }
-}
-
-/// Awaits an SDK call and counts it.
-async fn call<T, E: ProvideErrorMetadata>(
-    operation: &'static str,
-    request: impl std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-) -> Result<T, SdkError<E, HttpResponse>> {
-    let result = request.await;
-    count(operation, &result);
-    result
 }
 
 /// Maps an SDK failure by its error code.
@@ -119,7 +87,7 @@ pub fn map_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
             SfnError::InvalidDefinition(message)
         }
         "InvalidExecutionInput" => SfnError::InvalidInput(message),
-        c if THROTTLING.contains(&c) => SfnError::Throttled(message),
+        c if wfm_aws_metrics::is_throttling(c) => SfnError::Throttled(message),
         _ => SfnError::Other(message),
     }
 }
@@ -159,14 +127,12 @@ impl StepFunctions for AwsStepFunctions {
             return Ok(arn.clone());
         }
         let arn = self.state_machine_arn(name);
-        let exists = match call(
-            "DescribeStateMachine",
-            self.client
-                .describe_state_machine()
-                .state_machine_arn(&arn)
-                .send(),
-        )
-        .await
+        let exists = match self
+            .client
+            .describe_state_machine()
+            .state_machine_arn(&arn)
+            .send()
+            .await
         {
             Ok(_) => true,
             Err(e)
@@ -181,12 +147,12 @@ impl StepFunctions for AwsStepFunctions {
             // Activities first: a state machine may name activities no worker created yet.
             // CreateActivity is idempotent.
             for activity in wfm_core::conventions::activity_names(definition) {
-                call(
-                    "CreateActivity",
-                    self.client.create_activity().name(activity).send(),
-                )
-                .await
-                .map_err(map_error)?;
+                self.client
+                    .create_activity()
+                    .name(activity)
+                    .send()
+                    .await
+                    .map_err(map_error)?;
             }
             let mut definition = definition.clone();
             wfm_core::conventions::add_default_retriers(&mut definition);
@@ -201,7 +167,7 @@ impl StepFunctions for AwsStepFunctions {
             for (k, v) in tags {
                 request = request.tags(Tag::builder().key(k).value(v).build());
             }
-            match call("CreateStateMachine", request.send()).await {
+            match request.send().await {
                 Ok(out) => {
                     tracing::info!(
                         state_machine = out.state_machine_arn(),
@@ -232,17 +198,15 @@ impl StepFunctions for AwsStepFunctions {
         name: &str,
         input: &str,
     ) -> Result<String, SfnError> {
-        let out = call(
-            "StartExecution",
-            self.client
-                .start_execution()
-                .state_machine_arn(state_machine_arn)
-                .name(name)
-                .input(input)
-                .send(),
-        )
-        .await
-        .map_err(map_error)?;
+        let out = self
+            .client
+            .start_execution()
+            .state_machine_arn(state_machine_arn)
+            .name(name)
+            .input(input)
+            .send()
+            .await
+            .map_err(map_error)?;
         Ok(out.execution_arn().to_string())
     }
 
@@ -250,15 +214,13 @@ impl StepFunctions for AwsStepFunctions {
         &self,
         execution_arn: &str,
     ) -> Result<ExecutionDescription, SfnError> {
-        let out = call(
-            "DescribeExecution",
-            self.client
-                .describe_execution()
-                .execution_arn(execution_arn)
-                .send(),
-        )
-        .await
-        .map_err(map_error)?;
+        let out = self
+            .client
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .map_err(map_error)?;
         let status = ExecutionStatus::parse(out.status().as_str()).ok_or_else(|| {
             SfnError::Other(format!(
                 "unknown execution status {}",
@@ -281,17 +243,14 @@ impl StepFunctions for AwsStepFunctions {
         error: Option<&str>,
         cause: Option<&str>,
     ) -> Result<(), SfnError> {
-        call(
-            "StopExecution",
-            self.client
-                .stop_execution()
-                .execution_arn(execution_arn)
-                .set_error(error.map(str::to_string))
-                .set_cause(cause.map(str::to_string))
-                .send(),
-        )
-        .await
-        .map_err(map_error)?;
+        self.client
+            .stop_execution()
+            .execution_arn(execution_arn)
+            .set_error(error.map(str::to_string))
+            .set_cause(cause.map(str::to_string))
+            .send()
+            .await
+            .map_err(map_error)?;
         Ok(())
     }
 
@@ -303,18 +262,16 @@ impl StepFunctions for AwsStepFunctions {
         let mut token: Option<String> = None;
         // At most 20 pages of 1,000: beyond that the per-workflow checks take over.
         for _ in 0..20 {
-            let out = call(
-                "ListExecutions",
-                self.client
-                    .list_executions()
-                    .state_machine_arn(state_machine_arn)
-                    .status_filter(aws_sdk_sfn::types::ExecutionStatus::Running)
-                    .max_results(1000)
-                    .set_next_token(token)
-                    .send(),
-            )
-            .await
-            .map_err(map_error)?;
+            let out = self
+                .client
+                .list_executions()
+                .state_machine_arn(state_machine_arn)
+                .status_filter(aws_sdk_sfn::types::ExecutionStatus::Running)
+                .max_results(1000)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(map_error)?;
             names.extend(out.executions().iter().map(|e| e.name().to_string()));
             token = out.next_token().map(str::to_string);
             if token.is_none() {
@@ -330,17 +287,15 @@ impl StepFunctions for AwsStepFunctions {
         execution_arn: &str,
         next_token: Option<&str>,
     ) -> Result<HistoryPage, SfnError> {
-        let out = call(
-            "GetExecutionHistory",
-            self.client
-                .get_execution_history()
-                .execution_arn(execution_arn)
-                .max_results(1000)
-                .set_next_token(next_token.map(str::to_string))
-                .send(),
-        )
-        .await
-        .map_err(map_error)?;
+        let out = self
+            .client
+            .get_execution_history()
+            .execution_arn(execution_arn)
+            .max_results(1000)
+            .set_next_token(next_token.map(str::to_string))
+            .send()
+            .await
+            .map_err(map_error)?;
         Ok(HistoryPage {
             events: out
                 .events()

@@ -24,7 +24,6 @@ mod attrs;
 mod bodies;
 mod definitions;
 mod error;
-mod metered;
 mod paging;
 mod tables;
 mod workflows;
@@ -54,7 +53,14 @@ impl DynamoStore {
     /// once before use.
     pub fn new(client: aws_sdk_dynamodb::Client, prefix: &str) -> Self {
         Self {
-            client: metered::metered(&client),
+            // Every call counted for /metrics.
+            client: aws_sdk_dynamodb::Client::from_conf(
+                client
+                    .config()
+                    .to_builder()
+                    .interceptor(wfm_aws_metrics::Metered)
+                    .build(),
+            ),
             tables: Tables::new(prefix),
             inline_limit: bodies::INLINE_LIMIT,
             piece: bodies::PIECE,
