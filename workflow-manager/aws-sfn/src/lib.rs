@@ -62,13 +62,6 @@ impl AwsStepFunctions {
             .map(|_| ())
             .map_err(map_error)
     }
-
-    fn state_machine_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:states:{}:{}:stateMachine:{name}",
-            self.region, self.account
-        )
-    }
 }
 
 /// Maps an SDK failure by its error code.
@@ -101,6 +94,13 @@ impl StepFunctions for AwsStepFunctions {
     fn activity_arn(&self, activity_name: &str) -> String {
         format!(
             "arn:aws:states:{}:{}:activity:{activity_name}",
+            self.region, self.account
+        )
+    }
+
+    fn state_machine_arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:states:{}:{}:stateMachine:{name}",
             self.region, self.account
         )
     }

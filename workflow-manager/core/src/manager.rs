@@ -398,12 +398,7 @@ impl WorkflowManager {
     /// fails, the stored workflow is removed again and the error returned.
     async fn launch(&self, workflow: Workflow, mut input: Value) -> Result<Workflow, ManagerError> {
         let definition = &workflow.workflow_definition;
-        let sm_name = state_machine_name(
-            &definition.name,
-            definition.version,
-            &workflow.namespace,
-            &definition.state_machine.start_at,
-        );
+        let sm_name = state_machine_name_of(&workflow);
         let sfn = self.sfn.clone();
         let activity_arn = move |name: &str| sfn.activity_arn(name);
         let batch = batch_resources(&definition.state_machine);
@@ -447,24 +442,24 @@ impl WorkflowManager {
             }
         }
         self.store.save_workflow(&workflow).await?;
-        let started = self
+        match self
             .sfn
             .start_execution(&sm_arn, &id, &input.to_string())
-            .await;
-        if let Ok(execution) = &started {
-            tracing::info!(
+            .await
+        {
+            Ok(execution) => tracing::info!(
                 workflow_id = %id,
                 execution = %execution,
                 definition = %definition.name,
                 version = definition.version,
                 "workflow started"
-            );
-        }
-        if let Err(e) = started {
-            if let Err(del) = self.store.delete_workflow(&id).await {
-                tracing::error!(workflow_id = %id, error = %del, "cannot remove a workflow whose start failed");
+            ),
+            Err(e) => {
+                if let Err(del) = self.store.delete_workflow(&id).await {
+                    tracing::error!(workflow_id = %id, error = %del, "cannot remove a workflow whose start failed");
+                }
+                return Err(e.into());
             }
-            return Err(e.into());
         }
         metrics::counter!(
             "wfm_workflows_started_total",
@@ -600,11 +595,8 @@ impl WorkflowManager {
     }
 
     /// The ARN of the state machine a workflow's execution runs on.
-    pub fn state_machine_arn_of(&self, wf: &Workflow) -> Option<String> {
-        let execution = self.execution_arn(wf);
-        let (prefix, rest) = execution.split_once(":execution:")?;
-        let (machine, _) = rest.rsplit_once(':')?;
-        Some(format!("{prefix}:stateMachine:{machine}"))
+    pub fn state_machine_arn_of(&self, wf: &Workflow) -> String {
+        self.sfn.state_machine_arn(&state_machine_name_of(wf))
     }
 
     /// The names of the executions RUNNING on a state machine, if the backend can list them.
@@ -616,14 +608,7 @@ impl WorkflowManager {
     }
 
     fn execution_arn(&self, wf: &Workflow) -> String {
-        let def = &wf.workflow_definition;
-        let sm_name = state_machine_name(
-            &def.name,
-            def.version,
-            &wf.namespace,
-            &def.state_machine.start_at,
-        );
-        self.sfn.execution_arn(&sm_name, &wf.id)
+        self.sfn.execution_arn(&state_machine_name_of(wf), &wf.id)
     }
 
     /// Brings status, stop time, output and (on failure) the last job from the execution into
@@ -816,6 +801,17 @@ impl WorkflowManager {
             "workflow {id} kept changing during its sync"
         )))
     }
+}
+
+/// The name of the state machine a workflow's execution runs on.
+fn state_machine_name_of(wf: &Workflow) -> String {
+    let def = &wf.workflow_definition;
+    state_machine_name(
+        &def.name,
+        def.version,
+        &wf.namespace,
+        &def.state_machine.start_at,
+    )
 }
 
 /// The tags of a state machine: the definition's default tags, and what it runs.

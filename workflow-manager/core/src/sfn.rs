@@ -87,6 +87,8 @@ pub struct HistoryPage {
 pub trait StepFunctions: Send + Sync {
     /// The ARN of the activity with this (already namespaced) name.
     fn activity_arn(&self, activity_name: &str) -> String;
+    /// The ARN of the state machine named `state_machine_name`.
+    fn state_machine_arn(&self, state_machine_name: &str) -> String;
     /// The ARN an execution of `execution_name` on state machine `state_machine_name` has.
     fn execution_arn(&self, state_machine_name: &str, execution_name: &str) -> String;
     /// Creates the state machine (with `tags`) unless it exists; returns its ARN.

@@ -44,6 +44,9 @@ impl StepFunctions for Counted {
     fn activity_arn(&self, n: &str) -> String {
         self.inner.activity_arn(n)
     }
+    fn state_machine_arn(&self, sm: &str) -> String {
+        self.inner.state_machine_arn(sm)
+    }
     fn execution_arn(&self, sm: &str, n: &str) -> String {
         self.inner.execution_arn(sm, n)
     }

@@ -495,6 +495,9 @@ impl StepFunctions for FailingStart {
     fn activity_arn(&self, name: &str) -> String {
         self.0.activity_arn(name)
     }
+    fn state_machine_arn(&self, sm: &str) -> String {
+        self.0.state_machine_arn(sm)
+    }
     fn execution_arn(&self, sm: &str, name: &str) -> String {
         self.0.execution_arn(sm, name)
     }

@@ -44,6 +44,14 @@ impl StepFunctions for EmbeddedStepFunctions {
         self.engine.activity_arn(activity_name)
     }
 
+    fn state_machine_arn(&self, state_machine_name: &str) -> String {
+        let c = self.engine.config();
+        format!(
+            "arn:aws:states:{}:{}:stateMachine:{state_machine_name}",
+            c.region, c.account
+        )
+    }
+
     fn execution_arn(&self, state_machine_name: &str, execution_name: &str) -> String {
         let c = self.engine.config();
         format!(

@@ -369,11 +369,9 @@ impl Loop {
         true
     }
 
-    fn note_state_machine(&mut self, id: &str, state_machine: Option<String>) {
+    fn note_state_machine(&mut self, id: &str, state_machine: String) {
         if let Some(t) = self.tracked.get_mut(id) {
-            if t.state_machine.is_none() {
-                t.state_machine = state_machine;
-            }
+            t.state_machine.get_or_insert(state_machine);
         }
     }
 
