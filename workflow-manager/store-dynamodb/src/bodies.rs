@@ -141,6 +141,16 @@ pub async fn load(store: &DynamoStore, item: &Item) -> Result<String, StoreError
     Ok(body)
 }
 
+/// The body of an item, decoded from JSON; `what` names it in the error if it does not decode.
+pub async fn load_json<T: serde::de::DeserializeOwned>(
+    store: &DynamoStore,
+    item: &Item,
+    what: &str,
+) -> Result<T, StoreError> {
+    let body = load(store, item).await?;
+    serde_json::from_str(&body).map_err(|e| corrupt(what, e))
+}
+
 /// Deletes the pieces of one generation (what an item pointed at before it was replaced or
 /// deleted). Failures are logged, not returned: the item no longer points at them, so they
 /// are garbage, not data.

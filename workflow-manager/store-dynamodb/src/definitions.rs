@@ -19,11 +19,6 @@ use crate::DynamoStore;
 
 const POINTER: i64 = -1;
 
-async fn decode(store: &DynamoStore, item: &Item) -> Result<WorkflowDefinition, StoreError> {
-    let body = bodies::load(store, item).await?;
-    serde_json::from_str(&body).map_err(|e| crate::error::corrupt("definition", e))
-}
-
 async fn pointer(store: &DynamoStore, name: &str) -> Result<Option<Item>, StoreError> {
     let out = store
         .client
@@ -165,7 +160,7 @@ pub async fn get(
         .await
         .map_err(backend)?;
     match out.item() {
-        Some(item) => decode(store, item).await,
+        Some(item) => bodies::load_json(store, item, "definition").await,
         None => Err(missing()),
     }
 }
@@ -173,7 +168,7 @@ pub async fn get(
 /// The latest version.
 pub async fn latest(store: &DynamoStore, name: &str) -> Result<WorkflowDefinition, StoreError> {
     match pointer(store, name).await? {
-        Some(item) => decode(store, &item).await,
+        Some(item) => bodies::load_json(store, &item, "definition").await,
         None => Err(StoreError::NotFound(format!(
             "workflow definition {name} not found"
         ))),
@@ -200,7 +195,7 @@ pub async fn versions(
     .await?;
     let mut out = Vec::with_capacity(items.len());
     for item in &items {
-        out.push(decode(store, item).await?);
+        out.push(bodies::load_json(store, item, "definition").await?);
     }
     if out.is_empty() {
         return Err(StoreError::NotFound(format!(
@@ -222,7 +217,7 @@ pub async fn latest_of_each(store: &DynamoStore) -> Result<Vec<WorkflowDefinitio
     .await?;
     let mut out = Vec::with_capacity(items.len());
     for item in &items {
-        out.push(decode(store, item).await?);
+        out.push(bodies::load_json(store, item, "definition").await?);
     }
     Ok(out)
 }

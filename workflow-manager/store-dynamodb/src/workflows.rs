@@ -68,11 +68,6 @@ async fn release_old(store: &DynamoStore, old: Option<&Item>) {
     }
 }
 
-async fn decode(store: &DynamoStore, item: &Item) -> Result<Workflow, StoreError> {
-    let body = bodies::load(store, item).await?;
-    serde_json::from_str(&body).map_err(|e| corrupt("workflow", e))
-}
-
 /// Saves a new workflow; `Conflict` if the id exists.
 pub async fn save(store: &DynamoStore, wf: &Workflow) -> Result<(), StoreError> {
     let (item, stored) = item_of(store, wf).await?;
@@ -179,7 +174,7 @@ async fn get_item(store: &DynamoStore, id: &str) -> Result<Option<Item>, StoreEr
 /// One workflow.
 pub async fn get(store: &DynamoStore, id: &str) -> Result<Workflow, StoreError> {
     match get_item(store, id).await? {
-        Some(item) => decode(store, &item).await,
+        Some(item) => bodies::load_json(store, &item, "workflow").await,
         None => Err(not_found(id)),
     }
 }
@@ -354,7 +349,7 @@ pub async fn list(store: &DynamoStore, q: &WorkflowQuery) -> Result<WorkflowPage
     };
     let mut workflows = Vec::with_capacity(rows.len());
     for item in &rows {
-        workflows.push(decode(store, item).await?);
+        workflows.push(bodies::load_json(store, item, "workflow").await?);
     }
     Ok(WorkflowPage {
         workflows,
