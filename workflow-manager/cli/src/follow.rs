@@ -9,9 +9,8 @@ use wfm_client::{types, Client};
 
 use crate::args::FollowArgs;
 use crate::exit;
-use crate::input::answer;
 use crate::output::{duration, Out};
-use crate::workflows::job_row;
+use crate::workflows::{fetch, job_row};
 
 fn is_finished(job: &types::Job) -> bool {
     matches!(
@@ -38,13 +37,7 @@ pub async fn follow(client: &Client, out: &Out, args: FollowArgs) -> anyhow::Res
     let mut reported: HashSet<String> = HashSet::new();
     let mut drawn_lines = 0usize;
     loop {
-        let wf = answer(
-            client
-                .get_workflow_by_id()
-                .workflow_id(&args.id)
-                .send()
-                .await,
-        )?;
+        let wf = fetch(client, &args.id).await?;
         let status = wf
             .status
             .map(|s| s.to_string())

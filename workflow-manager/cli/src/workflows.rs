@@ -203,15 +203,14 @@ pub fn job_row(job: &types::Job) -> Vec<String> {
     ]
 }
 
+/// One workflow, by id.
+pub async fn fetch(client: &Client, id: &str) -> anyhow::Result<types::Workflow> {
+    answer(client.get_workflow_by_id().workflow_id(id).send().await)
+}
+
 /// `workflows show ID`.
 pub async fn show(client: &Client, out: &Out, args: ShowArgs) -> anyhow::Result<u8> {
-    let wf = answer(
-        client
-            .get_workflow_by_id()
-            .workflow_id(&args.id)
-            .send()
-            .await,
-    )?;
+    let wf = fetch(client, &args.id).await?;
     if args.json {
         out.json(&serde_json::to_value(&wf)?);
         return Ok(0);
