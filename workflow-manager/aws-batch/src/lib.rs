@@ -9,7 +9,6 @@
 mod job;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,39 +36,34 @@ pub struct BatchIntegration {
 
 impl BatchIntegration {
     /// With a client made already.
-    pub fn new(client: aws_sdk_batch::Client) -> Arc<Self> {
+    pub fn new(client: aws_sdk_batch::Client) -> Self {
         let region = client
             .config()
             .region()
             .map(|r| r.to_string())
             .unwrap_or_default();
-        Arc::new(Self {
+        Self {
             client: OnceCell::new_with(Some(metered(&client))),
             loader: Box::new(|| Box::pin(async { Err("no client loader".to_string()) })),
             region,
             poll_interval: Duration::from_secs(5),
-        })
+        }
     }
 
     /// With a client made on first use by `loader`; `region` is what history events show.
-    pub fn lazy(region: impl Into<String>, loader: ClientLoader) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn lazy(region: impl Into<String>, loader: ClientLoader) -> Self {
+        Self {
             client: OnceCell::new(),
             loader,
             region: region.into(),
             poll_interval: Duration::from_secs(5),
-        })
+        }
     }
 
     /// How often a `.sync` task asks for its job's status (default 5 s).
-    pub fn with_poll_interval(self: Arc<Self>, interval: Duration) -> Arc<Self> {
-        match Arc::try_unwrap(self) {
-            Ok(mut me) => {
-                me.poll_interval = interval;
-                Arc::new(me)
-            }
-            Err(shared) => shared,
-        }
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
     }
 
     async fn client(&self) -> Result<&aws_sdk_batch::Client, IntegrationFailure> {

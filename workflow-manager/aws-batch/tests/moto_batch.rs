@@ -146,9 +146,9 @@ async fn batch_jobs_run_from_the_embedded_engine_against_moto() {
     let dir = tempfile::tempdir().expect("dir");
     let engine =
         Engine::open(&dir.path().join("engine.db"), EngineConfig::default(), None).expect("engine");
-    engine.register_integration(
+    engine.register_integration(std::sync::Arc::new(
         BatchIntegration::new(client.clone()).with_poll_interval(Duration::from_millis(50)),
-    );
+    ));
 
     let (done, history) = run(
         &engine,

@@ -305,7 +305,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     if embedded {
         // Batch states run through aws-sdk-batch; its client is made when the first one runs.
         let region = config.region.clone();
-        engine.register_integration(wfm_aws_batch::BatchIntegration::lazy(
+        engine.register_integration(Arc::new(wfm_aws_batch::BatchIntegration::lazy(
             engine_region,
             Box::new(move || {
                 let region = region.clone();
@@ -314,7 +314,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
                     Ok(aws_sdk_batch::Client::new(&sdk))
                 })
             }),
-        ));
+        )));
     }
     let resumed = engine
         .recover()
