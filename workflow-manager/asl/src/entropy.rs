@@ -78,6 +78,14 @@ pub fn uuid() -> String {
         .to_string()
 }
 
+/// Runs `f` with `entropy` as the source of this thread's randomness.
+pub fn with<R>(entropy: Arc<dyn Entropy>, f: impl FnOnce() -> R) -> R {
+    let previous = CURRENT.with(|c| c.replace(Some(entropy)));
+    let result = f();
+    CURRENT.with(|c| *c.borrow_mut() = previous);
+    result
+}
+
 /// A future run with `entropy` as the source of every poll.
 pub struct Scoped {
     entropy: Arc<dyn Entropy>,

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{Map, Number, Value};
 
-use crate::path::{select, PathError};
+use crate::path::{select, Context, PathError};
 
 /// One argument of a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,18 +208,40 @@ pub fn is_intrinsic(expr: &str) -> bool {
     expr.trim_start().starts_with("States.")
 }
 
-/// Evaluates an intrinsic function call against the input and the context object.
-pub fn evaluate(expr: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
+/// How many distinct calls the parse cache keeps before it starts over.
+const CALL_CACHE_LIMIT: usize = 8_192;
+
+type CallCache = std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<Call>>>;
+
+static CALLS: std::sync::LazyLock<CallCache> = std::sync::LazyLock::new(Default::default);
+
+/// `expr` parsed once (later evaluations of the same text reuse it).
+fn parsed_call(expr: &str) -> Result<std::sync::Arc<Call>, PathError> {
+    if let Some(c) = CALLS.read().unwrap_or_else(|e| e.into_inner()).get(expr) {
+        return Ok(c.clone());
+    }
     let mut p = Parser::new(expr);
     let call = p.call()?;
     p.skip_ws();
     if p.pos != p.chars.len() {
         return Err(p.error("unexpected text after the call"));
     }
+    let call = std::sync::Arc::new(call);
+    let mut cache = CALLS.write().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= CALL_CACHE_LIMIT {
+        cache.clear();
+    }
+    cache.insert(expr.to_string(), call.clone());
+    Ok(call)
+}
+
+/// Evaluates an intrinsic function call against the input and the context object.
+pub fn evaluate(expr: &str, input: &Value, context: &Context<'_>) -> Result<Value, PathError> {
+    let call = parsed_call(expr)?;
     eval_call(&call, input, context)
 }
 
-fn eval_arg(arg: &Arg, input: &Value, context: &Value) -> Result<Value, PathError> {
+fn eval_arg(arg: &Arg, input: &Value, context: &Context<'_>) -> Result<Value, PathError> {
     match arg {
         Arg::Literal(v) => Ok(v.clone()),
         Arg::Path(p) => select(p, input, context),
@@ -295,7 +317,7 @@ fn format_value(v: &Value) -> String {
     }
 }
 
-fn eval_call(call: &Call, input: &Value, context: &Value) -> Result<Value, PathError> {
+fn eval_call(call: &Call, input: &Value, context: &Context<'_>) -> Result<Value, PathError> {
     let args: Vec<Value> = call
         .args
         .iter()
@@ -514,7 +536,11 @@ mod tests {
     use serde_json::json;
 
     fn eval(expr: &str, input: Value) -> Result<Value, PathError> {
-        evaluate(expr, &input, &json!({"Execution": {"Name": "e"}}))
+        evaluate(
+            expr,
+            &input,
+            &Context::of(&json!({"Execution": {"Name": "e"}})),
+        )
     }
 
     #[test]

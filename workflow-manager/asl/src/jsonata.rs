@@ -77,7 +77,7 @@ fn register_step_functions_extensions(evaluator: &mut Evaluator) {
             })
             .collect();
         let expr = format!("{name}({})", quoted.join(", "));
-        crate::intrinsics::evaluate(&expr, &Value::Null, &Value::Null)
+        crate::intrinsics::evaluate(&expr, &Value::Null, &crate::path::Context::empty())
             .map(JValue::from)
             .map_err(|e| EvaluatorError::EvaluationError(e.to_string()))
     }

@@ -149,13 +149,153 @@ fn bracket_form(path: &str) -> String {
     rewrite_path(&rest, true)
 }
 
-/// Where the engine keeps the execution's variables in the context object, so that a path
-/// `$name.field` can read variable `name`.
-pub const VARIABLES_KEY: &str = "__variables";
+/// The context object (`$$`) and the variables (`$name`) a path can read, borrowed in parts so
+/// that nothing is copied per state: the execution's part (`Execution`, `StateMachine`, which
+/// holds the execution's input) is built once per execution, the state's part (`State`,
+/// `Task`, `Map`) once per state. A path reads the one part whose top-level key it names.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    parts: [&'a Value; 2],
+    variables: &'a Map<String, Value>,
+}
 
-/// Selects `path` from `input`, or from `context` when the path starts with `$$`, or from a
-/// variable when it starts with `$name`.
-pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
+static NO_VALUE: Value = Value::Null;
+static NO_VARIABLES: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+impl<'a> Context<'a> {
+    /// A context object made of two disjoint objects (their keys do not overlap), and the
+    /// variables in scope.
+    pub fn new(execution: &'a Value, state: &'a Value, variables: &'a Map<String, Value>) -> Self {
+        Self {
+            parts: [execution, state],
+            variables,
+        }
+    }
+
+    /// A whole context object, with no variables.
+    pub fn of(context: &'a Value) -> Self {
+        Self {
+            parts: [context, &NO_VALUE],
+            variables: &NO_VARIABLES,
+        }
+    }
+
+    /// No context object and no variables.
+    pub fn empty() -> Context<'static> {
+        Context {
+            parts: [&NO_VALUE, &NO_VALUE],
+            variables: &NO_VARIABLES,
+        }
+    }
+
+    /// The same context object with other variables.
+    pub fn with_variables(self, variables: &'a Map<String, Value>) -> Self {
+        Self { variables, ..self }
+    }
+
+    /// The variables in scope.
+    pub fn variables(&self) -> &'a Map<String, Value> {
+        self.variables
+    }
+
+    /// The whole context object, as one value (a copy: only for what needs all of it).
+    pub fn to_value(&self) -> Value {
+        let mut out = Map::new();
+        for part in self.parts {
+            if let Value::Object(o) = part {
+                out.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// The value of a top-level key of the context object.
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.parts.iter().find_map(|p| p.get(key))
+    }
+
+    /// The document a context path (`$...`, once `$$` became `$`) is evaluated on.
+    fn document(&self, first_key: Option<&str>) -> std::borrow::Cow<'a, Value> {
+        if let Some(key) = first_key {
+            for part in self.parts {
+                if part.get(key).is_some() {
+                    return std::borrow::Cow::Borrowed(part);
+                }
+            }
+            // Nothing has the key: any part answers "no results" alike.
+            return std::borrow::Cow::Borrowed(self.parts[0]);
+        }
+        if self.parts[1].is_null() {
+            std::borrow::Cow::Borrowed(self.parts[0])
+        } else {
+            std::borrow::Cow::Owned(self.to_value())
+        }
+    }
+}
+
+/// A path as written, parsed once: the RFC 9535 query, whether it can select at most one
+/// node, and for a context path the top-level key it reads.
+struct ParsedPath {
+    query: JsonPath,
+    definite: bool,
+    context_key: Option<String>,
+}
+
+/// How many distinct paths the cache keeps before it starts over (a process runs a bounded
+/// set of definitions; this bounds what a stream of one-off definitions can hold).
+const PATH_CACHE_LIMIT: usize = 16_384;
+
+type PathCache = std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<ParsedPath>>>;
+
+static PATHS: std::sync::LazyLock<PathCache> = std::sync::LazyLock::new(Default::default);
+
+/// The top-level key a query (`$.Key...` or `$['Key']...`) reads first, if it names one.
+fn first_key(query: &str) -> Option<String> {
+    let rest = query.strip_prefix('$')?;
+    if let Some(name) = rest.strip_prefix('.') {
+        let end = name.find(['.', '[']).unwrap_or(name.len());
+        let key = &name[..end];
+        return (!key.is_empty() && key != "*").then(|| key.to_string());
+    }
+    let quoted = rest.strip_prefix("['")?;
+    let end = quoted.find("']")?;
+    let key = &quoted[..end];
+    (!key.contains('\\') && !key.contains('\'')).then(|| key.to_string())
+}
+
+/// `path` parsed (from the cache when it was parsed before). `context` paths start with `$$`.
+fn parsed(path: &str) -> Result<std::sync::Arc<ParsedPath>, PathError> {
+    if let Some(p) = PATHS.read().unwrap_or_else(|e| e.into_inner()).get(path) {
+        return Ok(p.clone());
+    }
+    let (query, context_key) = match path.strip_prefix("$$") {
+        Some(rest) => {
+            let q = rewrite_path(&format!("${rest}"), false);
+            let key = first_key(&q);
+            (q, key)
+        }
+        None => (rewrite_path(path, false), None),
+    };
+    let parsed = JsonPath::parse(&query).map_err(|e| PathError::Invalid {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })?;
+    let entry = std::sync::Arc::new(ParsedPath {
+        definite: is_definite(&query),
+        query: parsed,
+        context_key,
+    });
+    let mut cache = PATHS.write().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= PATH_CACHE_LIMIT {
+        cache.clear();
+    }
+    cache.insert(path.to_string(), entry.clone());
+    Ok(entry)
+}
+
+/// Selects `path` from `input`, or from the context object when the path starts with `$$`, or
+/// from a variable when it starts with `$name`.
+pub fn select(path: &str, input: &Value, context: &Context<'_>) -> Result<Value, PathError> {
     if let Some(rest) = path.strip_prefix('$') {
         let name_len = rest
             .chars()
@@ -165,44 +305,28 @@ pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, PathE
         if name_len > 0 {
             let (name, tail) = rest.split_at(name_len);
             let value = context
-                .get(VARIABLES_KEY)
-                .and_then(|vars| vars.get(name))
+                .variables
+                .get(name)
                 .ok_or_else(|| PathError::Invalid {
                     path: path.to_string(),
                     reason: format!("the variable '{name}' is not defined"),
                 })?;
-            return select(&format!("${tail}"), value, &Value::Null);
+            if tail.is_empty() {
+                return Ok(value.clone());
+            }
+            return select(&format!("${tail}"), value, &Context::empty());
         }
     }
-    let visible_context;
-    let (doc, query) = match path.strip_prefix("$$") {
-        Some(rest) => {
-            // The variables are not part of the context object the state machine sees.
-            visible_context = match context.get(VARIABLES_KEY) {
-                Some(_) => {
-                    let mut c = context.clone();
-                    if let Some(o) = c.as_object_mut() {
-                        o.remove(VARIABLES_KEY);
-                    }
-                    c
-                }
-                None => Value::Null,
-            };
-            let doc = if visible_context.is_null() {
-                context
-            } else {
-                &visible_context
-            };
-            (doc, rewrite_path(&format!("${rest}"), false))
-        }
-        None => (input, rewrite_path(path, false)),
+    let parsed = parsed(path)?;
+    let doc;
+    let target = if path.starts_with("$$") {
+        doc = context.document(parsed.context_key.as_deref());
+        doc.as_ref()
+    } else {
+        input
     };
-    let parsed = JsonPath::parse(&query).map_err(|e| PathError::Invalid {
-        path: path.to_string(),
-        reason: e.to_string(),
-    })?;
-    let nodes = parsed.query(doc);
-    if is_definite(&query) {
+    let nodes = parsed.query.query(target);
+    if parsed.definite {
         match nodes.exactly_one() {
             Ok(v) => Ok(v.clone()),
             Err(_) => Err(PathError::NoResults {
@@ -218,7 +342,7 @@ pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, PathE
 pub fn apply_path_filter(
     path: Option<&Value>,
     input: &Value,
-    context: &Value,
+    context: &Context<'_>,
 ) -> Result<Value, PathError> {
     match path {
         None => Ok(input.clone()),
@@ -237,7 +361,7 @@ pub fn apply_path_filter(
 pub fn expand_template(
     template: &Value,
     input: &Value,
-    context: &Value,
+    context: &Context<'_>,
 ) -> Result<Value, PathError> {
     match template {
         Value::Object(fields) => {
@@ -276,7 +400,11 @@ pub fn expand_template(
 }
 
 /// Evaluates the value of a `.$` field: a path or an intrinsic function call.
-pub fn evaluate_expression(expr: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
+pub fn evaluate_expression(
+    expr: &str,
+    input: &Value,
+    context: &Context<'_>,
+) -> Result<Value, PathError> {
     if expr.starts_with('$') {
         select(expr, input, context)
     } else if crate::intrinsics::is_intrinsic(expr) {
@@ -424,13 +552,47 @@ mod tests {
     fn selects_definite_and_indefinite_paths() {
         let input = json!({"a": {"b": [1, 2, 3]}, "c": "x"});
         let ctx = json!({"Execution": {"Name": "e1"}});
-        assert_eq!(select("$.a.b[1]", &input, &ctx), Ok(json!(2)));
-        assert_eq!(select("$.a.b[*]", &input, &ctx), Ok(json!([1, 2, 3])));
-        assert_eq!(select("$$.Execution.Name", &input, &ctx), Ok(json!("e1")));
+        assert_eq!(select("$.a.b[1]", &input, &Context::of(&ctx)), Ok(json!(2)));
+        assert_eq!(
+            select("$.a.b[*]", &input, &Context::of(&ctx)),
+            Ok(json!([1, 2, 3]))
+        );
+        assert_eq!(
+            select("$$.Execution.Name", &input, &Context::of(&ctx)),
+            Ok(json!("e1"))
+        );
         assert!(matches!(
-            select("$.zzz", &input, &ctx),
+            select("$.zzz", &input, &Context::of(&ctx)),
             Err(PathError::NoResults { .. })
         ));
+    }
+
+    #[test]
+    fn a_context_in_parts_reads_each_part_and_the_whole() {
+        let execution = json!({"Execution": {"Input": {"n": 1}}, "StateMachine": {"Name": "m"}});
+        let state = json!({"State": {"Name": "S"}, "Map": {"Item": {"Index": 3}}});
+        let vars: Map<String, Value> = [("x".to_string(), json!({"y": 2}))].into_iter().collect();
+        let ctx = Context::new(&execution, &state, &vars);
+        let input = json!({});
+        assert_eq!(select("$$.Execution.Input.n", &input, &ctx), Ok(json!(1)));
+        assert_eq!(select("$$['State']['Name']", &input, &ctx), Ok(json!("S")));
+        assert_eq!(select("$$.Map.Item.Index", &input, &ctx), Ok(json!(3)));
+        assert_eq!(select("$x.y", &input, &ctx), Ok(json!(2)));
+        assert_eq!(select("$x", &input, &ctx), Ok(json!({"y": 2})));
+        let whole = select("$$", &input, &ctx).expect("whole");
+        assert_eq!(whole["StateMachine"]["Name"], "m");
+        assert_eq!(whole["State"]["Name"], "S");
+        assert!(
+            whole.get("x").is_none(),
+            "variables are not in the context object"
+        );
+        assert!(matches!(
+            select("$$.Nope", &input, &ctx),
+            Err(PathError::NoResults { .. })
+        ));
+        assert_eq!(first_key("$['a b'].c"), Some("a b".to_string()));
+        assert_eq!(first_key("$..x"), None);
+        assert_eq!(first_key("$.*"), None);
     }
 
     #[test]
@@ -446,11 +608,11 @@ mod tests {
         assert_eq!(bracket_form("$.NoSuch"), "$['NoSuch']");
         let input = json!({"delivery-partner": "UQS"});
         assert_eq!(
-            select("$.delivery-partner", &input, &json!({})),
+            select("$.delivery-partner", &input, &Context::empty()),
             Ok(json!("UQS"))
         );
         assert_eq!(
-            select("$.missing", &input, &json!({})).map_err(|e| e.to_string()),
+            select("$.missing", &input, &Context::empty()).map_err(|e| e.to_string()),
             Err("Invalid path '$.missing' : No results for path: $['missing']".to_string())
         );
     }
@@ -459,10 +621,10 @@ mod tests {
     fn input_path_null_gives_an_empty_object() {
         let v = json!({"a": 1});
         assert_eq!(
-            apply_path_filter(Some(&Value::Null), &v, &json!({})),
+            apply_path_filter(Some(&Value::Null), &v, &Context::empty()),
             Ok(json!({}))
         );
-        assert_eq!(apply_path_filter(None, &v, &json!({})), Ok(v));
+        assert_eq!(apply_path_filter(None, &v, &Context::empty()), Ok(v));
     }
 
     #[test]
@@ -471,7 +633,7 @@ mod tests {
         let t = json!({"greeting.$": "$.name", "fixed": 1, "nested": {"first.$": "$.n[0]"},
             "list": [{"x.$": "$.n[1]"}]});
         assert_eq!(
-            expand_template(&t, &input, &json!({})),
+            expand_template(&t, &input, &Context::empty()),
             Ok(json!({"greeting": "Ada", "fixed": 1, "nested": {"first": 1}, "list": [{"x": 2}]}))
         );
     }

@@ -212,7 +212,11 @@ proptest! {
 
     #[test]
     fn paths_and_intrinsics_never_panic(expr in asl_string(), input in any_json()) {
-        let context = json!({"Execution": {"Id": "x", "Input": input.clone()}, "State": {"Name": "A"}});
+        let execution = json!({"Execution": {"Id": "x", "Input": input.clone()}});
+        let state = json!({"State": {"Name": "A"}});
+        let vars: serde_json::Map<String, serde_json::Value> =
+            [("v".to_string(), input.clone())].into_iter().collect();
+        let context = path::Context::new(&execution, &state, &vars);
         let _ = path::select(&expr, &input, &context);
         let _ = path::evaluate_expression(&expr, &input, &context);
         if intrinsics::is_intrinsic(&expr) {

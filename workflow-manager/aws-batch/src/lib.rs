@@ -274,10 +274,6 @@ impl ServiceIntegration for BatchIntegration {
         })
     }
 
-    fn handle_of(&self, submit_output: &Value) -> Option<String> {
-        submit_output["JobId"].as_str().map(str::to_string)
-    }
-
     async fn wait(&self, _: &str, job_id: &str) -> Result<Value, IntegrationFailure> {
         let client = self.client().await?;
         loop {

@@ -124,10 +124,12 @@ async fn run(
     for _ in 0..400 {
         let d = engine
             .describe_execution(&ex.execution_arn)
+            .await
             .expect("describe");
         if d.status != "RUNNING" {
             let history = engine
                 .get_execution_history(&ex.execution_arn, Some(1000), None, false)
+                .await
                 .expect("history")
                 .events;
             return (d, history);

@@ -7,9 +7,10 @@
 //!   JobDefinition of the state resource (namespace, NAME), the JobQueue of the workflow (the
 //!   manager passes it in the execution input as [`JOB_QUEUE_FIELD`]) and the workflow id as
 //!   JobName; the state's input reaches the container as `WORKFLOW_INPUT`;
-//! - on AWS, every Task state gets the retrier of `sfncli.CommandTerminated` (a worker killed
-//!   in the middle of a task, as on a deploy), as Clever's workflow-manager adds it
-//!   ([`add_default_retriers`]; the AWS backend applies it when it creates a state machine).
+//! - every Task state gets the retrier of `sfncli.CommandTerminated` (a worker killed in the
+//!   middle of a task, as on a deploy), as Clever's workflow-manager adds it
+//!   ([`add_default_retriers`]; both backends apply it when they create a state machine, so
+//!   a definition behaves the same on the embedded engine and on AWS).
 
 use serde_json::{json, Value};
 use wfm_asl::{State, StateMachine};

@@ -59,7 +59,7 @@ async fn run(
     .collect();
     for arn in &arns {
         loop {
-            let d = engine.describe_execution(arn).expect("describe");
+            let d = engine.describe_execution(arn).await.expect("describe");
             if d.status != "RUNNING" {
                 assert_eq!(d.status, "SUCCEEDED", "{d:?}");
                 break;

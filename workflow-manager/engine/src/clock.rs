@@ -27,6 +27,17 @@ impl Clock {
         let elapsed = Instant::now().saturating_duration_since(self.base);
         self.base_utc + chrono::Duration::from_std(elapsed).unwrap_or_default()
     }
+
+    /// The current time in epoch milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.now().timestamp_millis()
+    }
+
+    /// How long until `at_ms` (epoch milliseconds); zero once it has passed.
+    pub fn until(&self, at_ms: i64) -> std::time::Duration {
+        let left = at_ms.saturating_sub(self.now_ms());
+        std::time::Duration::from_millis(left.max(0) as u64)
+    }
 }
 
 impl Default for Clock {

@@ -6,8 +6,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex as StdMutex;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::integrations::{IntegrationFailure, ServiceIntegration, Submitted};
@@ -48,9 +50,6 @@ impl ServiceIntegration for Scripted {
             handle: format!("{name}-{n}"),
             output: json!({"JobId": format!("{name}-{n}"), "JobName": name}),
         })
-    }
-    fn handle_of(&self, output: &Value) -> Option<String> {
-        output["JobId"].as_str().map(str::to_string)
     }
     async fn wait(&self, _: &str, handle: &str) -> Result<Value, IntegrationFailure> {
         if self.hold.load(Ordering::SeqCst) {
@@ -99,6 +98,7 @@ async fn run(e: &Engine, name: &str, def: &str) -> (ExecutionInfo, Vec<String>) 
     let done = super::tests_support_wait(e, &ex.execution_arn).await;
     let types = e
         .get_execution_history(&ex.execution_arn, Some(1000), None, false)
+        .await
         .expect("history")
         .events
         .into_iter()
@@ -180,6 +180,7 @@ async fn stopping_cancels_the_work_and_timeouts_cancel_it_too() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     e.stop_execution(&ex.execution_arn, Some("Stop"), Some("not needed"))
+        .await
         .expect("stop");
     for _ in 0..200 {
         if !batch
@@ -242,6 +243,7 @@ async fn a_restarted_engine_waits_for_submitted_work_instead_of_submitting_it_ag
     for _ in 0..200 {
         let types: Vec<String> = first
             .get_execution_history(&ex.execution_arn, Some(1000), None, false)
+            .await
             .expect("history")
             .events
             .into_iter()
@@ -256,7 +258,7 @@ async fn a_restarted_engine_waits_for_submitted_work_instead_of_submitting_it_ag
     batch.hold.store(false, Ordering::SeqCst);
     let second = Engine::open(&path, EngineConfig::default(), None).expect("engine");
     second.register_integration(batch.clone());
-    assert_eq!(second.recover().expect("recover"), 1);
+    assert_eq!(second.recover().await.expect("recover"), 1);
     let done = super::tests_support_wait(&second, &ex.execution_arn).await;
     assert_eq!(done.status, "SUCCEEDED", "{done:?}");
     assert_eq!(batch.submits.load(Ordering::SeqCst), 1, "submitted once");

@@ -1,7 +1,9 @@
 //! Engine tests over an in-memory database.
 
+use std::time::Duration;
+
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn engine() -> Engine {
     Engine::in_memory(EngineConfig::default(), None).expect("engine")
@@ -9,7 +11,7 @@ fn engine() -> Engine {
 
 async fn wait_done(e: &Engine, arn: &str) -> ExecutionInfo {
     for _ in 0..500 {
-        let d = e.describe_execution(arn).expect("describe");
+        let d = e.describe_execution(arn).await.expect("describe");
         if d.status != "RUNNING" {
             return d;
         }
@@ -18,8 +20,9 @@ async fn wait_done(e: &Engine, arn: &str) -> ExecutionInfo {
     panic!("execution {arn} did not finish");
 }
 
-fn history_types(e: &Engine, arn: &str) -> Vec<String> {
+async fn history_types(e: &Engine, arn: &str) -> Vec<String> {
     e.get_execution_history(arn, Some(1000), None, false)
+        .await
         .expect("history")
         .events
         .into_iter()
@@ -56,7 +59,7 @@ async fn pass_and_choice_run_with_data_flow() {
     assert_eq!(done.status, "SUCCEEDED");
     assert_eq!(done.output.as_deref(), Some(r#""big""#));
     assert_eq!(
-        history_types(&e, &ex.execution_arn),
+        history_types(&e, &ex.execution_arn).await,
         [
             "ExecutionStarted",
             "PassStateEntered",
@@ -70,6 +73,7 @@ async fn pass_and_choice_run_with_data_flow() {
     );
     let events = e
         .get_execution_history(&ex.execution_arn, None, None, false)
+        .await
         .expect("h")
         .events;
     let shaped: Value = serde_json::from_str(
@@ -138,12 +142,15 @@ async fn activity_round_trip_success_and_failure() {
         serde_json::from_str::<Value>(&task.input).expect("json"),
         json!({"x": 1})
     );
-    e.send_task_heartbeat(&task.task_token).expect("heartbeat");
+    e.send_task_heartbeat(&task.task_token)
+        .await
+        .expect("heartbeat");
     assert!(matches!(
-        e.send_task_success(&task.task_token, "not json"),
+        e.send_task_success(&task.task_token, "not json").await,
         Err(EngineError::InvalidOutput(_))
     ));
     e.send_task_success(&task.task_token, r#"{"y": 2}"#)
+        .await
         .expect("success");
     let done = wait_done(&e, &ex.execution_arn).await;
     assert_eq!(done.status, "SUCCEEDED");
@@ -152,11 +159,11 @@ async fn activity_round_trip_success_and_failure() {
         json!({"x": 1, "r": {"y": 2}})
     );
     assert!(matches!(
-        e.send_task_success(&task.task_token, "{}"),
+        e.send_task_success(&task.task_token, "{}").await,
         Err(EngineError::TaskDoesNotExist(_))
     ));
     assert!(matches!(
-        e.send_task_success("bogus", "{}"),
+        e.send_task_success("bogus", "{}").await,
         Err(EngineError::InvalidToken(_))
     ));
 
@@ -170,6 +177,7 @@ async fn activity_round_trip_success_and_failure() {
         .expect("poll")
         .expect("task");
     e.send_task_failure(&task.task_token, Some("Boom"), Some("line1\nline2"))
+        .await
         .expect("failure");
     let done = wait_done(&e, &ex2.execution_arn).await;
     assert_eq!(
@@ -177,7 +185,7 @@ async fn activity_round_trip_success_and_failure() {
         (Some("Boom"), Some("line1\nline2"))
     );
     assert_eq!(
-        history_types(&e, &ex2.execution_arn),
+        history_types(&e, &ex2.execution_arn).await,
         [
             "ExecutionStarted",
             "TaskStateEntered",
@@ -222,16 +230,21 @@ async fn stop_aborts_a_run_waiting_on_an_activity() {
         .expect("poll")
         .expect("task");
     e.stop_execution(&ex.execution_arn, Some("E"), Some("stopped by test"))
+        .await
         .expect("stop");
-    let d = e.describe_execution(&ex.execution_arn).expect("describe");
+    let d = e
+        .describe_execution(&ex.execution_arn)
+        .await
+        .expect("describe");
     assert_eq!(d.status, "ABORTED");
     // A late answer for a stopped execution's task is an invalid token, as in Step Functions.
     assert!(matches!(
-        e.send_task_success(&task.task_token, "{}"),
+        e.send_task_success(&task.task_token, "{}").await,
         Err(EngineError::InvalidToken(_))
     ));
     assert_eq!(
         history_types(&e, &ex.execution_arn)
+            .await
             .last()
             .map(String::as_str),
         Some("ExecutionAborted")
@@ -253,13 +266,13 @@ async fn heartbeat_timeout_fails_the_task() {
         .await
         .expect("poll")
         .expect("task");
-    let mut done = e.describe_execution(&ex.execution_arn).expect("d");
+    let mut done = e.describe_execution(&ex.execution_arn).await.expect("d");
     for _ in 0..100 {
         if done.status != "RUNNING" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        done = e.describe_execution(&ex.execution_arn).expect("d");
+        done = e.describe_execution(&ex.execution_arn).await.expect("d");
     }
     assert_eq!(done.error.as_deref(), Some("States.HeartbeatTimeout"));
 }
@@ -322,6 +335,7 @@ async fn history_pages_forward_and_backward_without_gaps() {
         loop {
             let page = e
                 .get_execution_history(&ex.execution_arn, Some(7), token.as_deref(), reverse)
+                .await
                 .expect("page");
             ids.extend(page.events.iter().map(|e| e.id));
             match page.next_token {
@@ -363,7 +377,7 @@ async fn a_second_engine_on_the_same_file_resumes_where_the_first_stopped() {
     // The first process "dies" with the task handed out; a new one opens the same file.
     first.halt();
     let second = Engine::open(&path, EngineConfig::default(), None).expect("engine");
-    assert_eq!(second.recover().expect("recover"), 1);
+    assert_eq!(second.recover().await.expect("recover"), 1);
     let again = second
         .get_activity_task(&activity, Some("new"), Duration::from_secs(5))
         .await
@@ -373,6 +387,7 @@ async fn a_second_engine_on_the_same_file_resumes_where_the_first_stopped() {
     assert_ne!(again.task_token, task.task_token);
     second
         .send_task_success(&again.task_token, r#"{"ok": 1}"#)
+        .await
         .expect("success");
     let done = wait_done(&second, &ex.execution_arn).await;
     assert_eq!(done.status, "SUCCEEDED");
@@ -381,7 +396,7 @@ async fn a_second_engine_on_the_same_file_resumes_where_the_first_stopped() {
         json!({"in": 1, "a": {"step": "a"}, "t": {"ok": 1}, "b": "b"})
     );
     assert_eq!(
-        history_types(&second, &ex.execution_arn),
+        history_types(&second, &ex.execution_arn).await,
         [
             "ExecutionStarted",
             "PassStateEntered",
@@ -398,94 +413,21 @@ async fn a_second_engine_on_the_same_file_resumes_where_the_first_stopped() {
         ]
     );
     assert_eq!(
-        second.recover().expect("recover"),
+        second.recover().await.expect("recover"),
         0,
         "a finished execution was resumed"
     );
 }
 
-#[test]
-fn resume_points_are_read_from_history() {
-    use crate::activities::TaskOutcome;
-    use crate::interpreter::{Progress, Resume};
-    use wfm_asl::history::{OutputDetails, StateEnteredDetails, StateExitedDetails};
-    let machine: StateMachine = serde_json::from_value(json!({"StartAt": "A", "States": {
-        "A": {"Type": "Pass", "Next": "T"}, "T": {"Type": "Task", "Resource": "x", "End": true}}}))
-    .expect("machine");
-    let t = Utc::now();
-    let entered = |id: i64, name: &str, input: &str| {
-        let mut e = HistoryEvent::new(id, id - 1, "X", t);
-        e.state_entered_event_details = Some(StateEnteredDetails {
-            name: name.into(),
-            input: Some(input.into()),
-            input_details: None,
-        });
-        e
-    };
-    let exited = |id: i64, name: &str, output: &str| {
-        let mut e = HistoryEvent::new(id, id - 1, "X", t);
-        e.state_exited_event_details = Some(StateExitedDetails {
-            name: name.into(),
-            output: Some(output.into()),
-            output_details: None,
-            assigned_variables: None,
-        });
-        e
-    };
-    let input = json!({"i": 0});
-    let started = HistoryEvent::new(1, 0, "ExecutionStarted", t);
-    let (r, _) = Resume::from_history(std::slice::from_ref(&started), &machine, &input);
-    assert_eq!(r, Resume::start(&machine, &input));
-
-    let (r, id) = Resume::from_history(
-        &[
-            started.clone(),
-            entered(2, "A", r#"{"i":0}"#),
-            exited(3, "A", r#"{"i":1}"#),
-        ],
-        &machine,
-        &input,
-    );
-    assert_eq!(
-        (r.state.as_str(), r.progress, id),
-        ("A", Progress::Exited(json!({"i": 1})), 2)
-    );
-
-    let mut answered = HistoryEvent::new(6, 5, "ActivitySucceeded", t);
-    answered.activity_succeeded_event_details = Some(OutputDetails {
-        output: Some("{}".into()),
-        output_details: None,
-    });
-    let events = [
-        started,
-        entered(2, "A", "{}"),
-        exited(3, "A", "{}"),
-        entered(4, "T", r#"{"t":1}"#),
-        HistoryEvent::new(5, 4, "ActivityScheduled", t),
-        answered,
-    ];
-    let (r, id) = Resume::from_history(&events, &machine, &input);
-    assert_eq!(
-        (r.state.as_str(), r.input, r.progress, id),
-        (
-            "T",
-            json!({"t": 1}),
-            Progress::Answered(TaskOutcome::Success("{}".into())),
-            4
-        )
-    );
-    let (r, _) = Resume::from_history(&events[..5], &machine, &input);
-    assert_eq!(r.progress, Progress::Scheduled);
-}
-
-#[tokio::test(start_paused = true)]
+// Real time: under paused time every wait on the file database lets tokio jump its clock.
+#[tokio::test]
 async fn a_resumed_task_keeps_its_timeout_deadline() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("engine.db");
     let first = Engine::open(&path, EngineConfig::default(), None).expect("engine");
     let (activity, _) = first.create_activity("deadline").expect("activity");
     let def = json!({"StartAt": "T", "States": {
-        "T": {"Type": "Task", "Resource": activity, "TimeoutSeconds": 30, "End": true}}});
+        "T": {"Type": "Task", "Resource": activity, "TimeoutSeconds": 3, "End": true}}});
     let sm = first
         .create_state_machine("deadline", &def.to_string(), "r", "STANDARD")
         .expect("sm");
@@ -493,45 +435,32 @@ async fn a_resumed_task_keeps_its_timeout_deadline() {
         .start_execution(&sm.arn, Some("d1"), None)
         .await
         .expect("start");
-    // The restart happens after the task has been scheduled (and that is committed by the
-    // writer thread, in real time); its deadline must not restart.
-    let machine: StateMachine = serde_json::from_value(def.clone()).expect("machine");
-    let mut resume = None;
-    for _ in 0..500 {
-        tokio::task::yield_now().await;
-        let events = first
-            .get_execution_history(&ex.execution_arn, None, None, false)
-            .expect("history")
-            .events;
-        let (r, _) = crate::interpreter::Resume::from_history(&events, &machine, &json!({}));
-        if r.scheduled.is_some() {
-            resume = Some(r);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let resume = resume.expect("the task is scheduled");
-    assert!(
-        resume.scheduled.is_some(),
-        "the scheduled time is read back"
-    );
+    // The task is scheduled (committed with the start).
     first.halt();
-    // Down for 20 s; after the restart only 10 s of the 30 s are left.
-    tokio::time::sleep(Duration::from_secs(20)).await;
-    let second = Engine::open_with_clock(&path, EngineConfig::default(), None, first.clock())
-        .expect("engine");
-    assert_eq!(second.recover().expect("recover"), 1);
-    tokio::time::sleep(Duration::from_secs(9)).await;
-    assert_eq!(
-        second
-            .describe_execution(&ex.execution_arn)
-            .expect("d")
-            .status,
-        "RUNNING"
-    );
+    // Down for 2 s; after the restart only 1 s of the 3 s is left.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = Engine::open(&path, EngineConfig::default(), None).expect("engine");
+    assert_eq!(second.recover().await.expect("recover"), 1);
     let done = wait_done(&second, &ex.execution_arn).await;
     assert_eq!(done.error.as_deref(), Some("States.Timeout"));
+    let events = second
+        .get_execution_history(&ex.execution_arn, None, None, false)
+        .await
+        .expect("history")
+        .events;
+    let at = |t: &str| {
+        events
+            .iter()
+            .find(|e| e.event_type == t)
+            .map(|e| e.timestamp)
+            .expect(t)
+    };
+    // 3 s after it was scheduled, not 3 s after the restart (5 s).
+    let waited = at("ActivityTimedOut") - at("ActivityScheduled");
+    assert!(
+        (3_000..4_500).contains(&waited.num_milliseconds()),
+        "timed out after {waited}"
+    );
 }
 
 #[tokio::test]
@@ -594,15 +523,19 @@ async fn stop_aborts_at_once_inside_map_and_parallel() {
             .expect("poll")
             .expect("a task");
         e.stop_execution(&ex.execution_arn, Some("Stop"), Some("by the test"))
+            .await
             .expect("stop");
         assert_eq!(
-            e.describe_execution(&ex.execution_arn).expect("d").status,
+            e.describe_execution(&ex.execution_arn)
+                .await
+                .expect("d")
+                .status,
             "ABORTED",
             "{name}"
         );
         assert!(
             matches!(
-                e.send_task_success(&taken.task_token, "{}"),
+                e.send_task_success(&taken.task_token, "{}").await,
                 Err(EngineError::InvalidToken(_))
             ),
             "{name}: a late answer is an invalid token"
@@ -618,6 +551,7 @@ async fn stop_aborts_at_once_inside_map_and_parallel() {
         );
         assert_eq!(
             history_types(&e, &ex.execution_arn)
+                .await
                 .last()
                 .map(String::as_str),
             Some("ExecutionAborted")
@@ -660,7 +594,9 @@ async fn start_execution_with_a_used_name_is_idempotent_only_while_running_with_
             .is_none(),
         "started twice"
     );
-    e.send_task_success(&task.task_token, "{}").expect("answer");
+    e.send_task_success(&task.task_token, "{}")
+        .await
+        .expect("answer");
     wait_done(&e, &first.execution_arn).await;
     assert!(matches!(
         e.start_execution(&sm.arn, Some("same"), Some(r#"{"a": 1}"#))
@@ -710,7 +646,7 @@ async fn racing_starts_on_a_file_database_start_each_name_once() {
         assert!(arns.iter().all(|a| a == &arns[0]), "{name}: {arns:?}");
         let done = wait_done(&e, &arns[0]).await;
         assert_eq!(done.status, "SUCCEEDED", "{name}");
-        let types = history_types(&e, &arns[0]);
+        let types = history_types(&e, &arns[0]).await;
         assert_eq!(
             types.iter().filter(|t| *t == "ExecutionStarted").count(),
             1,

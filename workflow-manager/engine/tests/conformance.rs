@@ -343,17 +343,20 @@ async fn run_case(case: &Case, index: usize) -> Result<(), String> {
                 .get_activity_task(&activity_arn, None, Duration::from_millis(10))
                 .await
             {
-                let _ = engine.send_task_success(&task.task_token, &task.input);
+                let _ = engine
+                    .send_task_success(&task.task_token, &task.input)
+                    .await;
             }
         }
         let d = engine
             .describe_execution(&exec.execution_arn)
+            .await
             .map_err(|e| format!("describe: {e}"))?;
         if d.status != "RUNNING" {
             break d;
         }
         if tokio::time::Instant::now() > deadline {
-            let _ = engine.stop_execution(&exec.execution_arn, None, None);
+            let _ = engine.stop_execution(&exec.execution_arn, None, None).await;
             return Err("still RUNNING after 600 s".into());
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

@@ -50,7 +50,10 @@ async fn main() {
             .expect("start");
         let (returned, token) = poll.await.expect("join");
         let token = token.expect("a task");
-        engine.send_task_success(&token, "{}").expect("answer");
+        engine
+            .send_task_success(&token, "{}")
+            .await
+            .expect("answer");
         if i >= 100 {
             latencies.push(returned.duration_since(scheduled));
         }

@@ -159,6 +159,7 @@ async fn main() {
                     .expect("task");
                 engine
                     .send_task_success(&task.task_token, "{}")
+                    .await
                     .expect("answer");
                 tokio::time::sleep(gap).await;
             }

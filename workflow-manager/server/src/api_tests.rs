@@ -622,6 +622,7 @@ async fn answer_work(app: &AppState, output: &str) -> String {
         .expect("a task");
     app.engine
         .send_task_success(&task.task_token, output)
+        .await
         .expect("success");
     task.task_token
 }
@@ -759,7 +760,7 @@ async fn operators_cancel_resolve_and_resume() {
     assert_eq!(cancelled["resolvedByUser"], true);
     assert_eq!(cancelled["jobs"][0]["status"], "aborted_by_user");
     assert!(matches!(
-        app.engine.send_task_success(&task.task_token, "{}"),
+        app.engine.send_task_success(&task.task_token, "{}").await,
         Err(wfm_engine::EngineError::InvalidToken(_))
     ));
 }
@@ -936,6 +937,7 @@ async fn a_retried_task_shows_its_attempts() {
         .expect("task");
     app.engine
         .send_task_failure(&first.task_token, Some("Flaky"), Some("try again"))
+        .await
         .expect("fail");
     answer_work(&app, r#"{"ok": true}"#).await;
     let done = wait_status(&app, &id, "succeeded").await;

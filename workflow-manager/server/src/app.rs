@@ -318,6 +318,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
     let resumed = engine
         .recover()
+        .await
         .map_err(|e| StartError::Engine(e.to_string()))?;
     if resumed > 0 {
         tracing::info!(

@@ -78,7 +78,10 @@ impl StepFunctions for EmbeddedStepFunctions {
         for n in wfm_core::conventions::activity_names(definition) {
             self.engine.create_activity(&n).map_err(map_error)?;
         }
-        let json = serde_json::to_string(definition)
+        // The same machine as on AWS: every task retries a worker's graceful termination.
+        let mut definition = definition.clone();
+        wfm_core::conventions::add_default_retriers(&mut definition);
+        let json = serde_json::to_string(&definition)
             .map_err(|e| SfnError::InvalidDefinition(e.to_string()))?;
         let sm = self
             .engine
@@ -112,6 +115,7 @@ impl StepFunctions for EmbeddedStepFunctions {
         let e = self
             .engine
             .describe_execution(execution_arn)
+            .await
             .map_err(map_error)?;
         Ok(ExecutionDescription {
             status: ExecutionStatus::parse(&e.status)
@@ -132,6 +136,7 @@ impl StepFunctions for EmbeddedStepFunctions {
     ) -> Result<(), SfnError> {
         self.engine
             .stop_execution(execution_arn, error, cause)
+            .await
             .map_err(map_error)?;
         Ok(())
     }
@@ -151,6 +156,7 @@ impl StepFunctions for EmbeddedStepFunctions {
                     Some(1000),
                     token.as_deref(),
                 )
+                .await
                 .map_err(map_error)?;
             names.extend(page.into_iter().map(|e| e.name));
             match next {
@@ -168,6 +174,7 @@ impl StepFunctions for EmbeddedStepFunctions {
         let page = self
             .engine
             .get_execution_history(execution_arn, Some(1000), next_token, false)
+            .await
             .map_err(map_error)?;
         Ok(HistoryPage {
             events: page.events,

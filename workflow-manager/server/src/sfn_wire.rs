@@ -367,17 +367,19 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         "SendTaskSuccess" => {
             let r: SendTaskSuccess = parse(body)?;
             check_payload("output", &r.output)?;
-            engine.send_task_success(&r.task_token, &r.output)?;
+            engine.send_task_success(&r.task_token, &r.output).await?;
             Ok(json!({}))
         }
         "SendTaskFailure" => {
             let r: SendTaskFailure = parse(body)?;
-            engine.send_task_failure(&r.task_token, r.error.as_deref(), r.cause.as_deref())?;
+            engine
+                .send_task_failure(&r.task_token, r.error.as_deref(), r.cause.as_deref())
+                .await?;
             Ok(json!({}))
         }
         "SendTaskHeartbeat" => {
             let r: TaskToken = parse(body)?;
-            engine.send_task_heartbeat(&r.task_token)?;
+            engine.send_task_heartbeat(&r.task_token).await?;
             Ok(json!({}))
         }
         "CreateStateMachine" => {
@@ -392,7 +394,7 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         }
         "DescribeStateMachine" => {
             let r: StateMachineArn = parse(body)?;
-            let sm = engine.describe_state_machine(&r.state_machine_arn)?;
+            let sm = engine.describe_state_machine(&r.state_machine_arn).await?;
             Ok(json!({
                 "stateMachineArn": sm.arn, "name": sm.name, "status": "ACTIVE",
                 "definition": sm.definition, "roleArn": sm.role_arn, "type": sm.machine_type,
@@ -410,23 +412,26 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         "DescribeExecution" => {
             let r: ExecutionArn = parse(body)?;
             Ok(execution_json(
-                &engine.describe_execution(&r.execution_arn)?,
+                &engine.describe_execution(&r.execution_arn).await?,
             ))
         }
         "StopExecution" => {
             let r: StopExecution = parse(body)?;
-            let stopped =
-                engine.stop_execution(&r.execution_arn, r.error.as_deref(), r.cause.as_deref())?;
+            let stopped = engine
+                .stop_execution(&r.execution_arn, r.error.as_deref(), r.cause.as_deref())
+                .await?;
             Ok(json!({"stopDate": epoch(stopped)}))
         }
         "GetExecutionHistory" => {
             let r: GetExecutionHistory = parse(body)?;
-            let page = engine.get_execution_history(
-                &r.execution_arn,
-                r.max_results,
-                r.next_token.as_deref(),
-                r.reverse_order,
-            )?;
+            let page = engine
+                .get_execution_history(
+                    &r.execution_arn,
+                    r.max_results,
+                    r.next_token.as_deref(),
+                    r.reverse_order,
+                )
+                .await?;
             let mut v = json!({"events": page.events});
             if let Some(t) = page.next_token {
                 v["nextToken"] = json!(t);
@@ -435,8 +440,9 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         }
         "ListStateMachines" => {
             let r: Page = parse(body)?;
-            let (machines, next) =
-                engine.list_state_machines(r.max_results, r.next_token.as_deref())?;
+            let (machines, next) = engine
+                .list_state_machines(r.max_results, r.next_token.as_deref())
+                .await?;
             let items: Vec<Value> = machines
                 .iter()
                 .map(|m| json!({"stateMachineArn": m.arn, "name": m.name, "type": m.machine_type, "creationDate": epoch(m.created)}))
@@ -445,26 +451,30 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         }
         "UpdateStateMachine" => {
             let r: UpdateStateMachine = parse(body)?;
-            let updated = engine.update_state_machine(
-                &r.state_machine_arn,
-                r.definition.as_deref(),
-                r.role_arn.as_deref(),
-            )?;
+            let updated = engine
+                .update_state_machine(
+                    &r.state_machine_arn,
+                    r.definition.as_deref(),
+                    r.role_arn.as_deref(),
+                )
+                .await?;
             Ok(json!({"updateDate": epoch(updated)}))
         }
         "DeleteStateMachine" => {
             let r: StateMachineArn = parse(body)?;
-            engine.delete_state_machine(&r.state_machine_arn)?;
+            engine.delete_state_machine(&r.state_machine_arn).await?;
             Ok(json!({}))
         }
         "ListExecutions" => {
             let r: ListExecutions = parse(body)?;
-            let (executions, next) = engine.list_executions(
-                &r.state_machine_arn,
-                r.status_filter.as_deref(),
-                r.max_results,
-                r.next_token.as_deref(),
-            )?;
+            let (executions, next) = engine
+                .list_executions(
+                    &r.state_machine_arn,
+                    r.status_filter.as_deref(),
+                    r.max_results,
+                    r.next_token.as_deref(),
+                )
+                .await?;
             let items: Vec<Value> = executions
                 .iter()
                 .map(|e| {
@@ -488,13 +498,14 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         }
         "DescribeActivity" => {
             let r: ActivityArn = parse(body)?;
-            let (name, created) = engine.describe_activity(&r.activity_arn)?;
+            let (name, created) = engine.describe_activity(&r.activity_arn).await?;
             Ok(json!({"activityArn": r.activity_arn, "name": name, "creationDate": epoch(created)}))
         }
         "ListActivities" => {
             let r: Page = parse(body)?;
-            let (activities, next) =
-                engine.list_activities(r.max_results, r.next_token.as_deref())?;
+            let (activities, next) = engine
+                .list_activities(r.max_results, r.next_token.as_deref())
+                .await?;
             let items: Vec<Value> = activities
                 .iter()
                 .map(|a| json!({"activityArn": a.arn, "name": a.name, "creationDate": epoch(a.created)}))
@@ -503,7 +514,7 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         }
         "DeleteActivity" => {
             let r: ActivityArn = parse(body)?;
-            engine.delete_activity(&r.activity_arn)?;
+            engine.delete_activity(&r.activity_arn).await?;
             Ok(json!({}))
         }
         other => Err(WireError::client(

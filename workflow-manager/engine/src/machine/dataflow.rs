@@ -1,12 +1,12 @@
 //! A state's data flow in either query language: what the state works on (JSONPath's
 //! InputPath and Parameters, or JSONata's Arguments), what it outputs (ResultSelector,
 //! ResultPath and OutputPath, or JSONata's Output) and which variables it assigns (Assign, in
-//! both). The interpreter runs a state's work; this module shapes what goes in and out.
+//! both). The state modules run a state's work; this module shapes what goes in and out.
 
 use serde_json::{Map, Value};
-use wfm_asl::definition::{QueryLanguage, State};
+use wfm_asl::definition::State;
 use wfm_asl::jsonata;
-use wfm_asl::path::{apply_path_filter, apply_result_path, expand_template, PathError};
+use wfm_asl::path::{apply_path_filter, apply_result_path, expand_template, Context, PathError};
 
 /// The data-flow fields of one state, whatever its type.
 #[derive(Default)]
@@ -92,21 +92,6 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The query language a state uses: its own, else the one it inherits.
-pub(crate) fn language_of(state: &State, inherited: QueryLanguage) -> QueryLanguage {
-    let own = match state {
-        State::Pass(s) => s.query_language,
-        State::Task(s) => s.query_language,
-        State::Choice(s) => s.query_language,
-        State::Wait(s) => s.query_language,
-        State::Succeed(s) => s.query_language,
-        State::Fail(s) => s.query_language,
-        State::Parallel(s) => s.query_language,
-        State::Map(s) => s.query_language,
-    };
-    own.unwrap_or(inherited)
-}
-
 /// A data-flow failure: the error name and Step Functions' message (without the state prefix).
 pub(crate) struct FlowError {
     pub error: &'static str,
@@ -131,39 +116,56 @@ impl From<jsonata::JsonataError> for FlowError {
     }
 }
 
-/// What JSONata expressions see: `$states` and the variables.
+/// What JSONata expressions see: `$states` (the input, the context object and, where given,
+/// the result or the error output) and the variables.
 pub(crate) struct Bindings<'a> {
-    pub states: Value,
-    pub vars: &'a Map<String, Value>,
+    input: &'a Value,
+    context: Context<'a>,
+    extra: Vec<(&'static str, &'a Value)>,
+}
+
+/// Whether any JSONata expression in `template` mentions `needle`.
+fn mentions(template: &Value, needle: &str) -> bool {
+    match template {
+        Value::String(s) => s.contains(needle),
+        Value::Array(a) => a.iter().any(|v| mentions(v, needle)),
+        Value::Object(o) => o.values().any(|v| mentions(v, needle)),
+        _ => false,
+    }
 }
 
 impl<'a> Bindings<'a> {
-    pub fn new(input: &Value, context: &Value, vars: &'a Map<String, Value>) -> Self {
-        let mut context = context.clone();
-        if let Some(o) = context.as_object_mut() {
-            o.remove(VARS_KEY);
-        }
+    pub fn new(input: &'a Value, context: Context<'a>) -> Self {
         Bindings {
-            states: serde_json::json!({"input": input, "context": context}),
-            vars,
+            input,
+            context,
+            extra: Vec::new(),
         }
     }
 
-    pub fn with(mut self, key: &str, value: &Value) -> Self {
-        self.states[key] = value.clone();
+    pub fn with(mut self, key: &'static str, value: &'a Value) -> Self {
+        self.extra.push((key, value));
         self
     }
 
     pub fn eval(&self, template: &Value, field: &str) -> Result<Value, FlowError> {
-        let mut list: Vec<(&str, &Value)> = Vec::with_capacity(self.vars.len() + 1);
-        list.push(("states", &self.states));
-        list.extend(self.vars.iter().map(|(k, v)| (k.as_str(), v)));
+        let mut states = Map::with_capacity(2 + self.extra.len());
+        states.insert("input".into(), self.input.clone());
+        // The context object holds the execution's input: copied only for what reads it.
+        if mentions(template, "context") {
+            states.insert("context".into(), self.context.to_value());
+        }
+        for (k, v) in &self.extra {
+            states.insert((*k).to_string(), (*v).clone());
+        }
+        let states = Value::Object(states);
+        let vars = self.context.variables();
+        let mut list: Vec<(&str, &Value)> = Vec::with_capacity(vars.len() + 1);
+        list.push(("states", &states));
+        list.extend(vars.iter().map(|(k, v)| (k.as_str(), v)));
         Ok(jsonata::evaluate_template(template, field, &list)?)
     }
 }
-
-/// Where the variables sit in the context object, for JSONPath `$name` references.
-pub(crate) use wfm_asl::path::VARIABLES_KEY as VARS_KEY;
 
 /// The effective input of a state: InputPath then Parameters (JSONPath), or Arguments
 /// (JSONata; the raw input when absent).
@@ -171,12 +173,11 @@ pub(crate) fn effective_input(
     f: &Fields<'_>,
     jsonata_mode: bool,
     raw: &Value,
-    ctx: &Value,
-    vars: &Map<String, Value>,
+    ctx: &Context<'_>,
 ) -> Result<Value, FlowError> {
     if jsonata_mode {
         return match f.arguments {
-            Some(t) => Bindings::new(raw, ctx, vars).eval(t, "Arguments"),
+            Some(t) => Bindings::new(raw, *ctx).eval(t, "Arguments"),
             None => Ok(raw.clone()),
         };
     }
@@ -195,16 +196,15 @@ pub(crate) fn output_and_assign(
     raw: &Value,
     effective: &Value,
     result: Option<Value>,
-    ctx: &Value,
-    vars: &Map<String, Value>,
+    ctx: &Context<'_>,
 ) -> Result<(Value, Map<String, Value>), FlowError> {
     if jsonata_mode {
         let has_result = result.is_some();
         let result = result.unwrap_or_else(|| raw.clone());
         let bindings = if has_result {
-            Bindings::new(raw, ctx, vars).with("result", &result)
+            Bindings::new(raw, *ctx).with("result", &result)
         } else {
-            Bindings::new(raw, ctx, vars)
+            Bindings::new(raw, *ctx)
         };
         let assign = match f.assign {
             Some(t) => match bindings.eval(t, "Assign")? {

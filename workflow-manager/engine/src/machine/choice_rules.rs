@@ -7,10 +7,14 @@ use std::cmp::Ordering;
 use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
 use wfm_asl::definition::ChoiceRule;
-use wfm_asl::path::{select, PathError};
+use wfm_asl::path::{select, Context, PathError};
 
 /// Whether `rule` matches `input`.
-pub fn evaluate(rule: &ChoiceRule, input: &Value, context: &Value) -> Result<bool, PathError> {
+pub fn evaluate(
+    rule: &ChoiceRule,
+    input: &Value,
+    context: &Context<'_>,
+) -> Result<bool, PathError> {
     if let Some(rules) = &rule.and {
         for r in rules {
             if !evaluate(r, input, context)? {
@@ -239,7 +243,7 @@ mod tests {
     #[test]
     fn comparisons_and_combinators() {
         let input = json!({"n": 5, "s": "abc", "b": true, "t": "2024-01-01T00:00:00Z", "m": 7});
-        let ctx = json!({});
+        let ctx = Context::empty();
         let cases = [
             (json!({"Variable": "$.n", "NumericEquals": 5}), true),
             (
@@ -285,6 +289,6 @@ mod tests {
     #[test]
     fn a_missing_variable_is_a_runtime_error() {
         let r = rule(json!({"Variable": "$.missing", "StringEquals": "x"}));
-        assert!(evaluate(&r, &json!({}), &json!({})).is_err());
+        assert!(evaluate(&r, &json!({}), &Context::empty()).is_err());
     }
 }

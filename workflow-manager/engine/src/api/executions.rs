@@ -1,0 +1,359 @@
+//! Executions: start (its first round committed with its row), describe, list, stop, history,
+//! and what a restart does: read back what is due and what is out, and move on what was left
+//! to run.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{check_name, page_size};
+use crate::error::EngineError;
+use crate::machine::execution::{Execution, Meta};
+use crate::machine::Completion;
+use crate::runtime::{blocking, Resident};
+use crate::store::write::NewExecution;
+use crate::{Engine, ExecutionInfo, HistoryPage};
+
+impl Engine {
+    /// Starts an execution. A name already used with the same input returns the running
+    /// execution; with another input it is `ExecutionAlreadyExists`.
+    pub async fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: Option<&str>,
+        input: Option<&str>,
+    ) -> Result<ExecutionInfo, EngineError> {
+        let rt = &self.rt;
+        rt.ensure_drivers();
+        let arn_in = state_machine_arn.to_string();
+        let machine = blocking(&rt.db, move |db| db.state_machine(&arn_in))
+            .await?
+            .ok_or_else(|| {
+                EngineError::StateMachineDoesNotExist(format!(
+                    "State Machine Does Not Exist: '{state_machine_arn}'"
+                ))
+            })?;
+        let name = match name {
+            Some(n) => n.to_string(),
+            // Time-ordered, like the service's workflow ids: new keys go to the end of the
+            // executions' index.
+            None => uuid::Uuid::now_v7().to_string(),
+        };
+        check_name(&name, "execution")?;
+        let input_text = input.unwrap_or("{}");
+        let input_value: Value = serde_json::from_str(input_text).map_err(|e| {
+            EngineError::InvalidExecutionInput(format!(
+                "Invalid State Machine Execution Input: '{e}'"
+            ))
+        })?;
+        let arn = self.arn("execution", &format!("{}:{name}", machine.name));
+        let revision = machine.revision;
+        let compiled = match rt.compile(revision, None) {
+            Ok(c) => c,
+            Err(_) => {
+                let text = blocking(&rt.db, move |db| db.revision(revision)).await?;
+                rt.compile(revision, text)?
+            }
+        };
+        // Milliseconds, as stored: the start date reads back the same.
+        let start_ms = rt.clock.now_ms();
+        let meta = Arc::new(Meta::new(
+            arn.clone(),
+            name.clone(),
+            machine.arn.clone(),
+            machine.name.clone(),
+            machine.role_arn.clone(),
+            machine.machine_type == "EXPRESS",
+            start_ms,
+            input_value.clone(),
+        ));
+        let id = rt
+            .next_execution
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let start = compiled.machine(0).start;
+        let mut resident = Resident {
+            exec: Execution::new(id, meta, start),
+            compiled,
+        };
+        let insert = NewExecution {
+            id,
+            arn: arn.clone(),
+            state_machine_arn: machine.arn.clone(),
+            name: name.clone(),
+            input: input_text.to_string(),
+            start_ms,
+            revision,
+        };
+        rt.claim(id);
+        match rt
+            .round(&mut resident, vec![Completion::Start], Some(insert))
+            .await
+        {
+            Ok(_) => {
+                let status = resident
+                    .exec
+                    .ended
+                    .as_ref()
+                    .map(|e| e.status())
+                    .unwrap_or("RUNNING");
+                let info = ExecutionInfo {
+                    execution_arn: arn,
+                    state_machine_arn: machine.arn,
+                    name,
+                    status: status.to_string(),
+                    input: input_text.to_string(),
+                    output: None,
+                    error: None,
+                    cause: None,
+                    start_date: crate::store::from_ms(start_ms),
+                    stop_date: None,
+                };
+                let keep = resident.exec.ended.is_none().then(|| Box::new(resident));
+                rt.adopt(keep, id);
+                Ok(info)
+            }
+            // The name is taken: the same input while it runs is the same start (idempotent).
+            Err(EngineError::ExecutionAlreadyExists(m)) => {
+                rt.release(id);
+                let a = arn.clone();
+                match blocking(&rt.db, move |db| db.execution(&a)).await? {
+                    Some(existing)
+                        if existing.status == "RUNNING"
+                            && serde_json::from_str::<Value>(&existing.input).ok()
+                                == Some(input_value) =>
+                    {
+                        Ok(existing.into())
+                    }
+                    _ => Err(EngineError::ExecutionAlreadyExists(m)),
+                }
+            }
+            Err(e) => {
+                rt.release(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs an EXPRESS state machine's execution to its end and returns it.
+    pub async fn start_sync_execution(
+        &self,
+        state_machine_arn: &str,
+        name: Option<&str>,
+        input: Option<&str>,
+    ) -> Result<ExecutionInfo, EngineError> {
+        let machine = self.describe_state_machine(state_machine_arn).await?;
+        if machine.machine_type != "EXPRESS" {
+            return Err(EngineError::StateMachineTypeNotSupported(
+                "This operation is only supported by EXPRESS state machines".into(),
+            ));
+        }
+        let mut changes = self.rt.finished.subscribe();
+        let started = self.start_execution(state_machine_arn, name, input).await?;
+        loop {
+            let e = self.describe_execution(&started.execution_arn).await?;
+            if e.status != "RUNNING" {
+                return Ok(e);
+            }
+            // Woken by any execution ending; a missed wake-up costs at most the poll interval.
+            let _ = tokio::time::timeout(Duration::from_millis(50), changes.changed()).await;
+        }
+    }
+
+    /// Describes an execution.
+    pub async fn describe_execution(&self, arn: &str) -> Result<ExecutionInfo, EngineError> {
+        let a = arn.to_string();
+        blocking(&self.rt.db, move |db| db.execution(&a))
+            .await?
+            .map(Into::into)
+            .ok_or_else(|| {
+                EngineError::ExecutionDoesNotExist(format!("Execution Does Not Exist: '{arn}'"))
+            })
+    }
+
+    /// Executions of a state machine, newest first, optionally of one status.
+    pub async fn list_executions(
+        &self,
+        state_machine_arn: &str,
+        status: Option<&str>,
+        max_results: Option<usize>,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<ExecutionInfo>, Option<String>), EngineError> {
+        self.describe_state_machine(state_machine_arn).await?;
+        if let Some(s) = status {
+            if ![
+                "RUNNING",
+                "SUCCEEDED",
+                "FAILED",
+                "TIMED_OUT",
+                "ABORTED",
+                "PENDING_REDRIVE",
+            ]
+            .contains(&s)
+            {
+                return Err(EngineError::Validation(format!(
+                    "invalid statusFilter '{s}'"
+                )));
+            }
+        }
+        let limit = page_size(max_results)?;
+        let before = match next_token {
+            None => None,
+            Some(t) => Some(
+                t.strip_prefix("x.")
+                    .and_then(|rest| rest.split_once('.'))
+                    .and_then(|(ms, arn)| ms.parse::<i64>().ok().map(|ms| (ms, arn.to_string())))
+                    .ok_or_else(|| EngineError::InvalidToken(format!("Invalid Token: '{t}'")))?,
+            ),
+        };
+        let (machine, status) = (state_machine_arn.to_string(), status.map(str::to_string));
+        let mut rows = blocking(&self.rt.db, move |db| {
+            db.executions(&machine, status.as_deref(), before, limit + 1)
+        })
+        .await?;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last()
+                .map(|r| format!("x.{}.{}", r.start.timestamp_millis(), r.arn))
+        } else {
+            None
+        };
+        Ok((rows.into_iter().map(Into::into).collect(), next))
+    }
+
+    /// Stops a running execution: it ends ABORTED once that is committed; its outstanding
+    /// tasks are withdrawn (their tokens answer InvalidToken) and its service work cancelled.
+    pub async fn stop_execution(
+        &self,
+        arn: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<DateTime<Utc>, EngineError> {
+        let a = arn.to_string();
+        let row = blocking(&self.rt.db, move |db| db.execution(&a))
+            .await?
+            .ok_or_else(|| {
+                EngineError::ExecutionDoesNotExist(format!("Execution Does Not Exist: '{arn}'"))
+            })?;
+        if row.status != "RUNNING" {
+            return Ok(row.stop.unwrap_or_else(|| self.rt.clock.now()));
+        }
+        self.rt.ensure_drivers();
+        self.rt
+            .deliver_and_wait(
+                row.id,
+                Completion::Stop {
+                    error: error.map(str::to_string),
+                    cause: cause.map(str::to_string),
+                },
+            )
+            .await?;
+        Ok(self.rt.clock.now())
+    }
+
+    /// A page of an execution's history. `next_token` continues a previous page.
+    pub async fn get_execution_history(
+        &self,
+        arn: &str,
+        max_results: Option<usize>,
+        next_token: Option<&str>,
+        reverse: bool,
+    ) -> Result<HistoryPage, EngineError> {
+        let limit = match max_results {
+            None | Some(0) => 100,
+            Some(n) if n > 1000 => {
+                return Err(EngineError::Validation(
+                    "maxResults must be less than or equal to 1000".into(),
+                ))
+            }
+            Some(n) => n,
+        };
+        let start = match next_token {
+            None => None,
+            Some(t) => Some(
+                t.strip_prefix("h.")
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| EngineError::InvalidToken(format!("Invalid Token: '{t}'")))?,
+            ),
+        };
+        let (from, to) = match (reverse, start) {
+            (false, s) => (s.unwrap_or(1), i64::MAX),
+            (true, s) => (1, s.unwrap_or(i64::MAX)),
+        };
+        let a = arn.to_string();
+        let events = blocking(&self.rt.db, move |db| {
+            let Some(row) = db.execution(&a)? else {
+                return Ok(None);
+            };
+            db.events(row.id, from, to, reverse, limit + 1).map(Some)
+        })
+        .await?
+        .ok_or_else(|| {
+            EngineError::ExecutionDoesNotExist(format!("Execution Does Not Exist: '{arn}'"))
+        })?;
+        let mut events: Vec<_> = events.iter().map(|e| e.to_wire()).collect();
+        let next_token = if events.len() > limit {
+            events.pop().map(|e| format!("h.{}", e.id))
+        } else {
+            None
+        };
+        Ok(HistoryPage { events, next_token })
+    }
+
+    /// Continues every execution a previous process left RUNNING: arms its timers again (they
+    /// keep their deadlines), makes its activity tasks available again (a task a worker held
+    /// is handed out again with another token), waits again for the service work it had
+    /// submitted, and moves on frames left waiting to run. Nothing is run again. Call once
+    /// after opening, inside the runtime, after registering integrations. Returns how many
+    /// executions are running.
+    pub async fn recover(&self) -> Result<usize, EngineError> {
+        let rt = &self.rt;
+        rt.ensure_drivers();
+        let timers = blocking(&rt.db, |db| db.all_timers()).await?;
+        rt.timers
+            .extend(timers.into_iter().map(|(x, seq, due)| (due, x, seq)));
+        let tasks = blocking(&rt.db, |db| db.all_tasks()).await?;
+        let mut calls = BTreeSet::new();
+        let mut ready: std::collections::HashMap<String, Vec<(i64, i64, u32)>> = Default::default();
+        for t in tasks {
+            match (t.kind, t.activity) {
+                (0, Some(activity)) => {
+                    ready
+                        .entry(activity)
+                        .or_default()
+                        .push((t.scheduled_ms, t.execution, t.seq))
+                }
+                _ => {
+                    calls.insert(t.execution);
+                }
+            }
+        }
+        for (activity, tasks) in ready {
+            rt.activities.restore(&activity, tasks);
+        }
+        for x in calls {
+            rt.deliver(x, Completion::Recover, None);
+        }
+        for x in blocking(&rt.db, |db| db.runnable_executions()).await? {
+            rt.deliver(x, Completion::Continue, None);
+        }
+        blocking(&rt.db, |db| db.running_count()).await
+    }
+
+    /// Stops running every execution at once without recording anything more, as a crash
+    /// would: what was committed stays, and [`recover`](Self::recover) (in this or a new
+    /// process) continues from it. Used at shutdown and by tests of recovery.
+    pub fn halt(&self) {
+        self.rt.halt();
+        if let Err(e) = self.rt.db.flush_blocking() {
+            tracing::error!(error = %e, "cannot flush the engine's writes at halt");
+        }
+    }
+
+    /// How many executions are running.
+    pub async fn running_executions(&self) -> Result<usize, EngineError> {
+        blocking(&self.rt.db, |db| db.running_count()).await
+    }
+}
