@@ -205,6 +205,25 @@ impl Engine {
             .store(events.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Fault injection for recovery tests: the engine halts, as if its process died, right
+    /// after its `commits`-th next commit (what that commit wrote stays; nothing of it is
+    /// acted on, nothing after it is written).
+    pub fn crash_after_commits(&self, commits: usize) {
+        self.rt
+            .crash_after
+            .store(commits.max(1), std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the engine was halted.
+    pub fn halted(&self) -> bool {
+        self.rt.halted.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Rounds committed since the engine was opened.
+    pub fn commits(&self) -> u64 {
+        self.rt.commits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The engine's clock.
     pub fn clock(&self) -> Clock {
         self.rt.clock

@@ -53,6 +53,11 @@ impl DueSet {
         self.lock().len()
     }
 
+    /// Wakes the driver (its owner is going away, or stopped).
+    pub fn wake(&self) {
+        self.changed.notify_one();
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
@@ -95,15 +100,16 @@ impl DueSet {
                 tokio::task::yield_now().await;
                 continue;
             }
-            // Wake at the next due time, when an earlier entry comes, or to look whether the
-            // owner is still there.
-            let wait = match next {
-                Some(at) => clock.until(at).min(std::time::Duration::from_secs(1)),
-                None => std::time::Duration::from_secs(1),
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.changed.notified() => {}
+            // Wake at the next due time, when an earlier entry comes, or when the owner goes
+            // (it wakes the index as it drops or halts).
+            match next {
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(clock.until(at)) => {}
+                        _ = self.changed.notified() => {}
+                    }
+                }
+                None => self.changed.notified().await,
             }
         }
     }

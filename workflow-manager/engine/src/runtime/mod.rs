@@ -92,6 +92,10 @@ pub struct Runtime {
     pub halted: AtomicBool,
     /// Events per round.
     pub round_events: AtomicUsize,
+    /// Commits so far.
+    pub commits: std::sync::atomic::AtomicU64,
+    /// Fault injection: halt right after this many more commits (`usize::MAX`: never).
+    pub crash_after: AtomicUsize,
     /// The next execution number.
     pub next_execution: AtomicI64,
     /// State machines by ARN.
@@ -200,6 +204,8 @@ impl Runtime {
             draining: tokio::sync::watch::channel(false).0,
             halted: AtomicBool::new(false),
             round_events: AtomicUsize::new(DEFAULT_ROUND_EVENTS),
+            commits: std::sync::atomic::AtomicU64::new(0),
+            crash_after: AtomicUsize::new(usize::MAX),
             next_execution: AtomicI64::new(next),
             machines: Mutex::new(machines),
             compiled: Mutex::new(HashMap::new()),
@@ -392,7 +398,8 @@ impl Runtime {
         let Some(h) = hot.get_mut(&id) else {
             return false;
         };
-        if !h.mailbox.is_empty() {
+        let queued = resident.as_ref().is_some_and(|r| !r.exec.queue.is_empty());
+        if !h.mailbox.is_empty() || queued {
             if let Some(r) = resident {
                 h.kept = Some(r);
                 self.kept.fetch_add(1, Ordering::Relaxed);
@@ -550,6 +557,15 @@ impl Runtime {
             }
             Err(e) => return Err(e),
         }
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("wfm_engine_rounds_total").increment(1);
+        if self.crash_after.load(Ordering::Acquire) != usize::MAX
+            && self.crash_after.fetch_sub(1, Ordering::AcqRel) <= 1
+        {
+            // As if the process died right after this commit: nothing of it is acted on.
+            self.halt();
+            return Err(EngineError::Storage("the engine is stopped".into()));
+        }
         for id in stored {
             if let Some(f) = r.exec.frames.get_mut(&id) {
                 f.stored = true;
@@ -647,5 +663,15 @@ impl Runtime {
         self.activities.clear();
         self.calls.clear();
         lock(&self.hot).clear();
+        self.timers.wake();
+        self.heartbeats.wake();
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // The drivers hold only a weak handle: woken, they find it gone and end.
+        self.timers.wake();
+        self.heartbeats.wake();
     }
 }
