@@ -2,6 +2,7 @@
 //! port with a fresh data directory, starts real `wfm-worker` processes, and talks to them over
 //! HTTP. Every process is killed when its handle drops.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -89,6 +90,8 @@ impl Server {
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
+            // A process group of its own, so that a kill takes whatever it started with it.
+            .process_group(0)
             .spawn()
             .expect("start workflow-manager");
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -125,18 +128,25 @@ impl Server {
         format!("{}/sfn", self.url)
     }
 
-    /// Kills the process and returns its data directory.
+    /// Kills its whole process group with SIGKILL and returns its data directory.
     pub fn kill(mut self) -> tempfile::TempDir {
+        self.kill_group();
+        std::mem::replace(&mut self.data, tempfile::tempdir().expect("tempdir"))
+    }
+
+    fn kill_group(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::mem::replace(&mut self.data, tempfile::tempdir().expect("tempdir"))
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill_group();
     }
 }
 
@@ -224,6 +234,33 @@ impl Api {
     pub fn with_token(mut self, token: &str) -> Api {
         self.token = Some(token.to_string());
         self
+    }
+
+    /// Sends a request; returns status and JSON body (null when empty), or why it got no
+    /// answer (the server is down).
+    pub async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value, reqwest::header::HeaderMap), String> {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?
+        };
+        Ok((status, value, headers))
     }
 
     /// Sends a request; returns status and JSON body (null when empty).

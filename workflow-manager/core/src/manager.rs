@@ -377,7 +377,26 @@ impl WorkflowManager {
         );
         if chosen {
             match self.store.get_workflow(&id).await {
-                Ok(existing) => return same_start(existing, &workflow, def_ref.version),
+                Ok(existing) => {
+                    let existing = same_start(existing, &workflow, def_ref.version)?;
+                    if existing.status == WorkflowStatus::Queued {
+                        // The first start may have been cut short (the service died between
+                        // storing the workflow and starting its execution): finish it. A start
+                        // that did happen is the same start again.
+                        let mut input: Value =
+                            serde_json::from_str(&existing.input).unwrap_or(Value::Null);
+                        let sm_arn = self.start_target(&existing, &mut input).await?;
+                        match self
+                            .sfn
+                            .start_execution(&sm_arn, &existing.id, &input.to_string())
+                            .await
+                        {
+                            Ok(_) | Err(SfnError::ExecutionAlreadyExists(_)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    return Ok(existing);
+                }
                 Err(StoreError::NotFound(_)) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -393,12 +412,15 @@ impl WorkflowManager {
         }
     }
 
-    /// Stores `workflow` and starts its execution on the state machine of its definition in
-    /// its namespace (created if needed), with `_EXECUTION_NAME` added to `input`. If the start
-    /// fails, the stored workflow is removed again and the error returned.
-    async fn launch(&self, workflow: Workflow, mut input: Value) -> Result<Workflow, ManagerError> {
+    /// The state machine a workflow's execution runs on (created if needed), and its input
+    /// with `_EXECUTION_NAME` (and the Batch job queue) added.
+    async fn start_target(
+        &self,
+        workflow: &Workflow,
+        input: &mut Value,
+    ) -> Result<String, ManagerError> {
         let definition = &workflow.workflow_definition;
-        let sm_name = state_machine_name_of(&workflow);
+        let sm_name = state_machine_name_of(workflow);
         let sfn = self.sfn.clone();
         let activity_arn = move |name: &str| sfn.activity_arn(name);
         let batch = batch_resources(&definition.state_machine);
@@ -431,9 +453,8 @@ impl WorkflowManager {
                 &state_machine_tags(definition, &workflow.namespace),
             )
             .await?;
-        let id = workflow.id.clone();
         if let Some(obj) = input.as_object_mut() {
-            obj.insert("_EXECUTION_NAME".into(), Value::String(id.clone()));
+            obj.insert("_EXECUTION_NAME".into(), Value::String(workflow.id.clone()));
             if !batch.is_empty() {
                 obj.insert(
                     JOB_QUEUE_FIELD.into(),
@@ -441,6 +462,16 @@ impl WorkflowManager {
                 );
             }
         }
+        Ok(sm_arn)
+    }
+
+    /// Stores `workflow` and starts its execution on the state machine of its definition in
+    /// its namespace (created if needed), with `_EXECUTION_NAME` added to `input`. If the start
+    /// fails, the stored workflow is removed again and the error returned.
+    async fn launch(&self, workflow: Workflow, mut input: Value) -> Result<Workflow, ManagerError> {
+        let definition = &workflow.workflow_definition;
+        let sm_arn = self.start_target(&workflow, &mut input).await?;
+        let id = workflow.id.clone();
         self.store.save_workflow(&workflow).await?;
         match self
             .sfn

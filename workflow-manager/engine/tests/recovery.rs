@@ -163,7 +163,10 @@ async fn outcome(e: &Engine, arn: &str) -> Outcome {
         let t = e.event_type.as_str();
         if t.ends_with("StateStarted")
             || t.starts_with("MapIteration")
-            || matches!(t, "ActivitySucceeded" | "ActivityFailed" | "ActivityScheduled")
+            || matches!(
+                t,
+                "ActivitySucceeded" | "ActivityFailed" | "ActivityScheduled"
+            )
         {
             *counts.entry(t.to_string()).or_default() += 1;
         }
@@ -198,7 +201,11 @@ async fn run(cuts: &[usize]) -> (Outcome, u64) {
     }
     let arn = match e.start_execution(&sm.arn, Some("r"), None).await {
         Ok(x) => x.execution_arn,
-        Err(_) => e.state_machine_arn("recovery").replace(":stateMachine:", ":execution:") + ":r",
+        Err(_) => {
+            e.state_machine_arn("recovery")
+                .replace(":stateMachine:", ":execution:")
+                + ":r"
+        }
     };
     let mut commits = 0;
     loop {

@@ -811,6 +811,47 @@ async fn a_client_chosen_id_makes_the_start_idempotent() {
 }
 
 #[tokio::test]
+async fn a_start_cut_short_after_storing_the_workflow_is_finished_by_its_retry() {
+    let app = state();
+    create_definition(&app, "flow").await;
+    let body = r#"{"workflowDefinition": {"name": "flow"}, "id": "cut-1", "input": "{\"a\": 1}"}"#;
+    let (status, first) = call(&app, Method::POST, "/workflows", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // As if the service had died after storing the workflow and before starting its
+    // execution: a stored workflow, queued, with no execution.
+    let mut stored = app
+        .manager
+        .store()
+        .get_workflow("cut-1")
+        .await
+        .expect("stored");
+    stored.id = "cut-2".into();
+    app.manager
+        .store()
+        .save_workflow(&stored)
+        .await
+        .expect("save");
+    let retry = body.replace("cut-1", "cut-2");
+    let (status, v) = call(&app, Method::POST, "/workflows", Some(&retry)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let arn = app
+        .engine
+        .state_machine_arn(&wfm_core::conventions::state_machine_name(
+            "flow", 0, "default", "A",
+        ));
+    let execution = arn.replace(":stateMachine:", ":execution:") + ":cut-2";
+    let described = app
+        .engine
+        .describe_execution(&execution)
+        .await
+        .expect("started");
+    assert_eq!(
+        serde_json::from_str::<Value>(&described.input).expect("json")["a"],
+        1
+    );
+}
+
+#[tokio::test]
 async fn list_filters_and_counts() {
     let app = state();
     create_definition(&app, "flow").await;
