@@ -89,7 +89,7 @@ async fn worker(endpoint: String, ledger: Arc<Mutex<Ledger>>, stop: Arc<tokio::s
         }
         let flaky = input["step"] == "prepare"
             && input["retry"] == 0
-            && input["n"].as_u64().unwrap_or(1) % 3 == 0;
+            && input["n"].as_u64().unwrap_or(1).is_multiple_of(3);
         let acknowledged = if flaky {
             sfn.send_task_failure()
                 .task_token(token)
@@ -237,17 +237,19 @@ async fn hundreds_of_workflows_survive_repeated_kill_9_of_the_process_group() {
     for w in workers {
         w.abort();
     }
-    let l = ledger.lock().unwrap_or_else(|p| p.into_inner());
-    assert!(
-        l.again.is_empty(),
-        "tasks handed out again after their answer was acknowledged: {:?}",
-        l.again
-    );
-    println!(
-        "{} tasks handed out, {} acknowledged answers",
-        l.handed.len(),
-        l.acknowledged.len()
-    );
+    {
+        let l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(
+            l.again.is_empty(),
+            "tasks handed out again after their answer was acknowledged: {:?}",
+            l.again
+        );
+        println!(
+            "{} tasks handed out, {} acknowledged answers",
+            l.handed.len(),
+            l.acknowledged.len()
+        );
+    }
 
     // The listing holds each workflow once.
     let mut listed = Vec::new();
