@@ -3,20 +3,17 @@
 //! to its Parallel or Map, and the execution's end. The state modules compute; this module
 //! changes the execution and writes the events and commands.
 
-use serde_json::{json, Map, Value};
-use wfm_asl::path::apply_result_path;
-use wfm_asl::path::expand_template;
+use serde_json::{Map, Value};
 
 use super::compiled::{Compiled, Node, StateId};
-use super::dataflow::Bindings;
 use super::event::{Event, Recorded, StateKind, TaskRef};
 use super::execution::{
-    ActivityWait, CallPhase, CallWait, Deadline, Ending, Execution, Fanout, Frame, FrameId, Stage,
+    ActivityWait, CallPhase, CallWait, Deadline, Ending, Execution, Frame, FrameId, Stage,
 };
 use super::retry::{matches_error, retry_delay_ms, Failure};
-use super::states::{self, Plan, View, Work};
+use super::states::{self, View, Work};
 use super::token::Token;
-use super::{Command, Completion, Env, NewTask, Outcome, Reject, Round};
+use super::{Command, Env, NewTask, Reject, Round};
 
 /// Largest state input or output Step Functions accepts (256 KiB).
 const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
@@ -42,14 +39,8 @@ pub fn waits_for_work(resource: &str) -> bool {
     resource.ends_with(".sync")
 }
 
-fn task_gone() -> Reject {
+pub(super) fn task_gone() -> Reject {
     Reject::TaskDoesNotExist("Task Does Not Exist: 'Provided task does not exist anymore'".into())
-}
-
-fn stale_token() -> Reject {
-    Reject::InvalidToken(
-        "Invalid Token: 'Provided task token is invalid: the task was handed out again'".into(),
-    )
 }
 
 impl Step<'_> {
@@ -85,16 +76,16 @@ impl Step<'_> {
     }
 
     /// Writes an event of the execution as a whole (linked to the last event).
-    fn emit_last(&mut self, event: Event) -> i64 {
+    pub(super) fn emit_last(&mut self, event: Event) -> i64 {
         let previous = self.exec.next_event - 1;
         self.emit_after(previous, event)
     }
 
-    fn command(&mut self, c: Command) {
+    pub(super) fn command(&mut self, c: Command) {
         self.round.commands.push(c);
     }
 
-    fn start_timer(&mut self, frame: FrameId, due_ms: i64) -> Deadline {
+    pub(super) fn start_timer(&mut self, frame: FrameId, due_ms: i64) -> Deadline {
         let d = Deadline {
             timer: self.exec.seq(),
             due_ms,
@@ -104,7 +95,7 @@ impl Step<'_> {
         d
     }
 
-    fn cancel_timer(&mut self, d: Deadline) {
+    pub(super) fn cancel_timer(&mut self, d: Deadline) {
         self.exec.waits.remove(&d.timer);
         self.command(Command::CancelTimer(d));
     }
@@ -125,7 +116,7 @@ impl Step<'_> {
     }
 
     /// Moves a frame on until it waits, ends, or the budget is spent.
-    fn step_frame(&mut self, id: FrameId) {
+    pub(super) fn step_frame(&mut self, id: FrameId) {
         loop {
             if self.exec.ended.is_some() {
                 return;
@@ -151,7 +142,7 @@ impl Step<'_> {
         }
     }
 
-    fn view(&self, id: FrameId) -> Option<View<'_>> {
+    pub(super) fn view(&self, id: FrameId) -> Option<View<'_>> {
         let frame = self.exec.frames.get(&id)?;
         Some(View {
             frame,
@@ -161,14 +152,14 @@ impl Step<'_> {
         })
     }
 
-    fn node_of(&self, id: FrameId) -> Option<&Node> {
+    pub(super) fn node_of(&self, id: FrameId) -> Option<&Node> {
         let f = self.exec.frames.get(&id)?;
         Some(self.machine.node(f.machine, f.state))
     }
 
     // ---- entering and leaving states ----
 
-    fn enter(&mut self, id: FrameId) {
+    pub(super) fn enter(&mut self, id: FrameId) {
         let Some(v) = self.view(id) else { return };
         let event = Event::StateEntered {
             kind: v.node.kind,
@@ -187,7 +178,7 @@ impl Step<'_> {
     }
 
     /// Does the work of the frame's state.
-    fn run_state(&mut self, id: FrameId) {
+    pub(super) fn run_state(&mut self, id: FrameId) {
         let Some(kind) = self.node_of(id).map(|n| n.kind) else {
             return;
         };
@@ -228,7 +219,7 @@ impl Step<'_> {
         }
     }
 
-    fn apply(&mut self, id: FrameId, work: Work) {
+    pub(super) fn apply(&mut self, id: FrameId, work: Work) {
         match work {
             Work::Exit {
                 output,
@@ -255,7 +246,7 @@ impl Step<'_> {
         }
     }
 
-    fn set_stage(&mut self, id: FrameId, stage: Stage) {
+    pub(super) fn set_stage(&mut self, id: FrameId, stage: Stage) {
         if let Some(f) = self.exec.frames.get_mut(&id) {
             f.stage = stage;
         }
@@ -360,7 +351,7 @@ impl Step<'_> {
             .find(|c| matches_error(&c.error_equals, &failure.error))
         {
             let next = self.machine_of(id).and_then(|m| m.find(&c.next));
-            let caught = self.view(id).map(|v| catch_output(&v, c, &failure));
+            let caught = self.view(id).map(|v| states::catch_output(&v, c, &failure));
             match (caught, next) {
                 (Some(Ok((output, assigned))), Some(next)) => {
                     self.set_stage(id, Stage::Run);
@@ -380,7 +371,7 @@ impl Step<'_> {
         self.frame_done(id, Err(failure));
     }
 
-    fn machine_of(&self, id: FrameId) -> Option<&super::compiled::Machine> {
+    pub(super) fn machine_of(&self, id: FrameId) -> Option<&super::compiled::Machine> {
         let f = self.exec.frames.get(&id)?;
         Some(self.machine.machine(f.machine))
     }
@@ -388,7 +379,7 @@ impl Step<'_> {
     // ---- frames ending ----
 
     /// The frame's machine ended (with its output) or failed.
-    fn frame_done(&mut self, id: FrameId, result: Result<Value, Failure>) {
+    pub(super) fn frame_done(&mut self, id: FrameId, result: Result<Value, Failure>) {
         let Some(frame) = self.exec.frames.remove(&id) else {
             return;
         };
@@ -407,7 +398,7 @@ impl Step<'_> {
     }
 
     /// Withdraws what a frame waits for (its tasks, calls and timers).
-    fn release(&mut self, frame: &Frame) {
+    pub(super) fn release(&mut self, frame: &Frame) {
         for w in frame.waits_for() {
             self.exec.waits.remove(&w);
         }
@@ -481,7 +472,7 @@ impl Step<'_> {
 
     // ---- activity tasks and service calls ----
 
-    fn schedule_activity(&mut self, id: FrameId, a: states::ActivityPlan) {
+    pub(super) fn schedule_activity(&mut self, id: FrameId, a: states::ActivityPlan) {
         let seq = self.exec.seq();
         let scheduled = self.emit(
             id,
@@ -520,7 +511,7 @@ impl Step<'_> {
         );
     }
 
-    fn call(&mut self, id: FrameId, c: states::CallPlan) {
+    pub(super) fn call(&mut self, id: FrameId, c: states::CallPlan) {
         let task = TaskRef {
             resource_type: c.info.resource_type.clone(),
             resource: operation(&c.resource).to_string(),
@@ -559,7 +550,7 @@ impl Step<'_> {
 
     /// The frame's wait is over: its stage goes back to Run (the state decides what next);
     /// returns the stage it had.
-    fn take_wait(&mut self, id: FrameId) -> Option<Stage> {
+    pub(super) fn take_wait(&mut self, id: FrameId) -> Option<Stage> {
         let f = self.exec.frames.get_mut(&id)?;
         let stage = std::mem::replace(&mut f.stage, Stage::Run);
         self.exec.touch(id);
@@ -569,7 +560,7 @@ impl Step<'_> {
         Some(stage)
     }
 
-    fn task_ref(&self, resource: &str) -> TaskRef {
+    pub(super) fn task_ref(&self, resource: &str) -> TaskRef {
         let resource_type = self
             .env
             .integration(resource)
@@ -582,7 +573,7 @@ impl Step<'_> {
     }
 
     /// A task's or call's result: the state's output from it.
-    fn task_succeeded(&mut self, id: FrameId, result: &str, token: &str) {
+    pub(super) fn task_succeeded(&mut self, id: FrameId, result: &str, token: &str) {
         let work = self
             .view(id)
             .map(|v| states::task::finish(&v, result, token));
@@ -592,695 +583,4 @@ impl Step<'_> {
             None => {}
         }
     }
-
-    // ---- Parallel and Map ----
-
-    fn begin_fanout(&mut self, id: FrameId, plan: Plan) {
-        let started = match &plan.items {
-            None => self.emit(id, Event::ParallelStateStarted),
-            Some(items) => self.emit(
-                id,
-                Event::MapStateStarted {
-                    length: items.items.len(),
-                },
-            ),
-        };
-        let fan = Fanout {
-            total: plan.total,
-            next: 0,
-            running: 0,
-            limit: plan.limit.max(1),
-            failed: 0,
-            tolerated_count: plan.tolerated_count,
-            tolerated_percentage: plan.tolerated_percentage,
-            started_event: started,
-            results: vec![None; plan.total as usize],
-            items: plan.items.clone(),
-        };
-        if let Some(items) = &plan.items {
-            self.exec.changes.items.push((id, items.clone()));
-        }
-        self.set_stage(id, Stage::Fanout(fan));
-        if plan.total == 0 {
-            self.fanout_complete(id);
-            return;
-        }
-        match plan.branch_input {
-            // A Parallel starts every branch at once, the first one first.
-            Some(input) => {
-                let children: Vec<FrameId> = (0..plan.total)
-                    .filter_map(|i| self.new_child(id, i, input.clone(), started))
-                    .collect();
-                if let Some(Stage::Fanout(f)) = self.exec.frames.get_mut(&id).map(|f| &mut f.stage)
-                {
-                    f.next = plan.total;
-                    f.running = children.len() as u32;
-                }
-                for c in children.into_iter().rev() {
-                    self.exec.enqueue_first(c);
-                }
-            }
-            None => self.exec.enqueue_first(id),
-        }
-    }
-
-    /// A new branch or iteration frame of the fanout in `parent`, at `slot`.
-    fn new_child(
-        &mut self,
-        parent: FrameId,
-        slot: u32,
-        input: Value,
-        chain: i64,
-    ) -> Option<FrameId> {
-        let (machine, vars) = {
-            let f = self.exec.frames.get(&parent)?;
-            let node = self.machine.node(f.machine, f.state);
-            let machine = if node.kind == StateKind::Parallel {
-                *node.children.get(slot as usize)?
-            } else {
-                *node.children.first()?
-            };
-            (machine, f.vars.clone())
-        };
-        let start = self.machine.machine(machine).start;
-        let child = self.exec.next_frame;
-        self.exec.next_frame += 1;
-        self.exec.frames.insert(
-            child,
-            Frame::new(
-                Some(super::execution::Parent {
-                    frame: parent,
-                    slot,
-                }),
-                machine,
-                start,
-                input,
-                vars,
-                chain,
-            ),
-        );
-        self.exec.touch(child);
-        Some(child)
-    }
-
-    /// Starts the Map's next iteration if its concurrency allows; the iteration runs first,
-    /// then the Map is looked at again (depth first: one iteration's frames at a time while
-    /// they do not wait).
-    fn spawn_iterations(&mut self, id: FrameId) {
-        let (slot, items, name, started) = {
-            let Some(f) = self.exec.frames.get_mut(&id) else {
-                return;
-            };
-            let Stage::Fanout(fan) = &mut f.stage else {
-                return;
-            };
-            if fan.next >= fan.total || fan.running >= fan.limit {
-                return;
-            }
-            let Some(items) = fan.items.clone() else {
-                return;
-            };
-            let slot = fan.next;
-            fan.next += 1;
-            fan.running += 1;
-            let node = self.machine.node(f.machine, f.state);
-            (slot, items, node.name.clone(), fan.started_event)
-        };
-        self.exec.touch(id);
-        let input = self
-            .view(id)
-            .map(|v| states::map::iteration_input(&v, &items, slot));
-        match input {
-            Some(Ok(input)) => {
-                let chain = self.emit_after(
-                    started,
-                    Event::MapIterationStarted {
-                        name,
-                        index: slot as usize,
-                    },
-                );
-                if let Some(child) = self.new_child(id, slot, input, chain) {
-                    self.exec.enqueue_first(id);
-                    self.exec.enqueue_first(child);
-                }
-            }
-            // Its ItemSelector failed: the iteration fails before it starts.
-            Some(Err(f)) => self.child_finished(id, u32::MAX, slot, None, Err(f)),
-            None => {}
-        }
-    }
-
-    /// A branch or iteration ended.
-    fn child_finished(
-        &mut self,
-        parent: FrameId,
-        child: FrameId,
-        slot: u32,
-        chain: Option<i64>,
-        result: Result<Value, Failure>,
-    ) {
-        let Some(node) = self.node_of(parent) else {
-            return;
-        };
-        let (is_map, name) = (node.kind == StateKind::Map, node.name.clone());
-        if let (true, Some(chain)) = (is_map, chain) {
-            let (name, index) = (name, slot as usize);
-            let event = if result.is_ok() {
-                Event::MapIterationSucceeded { name, index }
-            } else {
-                Event::MapIterationFailed { name, index }
-            };
-            self.emit_after(chain, event);
-        }
-        let Some(Stage::Fanout(fan)) = self.exec.frames.get_mut(&parent).map(|f| &mut f.stage)
-        else {
-            return;
-        };
-        fan.running = fan.running.saturating_sub(1);
-        let value = match result {
-            Ok(v) => v,
-            Err(f) if !is_map => return self.fanout_failed(parent, f),
-            Err(f) => {
-                fan.failed += 1;
-                let total = fan.total as f64;
-                let failed = fan.failed;
-                let by_count = fan.tolerated_count.is_some_and(|c| i64::from(failed) <= c);
-                let by_pct = fan
-                    .tolerated_percentage
-                    .is_some_and(|p| total > 0.0 && f64::from(failed) * 100.0 / total <= p);
-                if !(by_count || by_pct) {
-                    let failure =
-                        if fan.tolerated_count.is_some() || fan.tolerated_percentage.is_some() {
-                            Failure::new(
-                                "States.ExceedToleratedFailureThreshold",
-                                "The specified tolerated failure threshold was exceeded",
-                            )
-                        } else {
-                            f
-                        };
-                    return self.fanout_failed(parent, failure);
-                }
-                json!({"Error": f.error, "Cause": f.cause})
-            }
-        };
-        if let Some(r) = fan.results.get_mut(slot as usize) {
-            *r = Some(value.clone());
-        }
-        let done = fan.running == 0 && fan.next >= fan.total;
-        let more = fan.next < fan.total && fan.running < fan.limit;
-        let generation = fan.started_event;
-        self.exec.touch(parent);
-        let key = if child != u32::MAX {
-            child
-        } else {
-            // No frame: the result is kept under a frame number of its own.
-            let key = self.exec.next_frame;
-            self.exec.next_frame += 1;
-            key
-        };
-        self.exec
-            .changes
-            .results
-            .push((parent, key, slot, value, generation));
-        if done {
-            self.fanout_complete(parent);
-        } else if more {
-            self.exec.enqueue(parent);
-        }
-    }
-
-    /// Every branch or iteration succeeded (or failed within tolerance).
-    fn fanout_complete(&mut self, id: FrameId) {
-        let Some(f) = self.exec.frames.get_mut(&id) else {
-            return;
-        };
-        let Stage::Fanout(fan) = std::mem::replace(&mut f.stage, Stage::Run) else {
-            return;
-        };
-        let is_map = fan.items.is_some();
-        self.exec.changes.fanouts_ended.push(id);
-        self.emit(
-            id,
-            if is_map {
-                Event::MapStateSucceeded
-            } else {
-                Event::ParallelStateSucceeded
-            },
-        );
-        let results: Vec<Value> = fan
-            .results
-            .into_iter()
-            .map(|r| r.unwrap_or(Value::Null))
-            .collect();
-        let work = self
-            .view(id)
-            .map(|v| states::fanout_finish(&v, Value::Array(results)));
-        match work {
-            Some(Ok(w)) => self.apply(id, w),
-            Some(Err(f)) => self.state_failed(id, f),
-            None => {}
-        }
-    }
-
-    /// A branch failed (or too many iterations): the others are withdrawn.
-    fn fanout_failed(&mut self, id: FrameId, failure: Failure) {
-        self.abort_children(id);
-        let is_map = matches!(self.node_of(id).map(|n| n.kind), Some(StateKind::Map));
-        self.exec.changes.fanouts_ended.push(id);
-        self.set_stage(id, Stage::Run);
-        self.emit(
-            id,
-            if is_map {
-                Event::MapStateFailed
-            } else {
-                Event::ParallelStateFailed
-            },
-        );
-        self.state_failed(id, failure);
-    }
-
-    /// Removes every frame below `parent`, withdrawing what they wait for.
-    fn abort_children(&mut self, parent: FrameId) {
-        let mut below = vec![parent];
-        let mut i = 0;
-        while i < below.len() {
-            let p = below[i];
-            below.extend(
-                self.exec
-                    .frames
-                    .iter()
-                    .filter(|(_, f)| f.parent.is_some_and(|x| x.frame == p))
-                    .map(|(id, _)| *id),
-            );
-            i += 1;
-        }
-        for id in below.into_iter().skip(1) {
-            if let Some(f) = self.exec.frames.remove(&id) {
-                self.exec.changes.frames.remove(&id);
-                if matches!(f.stage, Stage::Fanout(_)) {
-                    self.exec.changes.fanouts_ended.push(id);
-                }
-                self.release(&f);
-            }
-        }
-    }
-
-    // ---- completions ----
-
-    pub fn complete(&mut self, c: Completion) -> Result<(), Reject> {
-        if self.exec.ended.is_some() {
-            return match c {
-                Completion::Answer { .. }
-                | Completion::Handout { .. }
-                | Completion::HeartbeatLost { .. } => Err(task_gone()),
-                _ => Ok(()),
-            };
-        }
-        match c {
-            Completion::Start => {
-                let meta = self.exec.meta.clone();
-                self.emit_last(Event::ExecutionStarted {
-                    input: serde_json::to_string(&meta.input).unwrap_or_default(),
-                    role_arn: meta.role_arn.clone(),
-                });
-                if let Some(f) = self.exec.frames.get_mut(&0) {
-                    f.chain = 1;
-                }
-                if let Some(t) = self.machine.definition.timeout_seconds {
-                    let due = meta.start_ms + (t as i64) * 1000;
-                    let d = Deadline {
-                        timer: self.exec.seq(),
-                        due_ms: due,
-                    };
-                    self.command(Command::StartTimer(d));
-                    self.exec.timeout = Some(d);
-                }
-                self.exec.touch(0);
-                self.exec.enqueue(0);
-                Ok(())
-            }
-            Completion::Continue => Ok(()),
-            Completion::Recover => {
-                let calls: Vec<(u32, String, CallPhase, Value)> = self
-                    .exec
-                    .frames
-                    .values()
-                    .filter_map(|f| match &f.stage {
-                        Stage::Call(c) => Some((
-                            c.seq,
-                            c.resource.clone(),
-                            c.phase.clone(),
-                            c.parameters.clone(),
-                        )),
-                        _ => None,
-                    })
-                    .collect();
-                for (seq, resource, phase, parameters) in calls {
-                    self.command(match phase {
-                        CallPhase::Submitting => Command::Submit {
-                            seq,
-                            resource,
-                            parameters,
-                        },
-                        CallPhase::Waiting { handle } => Command::AwaitCall {
-                            seq,
-                            resource,
-                            handle,
-                        },
-                    });
-                }
-                Ok(())
-            }
-            Completion::Timer { seq } => {
-                self.timer_fired(seq);
-                Ok(())
-            }
-            Completion::Handout {
-                seq,
-                secret,
-                worker,
-            } => self.handout(seq, secret, worker),
-            Completion::Answer {
-                seq,
-                secret,
-                outcome,
-            } => self.answer(seq, &secret, outcome),
-            Completion::HeartbeatLost { seq, secret } => {
-                let id = self.activity_frame(seq, &secret)?;
-                if let Some(taken) = self.take_wait(id) {
-                    self.activity_over(&taken);
-                }
-                self.emit(
-                    id,
-                    Event::ActivityTimedOut {
-                        error: Some("States.HeartbeatTimeout".into()),
-                        cause: None,
-                    },
-                );
-                self.state_failed(id, Failure::new("States.HeartbeatTimeout", ""));
-                Ok(())
-            }
-            Completion::Submitted { seq, result } => {
-                self.submitted(seq, result);
-                Ok(())
-            }
-            Completion::CallEnded { seq, result } => {
-                self.call_ended(seq, result);
-                Ok(())
-            }
-            Completion::Stop { error, cause } => {
-                self.end(Ending::Aborted { error, cause });
-                Ok(())
-            }
-        }
-    }
-
-    /// The frame whose activity task `seq` is out with this secret.
-    fn activity_frame(&self, seq: u32, secret: &str) -> Result<FrameId, Reject> {
-        let id = *self.exec.waits.get(&seq).ok_or_else(task_gone)?;
-        match self.exec.frames.get(&id).map(|f| &f.stage) {
-            Some(Stage::Activity(a)) if a.seq == seq => {
-                if a.secret == secret {
-                    Ok(id)
-                } else {
-                    Err(stale_token())
-                }
-            }
-            _ => Err(task_gone()),
-        }
-    }
-
-    /// An activity task is over: forget it and its time-out.
-    fn activity_over(&mut self, taken: &Stage) {
-        if let Stage::Activity(a) = taken {
-            self.command(Command::Unschedule {
-                seq: a.seq,
-                activity: a.activity.clone(),
-                scheduled_ms: a.scheduled_ms,
-            });
-            if let Some(t) = a.timeout {
-                self.command(Command::CancelTimer(t));
-            }
-        }
-    }
-
-    fn handout(&mut self, seq: u32, secret: String, worker: Option<String>) -> Result<(), Reject> {
-        let id = *self.exec.waits.get(&seq).ok_or_else(task_gone)?;
-        let waiting = matches!(
-            self.exec.frames.get(&id).map(|f| &f.stage),
-            Some(Stage::Activity(a)) if a.seq == seq
-        );
-        if !waiting {
-            return Err(task_gone());
-        }
-        let started = self.emit(id, Event::ActivityStarted { worker });
-        if let Some(Stage::Activity(a)) = self.exec.frames.get_mut(&id).map(|f| &mut f.stage) {
-            a.secret = secret;
-            a.handed_out = true;
-            a.started_event = Some(started);
-        }
-        Ok(())
-    }
-
-    fn answer(&mut self, seq: u32, secret: &str, outcome: Outcome) -> Result<(), Reject> {
-        let id = self.activity_frame(seq, secret)?;
-        let Some(taken) = self.take_wait(id) else {
-            return Err(task_gone());
-        };
-        self.activity_over(&taken);
-        match outcome {
-            Outcome::Success(text) => {
-                self.emit(
-                    id,
-                    Event::ActivitySucceeded {
-                        output: text.clone(),
-                    },
-                );
-                let token = Token {
-                    execution: self.exec.id,
-                    seq,
-                    secret: secret.to_string(),
-                }
-                .encode();
-                self.task_succeeded(id, &text, &token);
-            }
-            Outcome::Failure { error, cause } => {
-                self.emit(
-                    id,
-                    Event::ActivityFailed {
-                        error: error.clone(),
-                        cause: cause.clone(),
-                    },
-                );
-                self.state_failed(
-                    id,
-                    Failure::new(error.unwrap_or_default(), cause.unwrap_or_default()),
-                );
-            }
-        }
-        Ok(())
-    }
-
-    fn timer_fired(&mut self, seq: u32) {
-        if self.exec.timeout.is_some_and(|t| t.timer == seq) {
-            self.exec.timeout = None;
-            self.end(Ending::TimedOut);
-            return;
-        }
-        let Some(&id) = self.exec.waits.get(&seq) else {
-            return;
-        };
-        let stage = self.exec.frames.get(&id).map(|f| f.stage.clone());
-        match stage {
-            Some(Stage::Wait(d)) if d.timer == seq => {
-                self.take_wait(id);
-                let work = self.view(id).map(|v| states::wait::finish(&v));
-                match work {
-                    Some(Ok(w)) => self.apply(id, w),
-                    Some(Err(f)) => self.state_failed(id, f),
-                    None => {}
-                }
-            }
-            Some(Stage::Backoff(d)) if d.timer == seq => {
-                self.take_wait(id);
-                self.exec.enqueue(id);
-            }
-            Some(Stage::Activity(a)) if a.timeout.is_some_and(|t| t.timer == seq) => {
-                if let Some(taken) = self.take_wait(id) {
-                    self.activity_over(&taken);
-                }
-                self.emit(
-                    id,
-                    Event::ActivityTimedOut {
-                        error: Some("States.Timeout".into()),
-                        cause: None,
-                    },
-                );
-                self.state_failed(id, Failure::new("States.Timeout", ""));
-            }
-            Some(Stage::Call(c)) if c.timeout.is_some_and(|t| t.timer == seq) => {
-                self.take_wait(id);
-                let cancel = match &c.phase {
-                    CallPhase::Waiting { handle } => Some(handle.clone()),
-                    CallPhase::Submitting => None,
-                };
-                self.command(Command::EndCall {
-                    seq: c.seq,
-                    resource: c.resource.clone(),
-                    cancel,
-                });
-                let task = self.task_ref(&c.resource);
-                self.emit(
-                    id,
-                    Event::TaskTimedOut {
-                        task,
-                        error: "States.Timeout".into(),
-                        cause: String::new(),
-                    },
-                );
-                self.state_failed(id, Failure::new("States.Timeout", ""));
-            }
-            _ => {}
-        }
-    }
-
-    /// The frame whose call `seq` is out.
-    fn call_frame(&self, seq: u32) -> Option<(FrameId, CallWait)> {
-        let id = *self.exec.waits.get(&seq)?;
-        match self.exec.frames.get(&id).map(|f| &f.stage) {
-            Some(Stage::Call(c)) if c.seq == seq => Some((id, c.clone())),
-            _ => None,
-        }
-    }
-
-    fn call_failed(&mut self, id: FrameId, c: &CallWait, failure: Failure) {
-        self.take_wait(id);
-        if let Some(t) = c.timeout {
-            self.cancel_timer(t);
-        }
-        self.command(Command::EndCall {
-            seq: c.seq,
-            resource: c.resource.clone(),
-            cancel: None,
-        });
-        let task = self.task_ref(&c.resource);
-        self.emit(
-            id,
-            Event::TaskFailed {
-                task,
-                error: failure.error.clone(),
-                cause: failure.cause.clone(),
-            },
-        );
-        self.state_failed(id, failure);
-    }
-
-    fn call_succeeded(&mut self, id: FrameId, c: &CallWait, output: Value) {
-        self.take_wait(id);
-        if let Some(t) = c.timeout {
-            self.cancel_timer(t);
-        }
-        self.command(Command::EndCall {
-            seq: c.seq,
-            resource: c.resource.clone(),
-            cancel: None,
-        });
-        let text = output.to_string();
-        let task = self.task_ref(&c.resource);
-        self.emit(
-            id,
-            Event::TaskSucceeded {
-                task,
-                output: text.clone(),
-            },
-        );
-        self.task_succeeded(id, &text, "");
-    }
-
-    fn submitted(&mut self, seq: u32, result: Result<super::Submission, Failure>) {
-        let Some((id, c)) = self.call_frame(seq) else {
-            return;
-        };
-        if c.phase != CallPhase::Submitting {
-            return;
-        }
-        match result {
-            Err(f) => self.call_failed(id, &c, f),
-            Ok(sub) => {
-                let task = self.task_ref(&c.resource);
-                self.emit(
-                    id,
-                    Event::TaskSubmitted {
-                        task,
-                        output: sub.output.to_string(),
-                    },
-                );
-                if waits_for_work(&c.resource) {
-                    if let Some(Stage::Call(w)) =
-                        self.exec.frames.get_mut(&id).map(|f| &mut f.stage)
-                    {
-                        w.phase = CallPhase::Waiting {
-                            handle: sub.handle.clone(),
-                        };
-                    }
-                    self.command(Command::AwaitCall {
-                        seq,
-                        resource: c.resource.clone(),
-                        handle: sub.handle,
-                    });
-                } else {
-                    self.call_succeeded(id, &c, sub.output);
-                }
-            }
-        }
-    }
-
-    fn call_ended(&mut self, seq: u32, result: Result<Value, Failure>) {
-        let Some((id, c)) = self.call_frame(seq) else {
-            return;
-        };
-        if !matches!(c.phase, CallPhase::Waiting { .. }) {
-            return;
-        }
-        match result {
-            Ok(v) => self.call_succeeded(id, &c, v),
-            Err(f) => self.call_failed(id, &c, f),
-        }
-    }
-}
-
-/// A catcher's output and assignments for `failure`.
-fn catch_output(
-    v: &View<'_>,
-    c: &wfm_asl::definition::Catcher,
-    failure: &Failure,
-) -> Result<(Value, Map<String, Value>), Failure> {
-    let error_output = json!({"Error": failure.error, "Cause": failure.cause});
-    let raw = &v.frame.input;
-    let part = v.state_part(None);
-    let ctx = v.ctx(&part);
-    let mut assigned = Map::new();
-    if v.node.jsonata {
-        let bindings = Bindings::new(raw, ctx).with("errorOutput", &error_output);
-        if let Some(a) = &c.assign {
-            if let Value::Object(o) = bindings.eval(a, "Assign").map_err(|e| v.flow(e))? {
-                assigned = o;
-            }
-        }
-        let output = match &c.output {
-            Some(t) => bindings.eval(t, "Output").map_err(|e| v.flow(e))?,
-            None => error_output,
-        };
-        return Ok((output, assigned));
-    }
-    if let Some(a) = &c.assign {
-        if let Value::Object(o) =
-            expand_template(a, &error_output, &ctx).map_err(|e| v.runtime(e))?
-        {
-            assigned = o;
-        }
-    }
-    let output =
-        apply_result_path(c.result_path.as_ref(), raw, error_output).map_err(|e| v.runtime(e))?;
-    Ok((output, assigned))
 }

@@ -10,10 +10,12 @@
 
 mod choice_rules;
 pub mod compiled;
+mod completions;
 mod context;
 mod dataflow;
 pub mod event;
 pub mod execution;
+mod fanout;
 mod frames;
 mod retry;
 mod states;

@@ -13,12 +13,12 @@ pub mod wait;
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-use wfm_asl::path::Context;
+use serde_json::{json, Map, Value};
+use wfm_asl::path::{apply_result_path, expand_template, Context};
 
 use super::compiled::{Machine, Node, StateId};
 use super::context;
-use super::dataflow::{output_and_assign, Fields, FlowError};
+use super::dataflow::{output_and_assign, Bindings, Fields, FlowError};
 use super::execution::{Frame, MapItems, Meta};
 use super::retry::Failure;
 use super::IntegrationInfo;
@@ -172,4 +172,40 @@ pub fn fanout_finish(v: &View<'_>, results: Value) -> Result<Work, Failure> {
     let ctx = v.ctx(&part);
     // With a result, the data flow does not read the effective input.
     finish_step(v, &v.frame.input, Some(results), &ctx, v.node.next)
+}
+
+/// A catcher's output and assignments for `failure`.
+pub fn catch_output(
+    v: &View<'_>,
+    c: &wfm_asl::definition::Catcher,
+    failure: &Failure,
+) -> Result<(Value, Map<String, Value>), Failure> {
+    let error_output = json!({"Error": failure.error, "Cause": failure.cause});
+    let raw = &v.frame.input;
+    let part = v.state_part(None);
+    let ctx = v.ctx(&part);
+    let mut assigned = Map::new();
+    if v.node.jsonata {
+        let bindings = Bindings::new(raw, ctx).with("errorOutput", &error_output);
+        if let Some(a) = &c.assign {
+            if let Value::Object(o) = bindings.eval(a, "Assign").map_err(|e| v.flow(e))? {
+                assigned = o;
+            }
+        }
+        let output = match &c.output {
+            Some(t) => bindings.eval(t, "Output").map_err(|e| v.flow(e))?,
+            None => error_output,
+        };
+        return Ok((output, assigned));
+    }
+    if let Some(a) = &c.assign {
+        if let Value::Object(o) =
+            expand_template(a, &error_output, &ctx).map_err(|e| v.runtime(e))?
+        {
+            assigned = o;
+        }
+    }
+    let output =
+        apply_result_path(c.result_path.as_ref(), raw, error_output).map_err(|e| v.runtime(e))?;
+    Ok((output, assigned))
 }
