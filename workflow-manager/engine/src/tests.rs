@@ -654,3 +654,81 @@ async fn racing_starts_on_a_file_database_start_each_name_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_waiting_worker_gets_its_task_in_the_commit_that_schedules_it() {
+    let e = engine();
+    let (a, _) = e.create_activity("direct").expect("activity");
+    let def =
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": a, "End": true}}});
+    let sm = e
+        .create_state_machine("direct", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+    let poll = {
+        let (e, a) = (e.clone(), a.clone());
+        tokio::spawn(async move {
+            e.get_activity_task(&a, Some("waiting"), Duration::from_secs(5))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before = e.commits();
+    let ex = e
+        .start_execution(&sm.arn, None, Some(r#"{"x": 1}"#))
+        .await
+        .expect("start");
+    let task = poll.await.expect("join").expect("poll").expect("a task");
+    assert_eq!(
+        e.commits() - before,
+        1,
+        "scheduled and handed out in one commit"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&task.input).expect("json"),
+        json!({"x": 1})
+    );
+    let page = e
+        .get_execution_history(&ex.execution_arn, None, None, false)
+        .await
+        .expect("history");
+    let started = page
+        .events
+        .iter()
+        .find(|ev| ev.event_type == "ActivityStarted")
+        .and_then(|ev| ev.activity_started_event_details.clone())
+        .and_then(|d| d.worker_name);
+    assert_eq!(started.as_deref(), Some("waiting"));
+    e.send_task_success(&task.task_token, "{}")
+        .await
+        .expect("answer");
+    assert_eq!(wait_done(&e, &ex.execution_arn).await.status, "SUCCEEDED");
+}
+
+#[tokio::test]
+async fn a_poll_dropped_while_waiting_loses_no_task() {
+    let e = engine();
+    let (a, _) = e.create_activity("dropped").expect("activity");
+    let def =
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": a, "End": true}}});
+    let sm = e
+        .create_state_machine("dropped", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+    // A worker whose request goes away (its client disconnected) while it waits.
+    let gone = {
+        let (e, a) = (e.clone(), a.clone());
+        tokio::spawn(async move { e.get_activity_task(&a, None, Duration::from_secs(30)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    gone.abort();
+    let _ = gone.await;
+    let ex = e.start_execution(&sm.arn, None, None).await.expect("start");
+    let task = e
+        .get_activity_task(&a, None, Duration::from_secs(5))
+        .await
+        .expect("poll")
+        .expect("the task is still there");
+    e.send_task_success(&task.task_token, "{}")
+        .await
+        .expect("answer");
+    assert_eq!(wait_done(&e, &ex.execution_arn).await.status, "SUCCEEDED");
+}

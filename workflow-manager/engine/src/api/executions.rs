@@ -74,7 +74,7 @@ impl Engine {
             .next_execution
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let start = compiled.machine(0).start;
-        let mut resident = Resident {
+        let resident = Resident {
             exec: Execution::new(id, meta, start),
             compiled,
         };
@@ -87,18 +87,13 @@ impl Engine {
             start_ms,
             revision,
         };
-        rt.claim(id);
-        match rt
-            .round(&mut resident, vec![Completion::Start], Some(insert))
+        // The first round runs in a task of its own: a caller that goes away meanwhile (a
+        // dropped request) cannot leave the new execution half started.
+        let started = tokio::spawn(rt.clone().start(resident, insert))
             .await
-        {
-            Ok(_) => {
-                let status = resident
-                    .exec
-                    .ended
-                    .as_ref()
-                    .map(|e| e.status())
-                    .unwrap_or("RUNNING");
+            .map_err(|e| EngineError::Storage(format!("the start was interrupted: {e}")))?;
+        match started {
+            Ok(status) => {
                 let info = ExecutionInfo {
                     execution_arn: arn,
                     state_machine_arn: machine.arn,
@@ -111,13 +106,10 @@ impl Engine {
                     start_date: crate::store::from_ms(start_ms),
                     stop_date: None,
                 };
-                let keep = resident.exec.ended.is_none().then(|| Box::new(resident));
-                rt.adopt(keep, id);
                 Ok(info)
             }
             // The name is taken: the same input while it runs is the same start (idempotent).
             Err(EngineError::ExecutionAlreadyExists(m)) => {
-                rt.release(id);
                 let a = arn.clone();
                 match blocking(&rt.db, move |db| db.execution(&a)).await? {
                     Some(existing)
@@ -130,10 +122,7 @@ impl Engine {
                     _ => Err(EngineError::ExecutionAlreadyExists(m)),
                 }
             }
-            Err(e) => {
-                rt.release(id);
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
@@ -314,19 +303,19 @@ impl Engine {
         let timers = blocking(&rt.db, |db| db.all_timers()).await?;
         rt.timers
             .extend(timers.into_iter().map(|(x, seq, due)| (due, x, seq)));
-        let tasks = blocking(&rt.db, |db| db.all_tasks()).await?;
+        let tasks = blocking(&rt.db, |db| db.all_task_refs()).await?;
         let mut calls = BTreeSet::new();
         let mut ready: std::collections::HashMap<String, Vec<(i64, i64, u32)>> = Default::default();
-        for t in tasks {
-            match (t.kind, t.activity) {
+        for (execution, seq, kind, activity, scheduled_ms) in tasks {
+            match (kind, activity) {
                 (0, Some(activity)) => {
                     ready
                         .entry(activity)
                         .or_default()
-                        .push((t.scheduled_ms, t.execution, t.seq))
+                        .push((scheduled_ms, execution, seq))
                 }
                 _ => {
-                    calls.insert(t.execution);
+                    calls.insert(execution);
                 }
             }
         }

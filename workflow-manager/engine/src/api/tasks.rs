@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::error::EngineError;
 use crate::machine::token::Token;
 use crate::machine::{Completion, Outcome};
-use crate::runtime::activities::Held;
+use crate::runtime::activities::{Delivery, Held};
 use crate::runtime::blocking;
 use crate::{ActivityTask, Engine};
 
@@ -21,6 +21,23 @@ fn malformed() -> EngineError {
 
 fn decode(token: &str) -> Result<Token, EngineError> {
     Token::decode(token).ok_or_else(malformed)
+}
+
+/// A task taken from its queue and not yet given to a worker: put back if dropped.
+struct Requeue<'a> {
+    engine: &'a Engine,
+    activity: &'a str,
+    task: Option<(i64, i64, u32)>,
+}
+
+impl Drop for Requeue<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            if !self.engine.halted() {
+                self.engine.rt.activities.schedule(self.activity, t);
+            }
+        }
+    }
 }
 
 impl Engine {
@@ -53,13 +70,30 @@ impl Engine {
                 return Ok(None);
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some((scheduled_ms, execution, seq)) =
-                rt.activities.poll(activity_arn, left, &mut draining).await
-            else {
-                return Ok(None);
+            let delivery = rt
+                .activities
+                .poll(activity_arn, worker_name, left, &mut draining)
+                .await;
+            let (scheduled_ms, execution, seq) = match delivery {
+                None => return Ok(None),
+                // Handed out in the round that scheduled it (this poller was waiting).
+                Some(Delivery::Handed { ready, task }) => {
+                    metrics::histogram!("wfm_activity_dispatch_seconds")
+                        .record((rt.clock.now_ms() - ready.0).max(0) as f64 / 1000.0);
+                    return Ok(Some(task));
+                }
+                Some(Delivery::Ready(ready)) => ready,
+            };
+            // Until the worker has it: if this request is dropped (its client went away), the
+            // task goes back to the queue (handed out again with another token).
+            let mut requeue = Requeue {
+                engine: self,
+                activity: activity_arn,
+                task: Some((scheduled_ms, execution, seq)),
             };
             let Some(task) = blocking(&rt.db, move |db| db.task(execution, seq)).await? else {
                 // Withdrawn (its execution stopped) since it was queued.
+                requeue.task = None;
                 continue;
             };
             // A task handed out before (and not answered) gets another token.
@@ -82,6 +116,7 @@ impl Engine {
                 )
                 .await;
             if started.is_err() {
+                requeue.task = None;
                 continue;
             }
             metrics::histogram!("wfm_activity_dispatch_seconds")
@@ -102,6 +137,7 @@ impl Engine {
                     deadline_ms,
                 },
             );
+            requeue.task = None;
             return Ok(Some(ActivityTask {
                 task_token: Token {
                     execution,

@@ -33,11 +33,8 @@ use persist::MachineFacts;
 /// Events one round writes at most (about; a state's own events are not split).
 pub const DEFAULT_ROUND_EVENTS: usize = 8192;
 
-/// Executions with at least this many frames stay in memory while they wait (loading them
-/// for every answer would cost more than keeping them).
-const KEEP_FRAMES: usize = 16;
-
-/// At most this many waiting executions stay in memory.
+/// At most this many waiting executions stay in memory, the most recently active ones (an
+/// answer that comes soon after a round then needs no load); the others are in the store only.
 const MAX_KEPT: usize = 1024;
 
 /// An acknowledgement of a completion, sent once its round is committed.
@@ -106,6 +103,8 @@ pub struct Runtime {
     pub known_activities: RwLock<HashSet<String>>,
     hot: Mutex<HashMap<i64, Hot>>,
     kept: AtomicUsize,
+    /// Kept executions, oldest first (may name some that are no longer kept).
+    recent: Mutex<std::collections::VecDeque<i64>>,
     /// Activity queues and held tasks.
     pub activities: Activities,
     /// Timers.
@@ -212,6 +211,7 @@ impl Runtime {
             known_activities: RwLock::new(known),
             hot: Mutex::new(HashMap::new()),
             kept: AtomicUsize::new(0),
+            recent: Mutex::new(std::collections::VecDeque::new()),
             activities: Activities::default(),
             timers: Arc::new(DueSet::default()),
             heartbeats: Arc::new(DueSet::default()),
@@ -406,20 +406,36 @@ impl Runtime {
             }
             return true;
         }
-        let keep = resident.filter(|r| {
-            r.exec.frames.len() >= KEEP_FRAMES && self.kept.load(Ordering::Relaxed) < MAX_KEPT
-        });
-        match keep {
+        match resident {
             Some(r) => {
                 h.kept = Some(r);
                 h.running = false;
                 self.kept.fetch_add(1, Ordering::Relaxed);
+                drop(hot);
+                self.keep_recent(id);
             }
             None => {
                 hot.remove(&id);
             }
         }
         false
+    }
+
+    /// Notes that `id` stays in memory; forgets the least recently active beyond the bound.
+    fn keep_recent(&self, id: i64) {
+        let mut recent = lock(&self.recent);
+        recent.push_back(id);
+        while self.kept.load(Ordering::Relaxed) > MAX_KEPT || recent.len() > 4 * MAX_KEPT {
+            let Some(old) = recent.pop_front() else { break };
+            let mut hot = lock(&self.hot);
+            let idle = hot
+                .get(&old)
+                .is_some_and(|h| !h.running && h.kept.is_some() && h.mailbox.is_empty());
+            if idle {
+                hot.remove(&old);
+                self.kept.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Hands a new execution's state to the runtime after its first round.
@@ -445,6 +461,37 @@ impl Runtime {
     /// Gives up a new execution's entry (its start was refused).
     pub fn release(&self, id: i64) {
         lock(&self.hot).remove(&id);
+    }
+
+    /// Runs a new execution's first round (committed with its row) and hands it to the
+    /// runtime; returns its status after the round.
+    pub async fn start(
+        self: Arc<Self>,
+        mut resident: Resident,
+        insert: crate::store::write::NewExecution,
+    ) -> Result<&'static str, EngineError> {
+        let id = resident.exec.id;
+        self.claim(id);
+        match self
+            .round(&mut resident, vec![Completion::Start], Some(insert))
+            .await
+        {
+            Ok(_) => {
+                let status = resident
+                    .exec
+                    .ended
+                    .as_ref()
+                    .map(|e| e.status())
+                    .unwrap_or("RUNNING");
+                let keep = resident.exec.ended.is_none().then(|| Box::new(resident));
+                self.adopt(keep, id);
+                Ok(status)
+            }
+            Err(e) => {
+                self.release(id);
+                Err(e)
+            }
+        }
     }
 
     /// Answers the completions of an execution that is not running.
@@ -543,19 +590,33 @@ impl Runtime {
                 )
             })
         };
-        let (write, stored) = persist::write_set(&r.exec, &round, &completions, insert)?;
+        let mut completions = completions;
+        let mut round = round;
+        let reserved = self.hand_out_now(r, &mut completions, &mut round, budget);
+        let (write, stored) = match persist::write_set(&r.exec, &round, &completions, insert) {
+            Ok(w) => w,
+            Err(e) => {
+                self.unreserve(reserved);
+                return Err(e);
+            }
+        };
         if self.halted.load(Ordering::Acquire) {
+            self.unreserve(reserved);
             return Err(EngineError::Storage("the engine is stopped".into()));
         }
         match self.db.commit(write).await {
             Ok(crate::store::Committed::Yes) => {}
             Ok(crate::store::Committed::ExecutionExists) => {
+                self.unreserve(reserved);
                 return Err(EngineError::ExecutionAlreadyExists(format!(
                     "Execution Already Exists: '{}'",
                     r.exec.meta.arn
-                )))
+                )));
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                self.unreserve(reserved);
+                return Err(e);
+            }
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("wfm_engine_rounds_total").increment(1);
@@ -572,7 +633,11 @@ impl Runtime {
             }
         }
         r.exec.changes = Default::default();
-        self.after_commit(&r.exec, &round);
+        let handed: HashSet<u32> = reserved.iter().map(|(t, _)| t.seq).collect();
+        self.after_commit(&r.exec, &round, &handed);
+        for (t, reservation) in reserved {
+            self.give(r.exec.id, t, reservation);
+        }
         Ok(round
             .replies
             .into_iter()
@@ -580,14 +645,110 @@ impl Runtime {
             .collect())
     }
 
+    /// Tasks the round schedules for which a poller is waiting are handed out in the same
+    /// round (one commit from scheduling to the worker): returns the pollers taken.
+    fn hand_out_now(
+        &self,
+        r: &mut Resident,
+        completions: &mut Vec<Completion>,
+        round: &mut machine::Round,
+        budget: usize,
+    ) -> Vec<(machine::NewTask, activities::Reservation)> {
+        let mut reserved = Vec::new();
+        for c in &round.commands {
+            if let Command::Schedule(t) = c {
+                if let Some(res) = self.activities.reserve(&t.activity) {
+                    reserved.push((t.clone(), res));
+                }
+            }
+        }
+        if reserved.is_empty() {
+            return reserved;
+        }
+        let handouts: Vec<Completion> = reserved
+            .iter()
+            .map(|(t, res)| Completion::Handout {
+                seq: t.seq,
+                secret: t.secret.clone(),
+                worker: res.worker(),
+            })
+            .collect();
+        let second = {
+            let known = self
+                .known_activities
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            let mut env = RuntimeEnv {
+                now: self.clock.now_ms(),
+                activities: &known,
+                calls: &self.calls,
+                region: &self.config.region,
+            };
+            let entropy = self
+                .entropy
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            wfm_asl::entropy::with(entropy, || {
+                machine::advance(&mut r.exec, &r.compiled, handouts.clone(), &mut env, budget)
+            })
+        };
+        completions.extend(handouts);
+        round.events.extend(second.events);
+        round.commands.extend(second.commands);
+        round.replies.extend(second.replies);
+        round.more = second.more;
+        reserved
+    }
+
+    fn unreserve(&self, reserved: Vec<(machine::NewTask, activities::Reservation)>) {
+        for (_, res) in reserved {
+            res.cancel(&self.activities);
+        }
+    }
+
+    /// Gives a task handed out in its round to the poller that waited for it.
+    fn give(&self, execution: i64, t: machine::NewTask, res: activities::Reservation) {
+        let deadline_ms = t.heartbeat.map(|h| self.clock.now_ms() + (h as i64) * 1000);
+        if let Some(d) = deadline_ms {
+            self.heartbeats.insert((d, execution, t.seq));
+        }
+        self.activities.hold(
+            execution,
+            t.seq,
+            activities::Held {
+                activity: t.activity.clone(),
+                secret: t.secret.clone(),
+                heartbeat: t.heartbeat,
+                deadline_ms,
+            },
+        );
+        let token = machine::token::Token {
+            execution,
+            seq: t.seq,
+            secret: t.secret.clone(),
+        }
+        .encode();
+        res.fill(
+            &self.activities,
+            (t.scheduled_ms, execution, t.seq),
+            crate::ActivityTask {
+                task_token: token,
+                input: t.input,
+            },
+        );
+    }
+
     /// Carries out a committed round's commands.
-    fn after_commit(&self, exec: &Execution, round: &machine::Round) {
+    fn after_commit(&self, exec: &Execution, round: &machine::Round, handed: &HashSet<u32>) {
         let id = exec.id;
         for c in &round.commands {
             match c {
                 Command::Schedule(t) => {
-                    self.activities
-                        .schedule(&t.activity, (t.scheduled_ms, id, t.seq));
+                    if !handed.contains(&t.seq) {
+                        self.activities
+                            .schedule(&t.activity, (t.scheduled_ms, id, t.seq));
+                    }
                 }
                 Command::Unschedule {
                     seq,

@@ -440,13 +440,17 @@ impl EngineDb {
             .optional()?)
     }
 
-    /// Every task and call that is out, oldest first.
-    pub fn all_tasks(&self) -> Result<Vec<TaskRecord>, EngineError> {
+    /// Every task and call that is out, oldest first: (execution, number, kind, activity or
+    /// resource, scheduled).
+    pub fn all_task_refs(&self) -> Result<Vec<(i64, u32, i64, Option<String>, i64)>, EngineError> {
         let conn = self.reader();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks ORDER BY scheduled_ms, execution, seq"
-        ))?;
-        let rows = stmt.query_map([], task_record)?;
+        let mut stmt = conn.prepare(
+            "SELECT execution, seq, kind, activity, scheduled_ms FROM tasks
+             ORDER BY scheduled_ms, execution, seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 

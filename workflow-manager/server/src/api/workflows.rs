@@ -27,7 +27,16 @@ pub async fn start(
 ) -> Result<(Extension<AuditTarget>, Json<Workflow>), ApiError> {
     limits::check_payload("input", &req.input)?;
     limits::check_tags("tags", &req.tags)?;
-    let wf = app.manager.create_workflow(&req).await?;
+    // A start is finished even when the client goes away meanwhile: cut short between
+    // storing the workflow and starting its execution, it would leave a workflow that never runs.
+    let manager = app.manager.clone();
+    let wf = tokio::spawn(async move { manager.create_workflow(&req).await })
+        .await
+        .map_err(|e| {
+            ApiError::from(wfm_core::manager::ManagerError::Internal(format!(
+                "the start was interrupted: {e}"
+            )))
+        })??;
     Ok((Extension(AuditTarget(wf.id.clone())), Json(wf)))
 }
 
