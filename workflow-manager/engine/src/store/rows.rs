@@ -165,6 +165,10 @@ fn task_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRecord> {
     })
 }
 
+/// A task or call that is out, as a restart reads it: (execution, number, kind, activity or
+/// resource, scheduled epoch ms).
+pub type TaskRef = (i64, u32, i64, Option<String>, i64);
+
 const TASK_COLUMNS: &str =
     "execution, seq, kind, activity, input, secret, heartbeat, scheduled_ms, handed_out";
 
@@ -440,9 +444,8 @@ impl EngineDb {
             .optional()?)
     }
 
-    /// Every task and call that is out, oldest first: (execution, number, kind, activity or
-    /// resource, scheduled).
-    pub fn all_task_refs(&self) -> Result<Vec<(i64, u32, i64, Option<String>, i64)>, EngineError> {
+    /// Every task and call that is out, oldest first.
+    pub fn all_task_refs(&self) -> Result<Vec<TaskRef>, EngineError> {
         let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT execution, seq, kind, activity, scheduled_ms FROM tasks
