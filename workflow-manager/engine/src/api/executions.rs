@@ -28,14 +28,33 @@ impl Engine {
     ) -> Result<ExecutionInfo, EngineError> {
         let rt = &self.rt;
         rt.ensure_drivers();
-        let arn_in = state_machine_arn.to_string();
-        let machine = blocking(&rt.db, move |db| db.state_machine(&arn_in))
-            .await?
-            .ok_or_else(|| {
-                EngineError::StateMachineDoesNotExist(format!(
-                    "State Machine Does Not Exist: '{state_machine_arn}'"
-                ))
-            })?;
+        // Every state machine of the database is in the runtime's cache (read at open, kept
+        // on every change); its rows are read only when it is not.
+        let cached = rt
+            .machines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(state_machine_arn)
+            .cloned();
+        let machine = match cached {
+            Some(m) => m,
+            None => {
+                let arn_in = state_machine_arn.to_string();
+                let row = blocking(&rt.db, move |db| db.state_machine(&arn_in))
+                    .await?
+                    .ok_or_else(|| {
+                        EngineError::StateMachineDoesNotExist(format!(
+                            "State Machine Does Not Exist: '{state_machine_arn}'"
+                        ))
+                    })?;
+                crate::runtime::MachineEntry {
+                    name: row.name,
+                    role_arn: row.role_arn,
+                    machine_type: row.machine_type,
+                    revision: row.revision,
+                }
+            }
+        };
         let name = match name {
             Some(n) => n.to_string(),
             // Time-ordered, like the service's workflow ids: new keys go to the end of the
@@ -50,6 +69,7 @@ impl Engine {
             ))
         })?;
         let arn = self.arn("execution", &format!("{}:{name}", machine.name));
+        let machine_arn = state_machine_arn.to_string();
         let revision = machine.revision;
         let compiled = match rt.compile(revision, None) {
             Ok(c) => c,
@@ -63,7 +83,7 @@ impl Engine {
         let meta = Arc::new(Meta::new(
             arn.clone(),
             name.clone(),
-            machine.arn.clone(),
+            machine_arn.clone(),
             machine.name.clone(),
             machine.role_arn.clone(),
             machine.machine_type == "EXPRESS",
@@ -81,7 +101,7 @@ impl Engine {
         let insert = NewExecution {
             id,
             arn: arn.clone(),
-            state_machine_arn: machine.arn.clone(),
+            state_machine_arn: machine_arn.clone(),
             name: name.clone(),
             input: input_text.to_string(),
             start_ms,
@@ -96,7 +116,7 @@ impl Engine {
             Ok(status) => {
                 let info = ExecutionInfo {
                     execution_arn: arn,
-                    state_machine_arn: machine.arn,
+                    state_machine_arn: machine_arn,
                     name,
                     status: status.to_string(),
                     input: input_text.to_string(),

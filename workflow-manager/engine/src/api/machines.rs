@@ -130,6 +130,7 @@ impl Engine {
                     name: row.name.clone(),
                     role_arn: row.role_arn.clone(),
                     machine_type: row.machine_type.clone(),
+                    revision,
                 },
             );
         Ok(machine_info(StateMachineRow { revision, ..row }))
@@ -180,6 +181,7 @@ impl Engine {
             .get_mut(arn)
         {
             m.role_arn = role;
+            m.revision = revision;
         }
         Ok(now)
     }

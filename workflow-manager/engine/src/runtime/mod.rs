@@ -67,6 +67,8 @@ pub struct MachineEntry {
     pub role_arn: String,
     /// STANDARD or EXPRESS.
     pub machine_type: String,
+    /// Its current definition's revision.
+    pub revision: i64,
 }
 
 /// Everything the engine shares.
@@ -188,6 +190,7 @@ impl Runtime {
                         name: r.name,
                         role_arn: r.role_arn,
                         machine_type: r.machine_type,
+                        revision: r.revision,
                     },
                 )
             })
