@@ -320,28 +320,40 @@ impl Engine {
     pub async fn recover(&self) -> Result<usize, EngineError> {
         let rt = &self.rt;
         rt.ensure_drivers();
-        let timers = blocking(&rt.db, |db| db.all_timers()).await?;
-        rt.timers
-            .extend(timers.into_iter().map(|(x, seq, due)| (due, x, seq)));
-        let tasks = blocking(&rt.db, |db| db.all_task_refs()).await?;
-        let mut calls = BTreeSet::new();
-        let mut ready: std::collections::HashMap<String, Vec<(i64, i64, u32)>> = Default::default();
-        for (execution, seq, kind, activity, scheduled_ms) in tasks {
-            match (kind, activity) {
+        // Streamed into the indexes in batches: a restart reads millions of rows.
+        let index = rt.clone();
+        let calls = blocking(&rt.db, move |db| {
+            let mut due = Vec::with_capacity(4096);
+            db.each_timer(|x, seq, at| {
+                due.push((at, x, seq));
+                if due.len() == due.capacity() {
+                    index.timers.extend(due.drain(..));
+                }
+            })?;
+            index.timers.extend(due);
+            let mut calls = BTreeSet::new();
+            let mut ready: std::collections::HashMap<String, Vec<(i64, i64, u32)>> =
+                Default::default();
+            db.each_task_ref(|x, seq, kind, activity, scheduled_ms| match (kind, activity) {
                 (0, Some(activity)) => {
-                    ready
-                        .entry(activity)
-                        .or_default()
-                        .push((scheduled_ms, execution, seq))
+                    let key = (scheduled_ms, x, seq);
+                    match ready.get_mut(activity) {
+                        Some(list) => list.push(key),
+                        None => {
+                            ready.insert(activity.to_string(), vec![key]);
+                        }
+                    }
                 }
                 _ => {
-                    calls.insert(execution);
+                    calls.insert(x);
                 }
+            })?;
+            for (activity, tasks) in ready {
+                index.activities.restore(&activity, tasks);
             }
-        }
-        for (activity, tasks) in ready {
-            rt.activities.restore(&activity, tasks);
-        }
+            Ok(calls)
+        })
+        .await?;
         for x in calls {
             rt.deliver(x, Completion::Recover, None);
         }

@@ -165,10 +165,6 @@ fn task_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRecord> {
     })
 }
 
-/// A task or call that is out, as a restart reads it: (execution, number, kind, activity or
-/// resource, scheduled epoch ms).
-pub type TaskRef = (i64, u32, i64, Option<String>, i64);
-
 const TASK_COLUMNS: &str =
     "execution, seq, kind, activity, input, secret, heartbeat, scheduled_ms, handed_out";
 
@@ -444,25 +440,35 @@ impl EngineDb {
             .optional()?)
     }
 
-    /// Every task and call that is out, oldest first.
-    pub fn all_task_refs(&self) -> Result<Vec<TaskRef>, EngineError> {
+    /// Hands every task and call that is out to `each` as (execution, number, kind, activity
+    /// or resource, scheduled epoch ms), streaming (a restart reads millions of them).
+    pub fn each_task_ref(
+        &self,
+        mut each: impl FnMut(i64, u32, i64, Option<&str>, i64),
+    ) -> Result<(), EngineError> {
         let conn = self.reader();
-        let mut stmt = conn.prepare(
-            "SELECT execution, seq, kind, activity, scheduled_ms FROM tasks
-             ORDER BY scheduled_ms, execution, seq",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        let mut stmt =
+            conn.prepare("SELECT execution, seq, kind, activity, scheduled_ms FROM tasks")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let activity = match r.get_ref(3)? {
+                rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+                _ => None,
+            };
+            each(r.get(0)?, r.get(1)?, r.get(2)?, activity, r.get(4)?);
+        }
+        Ok(())
     }
 
-    /// Every timer: (execution, number, due).
-    pub fn all_timers(&self) -> Result<Vec<(i64, u32, i64)>, EngineError> {
+    /// Hands every timer to `each` as (execution, number, due), streaming.
+    pub fn each_timer(&self, mut each: impl FnMut(i64, u32, i64)) -> Result<(), EngineError> {
         let conn = self.reader();
         let mut stmt = conn.prepare("SELECT execution, seq, due_ms FROM timers")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            each(r.get(0)?, r.get(1)?, r.get(2)?);
+        }
+        Ok(())
     }
 
     /// Events of an execution with ids in `[from, to]`.
