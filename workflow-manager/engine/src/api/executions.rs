@@ -334,20 +334,22 @@ impl Engine {
             let mut calls = BTreeSet::new();
             let mut ready: std::collections::HashMap<String, Vec<(i64, i64, u32)>> =
                 Default::default();
-            db.each_task_ref(|x, seq, kind, activity, scheduled_ms| match (kind, activity) {
-                (0, Some(activity)) => {
-                    let key = (scheduled_ms, x, seq);
-                    match ready.get_mut(activity) {
-                        Some(list) => list.push(key),
-                        None => {
-                            ready.insert(activity.to_string(), vec![key]);
+            db.each_task_ref(
+                |x, seq, kind, activity, scheduled_ms| match (kind, activity) {
+                    (0, Some(activity)) => {
+                        let key = (scheduled_ms, x, seq);
+                        match ready.get_mut(activity) {
+                            Some(list) => list.push(key),
+                            None => {
+                                ready.insert(activity.to_string(), vec![key]);
+                            }
                         }
                     }
-                }
-                _ => {
-                    calls.insert(x);
-                }
-            })?;
+                    _ => {
+                        calls.insert(x);
+                    }
+                },
+            )?;
             for (activity, tasks) in ready {
                 index.activities.restore(&activity, tasks);
             }

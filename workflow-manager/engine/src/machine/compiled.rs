@@ -16,25 +16,86 @@ pub type MachineId = u32;
 /// A state's number within its machine.
 pub type StateId = u32;
 
+/// How a service integration's Task waits (the resource's suffix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// No suffix: the call's answer is the result.
+    RequestResponse,
+    /// `.sync`: the work's end is the result.
+    Sync,
+    /// `.sync:2`: the same, with JSON outputs kept as JSON.
+    Sync2,
+    /// `.waitForTaskToken`: a `SendTaskSuccess` with the task's token is the result.
+    WaitForTaskToken,
+}
+
 /// What a Task state's `Resource` names, parsed once.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resource {
     /// An activity ARN (`arn:aws:states:REGION:ACCOUNT:activity:NAME`).
     Activity(String),
-    /// Anything else: a service integration ARN, looked up in the registry when run.
-    Service(String),
+    /// A service integration (`arn:aws:states:::SERVICE:ACTION[.sync|.sync:2|.waitForTaskToken]`).
+    Service {
+        /// The whole ARN, as integrations are handed it.
+        arn: String,
+        /// `batch`, `lambda`, `sqs`...
+        service: String,
+        /// `submitJob`, `invoke`...
+        action: String,
+        /// How the Task waits.
+        pattern: Pattern,
+    },
+    /// Anything else (a Lambda function's ARN, ...): looked up in the registry as it is.
+    Other(String),
 }
 
 impl Resource {
-    fn parse(resource: &str) -> Resource {
+    /// Parses a Task state's `Resource`.
+    pub fn parse(resource: &str) -> Resource {
         let parts: Vec<&str> = resource.splitn(7, ':').collect();
-        let activity =
-            parts.len() == 7 && parts[0] == "arn" && parts[2] == "states" && parts[5] == "activity";
-        if activity {
-            Resource::Activity(resource.to_string())
-        } else {
-            Resource::Service(resource.to_string())
+        if parts.len() == 7 && parts[0] == "arn" && parts[2] == "states" && parts[5] == "activity" {
+            return Resource::Activity(resource.to_string());
         }
+        let service_part = (parts.len() >= 6 && parts[0] == "arn" && parts[2] == "states")
+            .then(|| resource.splitn(6, ':').nth(5))
+            .flatten();
+        let Some((service, operation)) = service_part.and_then(|p| p.split_once(':')) else {
+            return Resource::Other(resource.to_string());
+        };
+        let (action, pattern) = if let Some(a) = operation.strip_suffix(".waitForTaskToken") {
+            (a, Pattern::WaitForTaskToken)
+        } else if let Some(a) = operation.strip_suffix(".sync:2") {
+            (a, Pattern::Sync2)
+        } else if let Some(a) = operation.strip_suffix(".sync") {
+            (a, Pattern::Sync)
+        } else {
+            (operation, Pattern::RequestResponse)
+        };
+        Resource::Service {
+            arn: resource.to_string(),
+            service: service.to_string(),
+            action: action.to_string(),
+            pattern,
+        }
+    }
+
+    /// The resource as written.
+    pub fn arn(&self) -> &str {
+        match self {
+            Resource::Activity(a) | Resource::Other(a) => a,
+            Resource::Service { arn, .. } => arn,
+        }
+    }
+
+    /// Whether the Task waits for the work to end (`.sync`, `.sync:2`).
+    pub fn waits_for_work(&self) -> bool {
+        matches!(
+            self,
+            Resource::Service {
+                pattern: Pattern::Sync | Pattern::Sync2,
+                ..
+            }
+        )
     }
 }
 
@@ -261,5 +322,47 @@ mod tests {
             ))
         );
         assert!(c.has(3, 0) && !c.has(3, 1) && !c.has(4, 0));
+    }
+
+    #[test]
+    fn resources_are_parsed_into_service_action_and_pattern() {
+        let r = Resource::parse("arn:aws:states:::batch:submitJob.sync");
+        assert_eq!(
+            r,
+            Resource::Service {
+                arn: "arn:aws:states:::batch:submitJob.sync".into(),
+                service: "batch".into(),
+                action: "submitJob".into(),
+                pattern: Pattern::Sync,
+            }
+        );
+        assert!(r.waits_for_work());
+        assert!(matches!(
+            Resource::parse("arn:aws:states:::states:startExecution.sync:2"),
+            Resource::Service {
+                pattern: Pattern::Sync2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            Resource::parse("arn:aws:states:::sqs:sendMessage.waitForTaskToken"),
+            Resource::Service { pattern: Pattern::WaitForTaskToken, ref action, .. } if action == "sendMessage"
+        ));
+        assert!(matches!(
+            Resource::parse("arn:aws:states:::lambda:invoke"),
+            Resource::Service {
+                pattern: Pattern::RequestResponse,
+                ..
+            }
+        ));
+        assert!(matches!(
+            Resource::parse("arn:aws:states:us-east-1:1:activity:a"),
+            Resource::Activity(_)
+        ));
+        assert!(matches!(
+            Resource::parse("arn:aws:lambda:us-east-1:1:function:f"),
+            Resource::Other(_)
+        ));
+        assert!(!Resource::parse("arn:aws:states:::sqs:sendMessage").waits_for_work());
     }
 }

@@ -34,9 +34,9 @@ pub fn operation(resource: &str) -> &str {
     resource.rsplit(':').next().unwrap_or(resource)
 }
 
-/// Whether the resource waits for the work to end (`.sync`).
+/// Whether the resource waits for the work to end (`.sync`, `.sync:2`).
 pub fn waits_for_work(resource: &str) -> bool {
-    resource.ends_with(".sync")
+    super::compiled::Resource::parse(resource).waits_for_work()
 }
 
 pub(super) fn task_gone() -> Reject {

@@ -60,17 +60,20 @@ pub fn run(v: &View<'_>, token: &str, env: &dyn Env) -> Result<Work, Failure> {
                 secret: String::new(),
             }))
         }
-        Some(Resource::Service(resource)) => match env.integration(resource) {
-            Some(info) => Ok(Work::Call(CallPlan {
-                resource: resource.clone(),
-                parameters: effective,
-                timeout,
-                info,
-            })),
-            None => Err(v.runtime(format!(
-                "The resource '{resource}' is not supported by the embedded engine: only activity ARNs and the registered service integrations are"
-            ))),
-        },
+        Some(r @ (Resource::Service { .. } | Resource::Other(_))) => {
+            let resource = r.arn();
+            match env.integration(resource) {
+                Some(info) => Ok(Work::Call(CallPlan {
+                    resource: resource.to_string(),
+                    parameters: effective,
+                    timeout,
+                    info,
+                })),
+                None => Err(v.runtime(format!(
+                    "The resource '{resource}' is not supported by the embedded engine: only activity ARNs and the registered service integrations are"
+                ))),
+            }
+        }
         None => Err(v.runtime("a Task state needs a Resource")),
     }
 }
