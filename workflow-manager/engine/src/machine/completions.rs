@@ -102,17 +102,7 @@ impl Step<'_> {
             } => self.answer(seq, &secret, outcome),
             Completion::HeartbeatLost { seq, secret } => {
                 let id = self.activity_frame(seq, &secret)?;
-                if let Some(taken) = self.take_wait(id) {
-                    self.activity_over(&taken);
-                }
-                self.emit(
-                    id,
-                    Event::ActivityTimedOut {
-                        error: Some("States.HeartbeatTimeout".into()),
-                        cause: None,
-                    },
-                );
-                self.state_failed(id, Failure::new("States.HeartbeatTimeout", ""));
+                self.activity_timed_out(id, "States.HeartbeatTimeout");
                 Ok(())
             }
             Completion::Submitted { seq, result } => {
@@ -143,6 +133,22 @@ impl Step<'_> {
             }
             _ => Err(task_gone()),
         }
+    }
+
+    /// An activity task ran out of time (`error`: `States.Timeout` or
+    /// `States.HeartbeatTimeout`).
+    fn activity_timed_out(&mut self, id: FrameId, error: &str) {
+        if let Some(taken) = self.take_wait(id) {
+            self.activity_over(&taken);
+        }
+        self.emit(
+            id,
+            Event::ActivityTimedOut {
+                error: Some(error.into()),
+                cause: None,
+            },
+        );
+        self.state_failed(id, Failure::new(error, ""));
     }
 
     /// An activity task is over: forget it and its time-out.
@@ -251,29 +257,11 @@ impl Step<'_> {
                 self.exec.enqueue(id);
             }
             Some(Stage::Activity(a)) if a.timeout.is_some_and(|t| t.timer == seq) => {
-                if let Some(taken) = self.take_wait(id) {
-                    self.activity_over(&taken);
-                }
-                self.emit(
-                    id,
-                    Event::ActivityTimedOut {
-                        error: Some("States.Timeout".into()),
-                        cause: None,
-                    },
-                );
-                self.state_failed(id, Failure::new("States.Timeout", ""));
+                self.activity_timed_out(id, "States.Timeout");
             }
             Some(Stage::Call(c)) if c.timeout.is_some_and(|t| t.timer == seq) => {
                 self.take_wait(id);
-                let cancel = match &c.phase {
-                    CallPhase::Waiting { handle } => Some(handle.clone()),
-                    CallPhase::Submitting => None,
-                };
-                self.command(Command::EndCall {
-                    seq: c.seq,
-                    resource: c.resource.clone(),
-                    cancel,
-                });
+                self.end_call(&c, true);
                 let task = self.task_ref(&c.resource);
                 self.emit(
                     id,
@@ -303,11 +291,7 @@ impl Step<'_> {
         if let Some(t) = c.timeout {
             self.cancel_timer(t);
         }
-        self.command(Command::EndCall {
-            seq: c.seq,
-            resource: c.resource.clone(),
-            cancel: None,
-        });
+        self.end_call(c, false);
         let task = self.task_ref(&c.resource);
         self.emit(
             id,
@@ -325,11 +309,7 @@ impl Step<'_> {
         if let Some(t) = c.timeout {
             self.cancel_timer(t);
         }
-        self.command(Command::EndCall {
-            seq: c.seq,
-            resource: c.resource.clone(),
-            cancel: None,
-        });
+        self.end_call(c, false);
         let text = output.to_string();
         let task = self.task_ref(&c.resource);
         self.emit(

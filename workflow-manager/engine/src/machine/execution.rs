@@ -84,6 +84,16 @@ pub struct CallWait {
     pub timeout: Option<Deadline>,
 }
 
+impl CallWait {
+    /// The work's handle, once the submission was answered.
+    pub fn handle(&self) -> Option<String> {
+        match &self.phase {
+            CallPhase::Waiting { handle } => Some(handle.clone()),
+            CallPhase::Submitting => None,
+        }
+    }
+}
+
 /// A Parallel's branches or a Map's iterations.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Fanout {

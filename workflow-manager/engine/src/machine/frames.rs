@@ -415,21 +415,22 @@ impl Step<'_> {
                 }
             }
             Stage::Call(c) => {
-                let cancel = match &c.phase {
-                    CallPhase::Waiting { handle } => Some(handle.clone()),
-                    CallPhase::Submitting => None,
-                };
-                self.command(Command::EndCall {
-                    seq: c.seq,
-                    resource: c.resource.clone(),
-                    cancel,
-                });
+                self.end_call(c, true);
                 if let Some(t) = c.timeout {
                     self.command(Command::CancelTimer(t));
                 }
             }
             _ => {}
         }
+    }
+
+    /// A call is over; with `cancel`, its work (if it has started) is cancelled too.
+    pub(super) fn end_call(&mut self, c: &CallWait, cancel: bool) {
+        self.command(Command::EndCall {
+            seq: c.seq,
+            resource: c.resource.clone(),
+            cancel: if cancel { c.handle() } else { None },
+        });
     }
 
     /// Ends the execution: its closing event, and everything it waits for withdrawn.

@@ -64,6 +64,19 @@ impl Calls {
         }
     }
 
+    /// The integration for `resource`, or the failure a call of it gets.
+    fn integration_or_failure(
+        &self,
+        resource: &str,
+    ) -> Result<Arc<dyn ServiceIntegration>, Failure> {
+        self.for_resource(resource).ok_or_else(|| {
+            Failure::new(
+                "States.Runtime",
+                format!("no integration is registered for '{resource}'"),
+            )
+        })
+    }
+
     /// Submits a call's work.
     pub fn submit(
         self: &Arc<Self>,
@@ -73,28 +86,22 @@ impl Calls {
         parameters: Value,
         deliver: Deliver,
     ) {
-        let integration = self.for_resource(&resource);
-        self.spawn(
-            (execution, seq),
-            async move {
-                let result = match integration {
-                    Some(i) => i
-                        .submit(&resource, &parameters)
-                        .await
-                        .map(|s| Submission {
-                            handle: s.handle,
-                            output: s.output,
-                        })
-                        .map_err(|f| Failure::new(f.error, f.cause)),
-                    None => Err(Failure::new(
-                        "States.Runtime",
-                        format!("no integration is registered for '{resource}'"),
-                    )),
-                };
-                Completion::Submitted { seq, result }
-            },
-            deliver,
-        );
+        let integration = self.integration_or_failure(&resource);
+        let work = async move {
+            let result = match integration {
+                Ok(i) => i
+                    .submit(&resource, &parameters)
+                    .await
+                    .map(|s| Submission {
+                        handle: s.handle,
+                        output: s.output,
+                    })
+                    .map_err(|f| Failure::new(f.error, f.cause)),
+                Err(f) => Err(f),
+            };
+            Completion::Submitted { seq, result }
+        };
+        self.spawn((execution, seq), work, deliver);
     }
 
     /// Waits for a submitted call's work.
@@ -106,24 +113,18 @@ impl Calls {
         handle: String,
         deliver: Deliver,
     ) {
-        let integration = self.for_resource(&resource);
-        self.spawn(
-            (execution, seq),
-            async move {
-                let result = match integration {
-                    Some(i) => i
-                        .wait(&resource, &handle)
-                        .await
-                        .map_err(|f| Failure::new(f.error, f.cause)),
-                    None => Err(Failure::new(
-                        "States.Runtime",
-                        format!("no integration is registered for '{resource}'"),
-                    )),
-                };
-                Completion::CallEnded { seq, result }
-            },
-            deliver,
-        );
+        let integration = self.integration_or_failure(&resource);
+        let work = async move {
+            let result = match integration {
+                Ok(i) => i
+                    .wait(&resource, &handle)
+                    .await
+                    .map_err(|f| Failure::new(f.error, f.cause)),
+                Err(f) => Err(f),
+            };
+            Completion::CallEnded { seq, result }
+        };
+        self.spawn((execution, seq), work, deliver);
     }
 
     /// A call is over: its task is dropped and, if `cancel` names the work, the work cancelled

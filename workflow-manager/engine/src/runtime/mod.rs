@@ -567,32 +567,7 @@ impl Runtime {
         insert: Option<crate::store::write::NewExecution>,
     ) -> Result<Vec<Result<(), EngineError>>, EngineError> {
         let budget = self.round_events.load(Ordering::Relaxed);
-        let entropy = self
-            .entropy
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let round = {
-            let known = self
-                .known_activities
-                .read()
-                .unwrap_or_else(|p| p.into_inner());
-            let mut env = RuntimeEnv {
-                now: self.clock.now_ms(),
-                activities: &known,
-                calls: &self.calls,
-                region: &self.config.region,
-            };
-            wfm_asl::entropy::with(entropy, || {
-                machine::advance(
-                    &mut r.exec,
-                    &r.compiled,
-                    completions.clone(),
-                    &mut env,
-                    budget,
-                )
-            })
-        };
+        let round = self.advance(r, completions.clone(), budget);
         let mut completions = completions;
         let mut round = round;
         let reserved = self.hand_out_now(r, &mut completions, &mut round, budget);
@@ -648,6 +623,34 @@ impl Runtime {
             .collect())
     }
 
+    /// Runs the step machine on `r` with the runtime's clock, secrets, activities,
+    /// integrations and randomness.
+    fn advance(
+        &self,
+        r: &mut Resident,
+        completions: Vec<Completion>,
+        budget: usize,
+    ) -> machine::Round {
+        let known = self
+            .known_activities
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut env = RuntimeEnv {
+            now: self.clock.now_ms(),
+            activities: &known,
+            calls: &self.calls,
+            region: &self.config.region,
+        };
+        let entropy = self
+            .entropy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        wfm_asl::entropy::with(entropy, || {
+            machine::advance(&mut r.exec, &r.compiled, completions, &mut env, budget)
+        })
+    }
+
     /// Tasks the round schedules for which a poller is waiting are handed out in the same
     /// round (one commit from scheduling to the worker): returns the pollers taken.
     fn hand_out_now(
@@ -676,26 +679,7 @@ impl Runtime {
                 worker: res.worker(),
             })
             .collect();
-        let second = {
-            let known = self
-                .known_activities
-                .read()
-                .unwrap_or_else(|p| p.into_inner());
-            let mut env = RuntimeEnv {
-                now: self.clock.now_ms(),
-                activities: &known,
-                calls: &self.calls,
-                region: &self.config.region,
-            };
-            let entropy = self
-                .entropy
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            wfm_asl::entropy::with(entropy, || {
-                machine::advance(&mut r.exec, &r.compiled, handouts.clone(), &mut env, budget)
-            })
-        };
+        let second = self.advance(r, handouts.clone(), budget);
         completions.extend(handouts);
         round.events.extend(second.events);
         round.commands.extend(second.commands);
