@@ -404,16 +404,7 @@ impl Step<'_> {
         }
         match &frame.stage {
             Stage::Wait(d) | Stage::Backoff(d) => self.command(Command::CancelTimer(*d)),
-            Stage::Activity(a) => {
-                self.command(Command::Unschedule {
-                    seq: a.seq,
-                    activity: a.activity.clone(),
-                    scheduled_ms: a.scheduled_ms,
-                });
-                if let Some(t) = a.timeout {
-                    self.command(Command::CancelTimer(t));
-                }
-            }
+            Stage::Activity(_) => self.activity_over(&frame.stage),
             Stage::Call(c) => {
                 self.end_call(c, true);
                 if let Some(t) = c.timeout {
