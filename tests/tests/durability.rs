@@ -280,3 +280,30 @@ async fn hundreds_of_workflows_survive_repeated_kill_9_of_the_process_group() {
         assert!(unique.contains(id), "{id} is not listed");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_service_on_the_same_data_directory_refuses_to_start() {
+    let first = Server::start(&["--no-local-workers"]);
+    let out = std::process::Command::new(wfm_e2e::binaries().join("workflow-manager"))
+        .current_dir(wfm_e2e::workspace())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-local-workers",
+            "--data-dir",
+        ])
+        .arg(first.data.path())
+        .output()
+        .expect("run a second service");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it started: {stderr}");
+    assert!(
+        stderr.contains("in use by another process"),
+        "no clear message: {stderr}"
+    );
+    // The first one is untouched.
+    let (status, _) = Api::new(&first.url)
+        .call(Method::GET, "/_health", None)
+        .await;
+    assert_eq!(status, 200);
+}

@@ -732,3 +732,18 @@ async fn a_poll_dropped_while_waiting_loses_no_task() {
         .expect("answer");
     assert_eq!(wait_done(&e, &ex.execution_arn).await.status, "SUCCEEDED");
 }
+
+#[tokio::test]
+async fn a_second_process_cannot_open_the_same_database() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("engine.db");
+    let first = Engine::open(&path, EngineConfig::default(), None).expect("engine");
+    let second = Engine::open(&path, EngineConfig::default(), None);
+    let Err(EngineError::Storage(message)) = second else {
+        panic!("a second engine opened the same database");
+    };
+    assert!(message.contains("in use by another process"), "{message}");
+    // Once the first stops (halts, or its process ends), another may open it.
+    first.halt();
+    Engine::open(&path, EngineConfig::default(), None).expect("engine after the first halted");
+}

@@ -191,8 +191,8 @@ pub struct Running {
 impl Running {
     /// Stops the workers, then the server: it stops accepting connections and answers the
     /// requests in flight (waiting GetActivityTask long polls answer "no task" at once; the
-    /// rest get up to 5 s). Returns whether every request in flight was answered within
-    /// that grace period.
+    /// rest get up to 5 s); then the engine. Returns whether every request in flight was
+    /// answered within that grace period.
     pub async fn stop(self) -> bool {
         self.engine.drain_polls();
         let _ = self.shutdown.send(true);
@@ -209,6 +209,9 @@ impl Running {
             );
             server.abort();
         }
+        // What the engine committed stays; what it had not is done again by the next start.
+        // Halting also gives up its database's lock, so another process may open it.
+        self.engine.halt();
         finished
     }
 }

@@ -373,6 +373,7 @@ impl Engine {
         if let Err(e) = self.rt.db.flush_blocking() {
             tracing::error!(error = %e, "cannot flush the engine's writes at halt");
         }
+        self.rt.db.unlock();
     }
 
     /// How many executions are running.

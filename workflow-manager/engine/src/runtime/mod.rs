@@ -603,6 +603,7 @@ impl Runtime {
         {
             // As if the process died right after this commit: nothing of it is acted on.
             self.halt();
+            self.db.unlock();
             return Err(EngineError::Storage("the engine is stopped".into()));
         }
         for id in stored {

@@ -52,6 +52,8 @@ struct Queued {
 /// The database handle.
 pub struct EngineDb {
     conn: Mutex<Connection>,
+    /// The exclusive lock on the database (file databases): one process at a time.
+    lock: Mutex<Option<std::fs::File>>,
     /// Reading connections (file databases).
     readers: Option<wfm_sqlite::ReaderPool>,
     /// The group-commit writer of a file database (`None` in memory: units are applied at
@@ -132,7 +134,9 @@ fn run_writer(
 impl EngineDb {
     /// Opens (creating or upgrading) the database at `path`, in WAL mode.
     pub fn open(path: &Path) -> Result<Self, EngineError> {
+        let lock = Self::lock_file(path)?;
         let mut db = Self::init(Connection::open(path)?)?;
+        db.lock = Mutex::new(Some(lock));
         let writer_conn = Connection::open(path)?;
         wfm_sqlite::tune(&writer_conn)?;
         let wal = wfm_sqlite::spawn_checkpointer(path, "wfm-engine-checkpointer").map_err(|e| {
@@ -158,9 +162,41 @@ impl EngineDb {
         schema::migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            lock: Mutex::new(None),
             readers: None,
             writer: None,
         })
+    }
+
+    /// Takes `PATH.lock` exclusively: a second process (a second service on the same data
+    /// directory) would hand out the same tasks and number executions alike.
+    fn lock_file(path: &Path) -> Result<std::fs::File, EngineError> {
+        let lock_path = path.with_extension("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| {
+                EngineError::Storage(format!("cannot open {}: {e}", lock_path.display()))
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Storage(format!(
+                "the engine database {} is in use by another process (it holds {})",
+                path.display(),
+                lock_path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(EngineError::Storage(format!(
+                "cannot lock {}: {e}",
+                lock_path.display()
+            ))),
+        }
+    }
+
+    /// Gives up the database's lock (the engine halted: another may open it).
+    pub fn unlock(&self) {
+        self.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     /// Commits a unit; returns once it is committed (or refused).
