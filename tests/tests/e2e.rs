@@ -454,7 +454,7 @@ async fn aws_sdk_sfn_works_against_the_sfn_endpoint_as_a_worker_uses_it() {
         .send()
         .await
         .expect_err("finished task");
-    assert_eq!(err.code(), Some("TaskDoesNotExist"));
+    assert_eq!(err.code(), Some("TaskTimedOut"));
     // An unknown activity.
     let err = sfn
         .get_activity_task()

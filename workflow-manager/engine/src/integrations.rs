@@ -28,6 +28,18 @@ pub struct Submitted {
     pub output: Value,
 }
 
+/// Who makes a call: the execution, and a key unique to the call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallContext<'a> {
+    /// The resource ARN.
+    pub resource: &'a str,
+    /// The calling execution's ARN.
+    pub execution_arn: &'a str,
+    /// Unique to this call (each attempt of a state is another call) and the same when the
+    /// call is submitted again after a restart: an idempotency key.
+    pub key: &'a str,
+}
+
 /// One AWS service behind Task states.
 #[async_trait]
 pub trait ServiceIntegration: Send + Sync {
@@ -43,6 +55,15 @@ pub trait ServiceIntegration: Send + Sync {
         resource: &str,
         parameters: &Value,
     ) -> Result<Submitted, IntegrationFailure>;
+    /// [`submit`](Self::submit), knowing who calls (an integration that can make a call
+    /// idempotent overrides this).
+    async fn submit_call(
+        &self,
+        call: &CallContext<'_>,
+        parameters: &Value,
+    ) -> Result<Submitted, IntegrationFailure> {
+        self.submit(call.resource, parameters).await
+    }
     /// Waits until submitted work ends (for `.sync` resources): its result, or its failure.
     async fn wait(&self, resource: &str, handle: &str) -> Result<Value, IntegrationFailure>;
     /// Cancels submitted work (the execution was stopped, or the state timed out).

@@ -18,6 +18,7 @@ mod clock;
 mod error;
 pub mod integrations;
 pub mod machine;
+mod nested;
 pub mod runtime;
 pub mod store;
 
@@ -169,9 +170,12 @@ impl Engine {
         observer: Option<Arc<dyn ExecutionObserver>>,
         clock: Clock,
     ) -> Result<Self, EngineError> {
-        Ok(Self {
-            rt: Runtime::new(EngineDb::open(path)?, config, observer, clock)?,
-        })
+        Ok(Self::over(Runtime::new(
+            EngineDb::open(path)?,
+            config,
+            observer,
+            clock,
+        )?))
     }
 
     /// An engine over an in-memory database (tests, benchmarks).
@@ -179,9 +183,19 @@ impl Engine {
         config: EngineConfig,
         observer: Option<Arc<dyn ExecutionObserver>>,
     ) -> Result<Self, EngineError> {
-        Ok(Self {
-            rt: Runtime::new(EngineDb::in_memory()?, config, observer, Clock::new())?,
-        })
+        Ok(Self::over(Runtime::new(
+            EngineDb::in_memory()?,
+            config,
+            observer,
+            Clock::new(),
+        )?))
+    }
+
+    /// The engine over a runtime, with the integrations the engine runs itself (nested
+    /// executions).
+    fn over(rt: Arc<Runtime>) -> Self {
+        rt.calls.register(Arc::new(nested::Nested::new(&rt)));
+        Self { rt }
     }
 
     /// Runs the Task states whose resource `integration` handles (register before
@@ -253,7 +267,11 @@ impl Engine {
 }
 
 #[cfg(test)]
+mod callback_tests;
+#[cfg(test)]
 mod integration_tests;
+#[cfg(test)]
+mod nested_tests;
 #[cfg(test)]
 mod tests;
 

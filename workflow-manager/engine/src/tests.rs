@@ -160,7 +160,7 @@ async fn activity_round_trip_success_and_failure() {
     );
     assert!(matches!(
         e.send_task_success(&task.task_token, "{}").await,
-        Err(EngineError::TaskDoesNotExist(_))
+        Err(EngineError::TaskTimedOut(_))
     ));
     assert!(matches!(
         e.send_task_success("bogus", "{}").await,
@@ -237,10 +237,10 @@ async fn stop_aborts_a_run_waiting_on_an_activity() {
         .await
         .expect("describe");
     assert_eq!(d.status, "ABORTED");
-    // A late answer for a stopped execution's task is an invalid token, as in Step Functions.
+    // A late answer for a stopped execution's task: the task is over, as in Step Functions.
     assert!(matches!(
         e.send_task_success(&task.task_token, "{}").await,
-        Err(EngineError::InvalidToken(_))
+        Err(EngineError::TaskTimedOut(_))
     ));
     assert_eq!(
         history_types(&e, &ex.execution_arn)
@@ -536,9 +536,9 @@ async fn stop_aborts_at_once_inside_map_and_parallel() {
         assert!(
             matches!(
                 e.send_task_success(&taken.task_token, "{}").await,
-                Err(EngineError::InvalidToken(_))
+                Err(EngineError::TaskTimedOut(_))
             ),
-            "{name}: a late answer is an invalid token"
+            "{name}: a late answer finds its task over"
         );
         // The other tasks of the stopped execution are withdrawn too.
         let left = e

@@ -14,7 +14,7 @@ use crate::error::EngineError;
 use crate::machine::execution::{Execution, Meta};
 use crate::machine::Completion;
 use crate::runtime::{blocking, Resident};
-use crate::store::write::NewExecution;
+use crate::store::write::{NewExecution, Parent};
 use crate::{Engine, ExecutionInfo, HistoryPage};
 
 impl Engine {
@@ -25,6 +25,19 @@ impl Engine {
         state_machine_arn: &str,
         name: Option<&str>,
         input: Option<&str>,
+    ) -> Result<ExecutionInfo, EngineError> {
+        self.start_execution_from(state_machine_arn, name, input, None)
+            .await
+    }
+
+    /// Starts an execution for a Task of another (`parent`): the same call starting it
+    /// again (after a restart) gets the execution it started, whatever its status.
+    pub(crate) async fn start_execution_from(
+        &self,
+        state_machine_arn: &str,
+        name: Option<&str>,
+        input: Option<&str>,
+        parent: Option<Parent>,
     ) -> Result<ExecutionInfo, EngineError> {
         let rt = &self.rt;
         rt.ensure_drivers();
@@ -106,6 +119,7 @@ impl Engine {
             input: input_text.to_string(),
             start_ms,
             revision,
+            parent: parent.clone(),
         };
         // The first round runs in a task of its own: a caller that goes away meanwhile (a
         // dropped request) cannot leave the new execution half started.
@@ -131,8 +145,17 @@ impl Engine {
             // The name is taken: the same input while it runs is the same start (idempotent).
             Err(EngineError::ExecutionAlreadyExists(m)) => {
                 let a = arn.clone();
-                match blocking(&rt.db, move |db| db.execution(&a)).await? {
-                    Some(existing)
+                let found = blocking(&rt.db, move |db| {
+                    let Some(row) = db.execution(&a)? else {
+                        return Ok(None);
+                    };
+                    let by = db.parent(row.id)?;
+                    Ok(Some((row, by)))
+                })
+                .await?;
+                match found {
+                    Some((existing, by)) if parent.is_some() && by == parent => Ok(existing.into()),
+                    Some((existing, _))
                         if existing.status == "RUNNING"
                             && serde_json::from_str::<Value>(&existing.input).ok()
                                 == Some(input_value) =>
@@ -144,6 +167,24 @@ impl Engine {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The execution whose Task started this one (a nested execution), if any.
+    pub async fn parent_execution(&self, arn: &str) -> Result<Option<String>, EngineError> {
+        let a = arn.to_string();
+        blocking(&self.rt.db, move |db| {
+            let Some(row) = db.execution(&a)? else {
+                return Ok(None);
+            };
+            Ok(db.parent(row.id)?.map(|p| p.execution_arn))
+        })
+        .await
+    }
+
+    /// The executions this one's Tasks started, oldest first.
+    pub async fn child_executions(&self, arn: &str) -> Result<Vec<String>, EngineError> {
+        let a = arn.to_string();
+        blocking(&self.rt.db, move |db| db.children(&a)).await
     }
 
     /// Runs an EXPRESS state machine's execution to its end and returns it.

@@ -9,7 +9,7 @@ use wfm_asl::StateMachine;
 
 use super::{check_name, decode_name_token, next_name_token, page_size};
 use crate::error::EngineError;
-use crate::machine::compiled::Compiled;
+use crate::machine::compiled::{Compiled, Pattern, Resource};
 use crate::runtime::{blocking, MachineEntry};
 use crate::store::StateMachineRow;
 use crate::{ActivityInfo, Engine, StateMachineInfo};
@@ -38,36 +38,87 @@ fn prepare(definition: &str) -> Result<(StateMachine, Arc<Compiled>), EngineErro
     Ok((machine, Arc::new(compiled)))
 }
 
-/// EXPRESS machines cannot wait for activities or task tokens.
-fn check_express(machine: &StateMachine, path: &str) -> Result<(), EngineError> {
+/// The integration patterns of the optimized integrations Step Functions documents (a
+/// service not listed here is not checked: it fails at run time if nothing runs it).
+fn patterns_of(service: &str, action: &str) -> Option<&'static [Pattern]> {
+    use Pattern::*;
+    const RR_WAIT: &[Pattern] = &[RequestResponse, WaitForTaskToken];
+    const ALL: &[Pattern] = &[RequestResponse, Sync, Sync2, WaitForTaskToken];
+    Some(match (service, action) {
+        ("lambda", "invoke") | ("sqs", "sendMessage") | ("sns", "publish") => RR_WAIT,
+        ("events", "putEvents") => RR_WAIT,
+        ("dynamodb", "getItem" | "putItem" | "updateItem" | "deleteItem") => &[RequestResponse],
+        ("http", "invoke") => &[RequestResponse],
+        ("states", "startExecution") => ALL,
+        ("batch", "submitJob") | ("ecs", "runTask") | ("glue", "startJobRun") => {
+            &[RequestResponse, Sync, WaitForTaskToken]
+        }
+        ("aws-sdk", _) => RR_WAIT,
+        _ => return None,
+    })
+}
+
+/// Task resources Step Functions refuses: an integration pattern the service does not have,
+/// and in EXPRESS machines anything that waits (activities, `.sync`, `.waitForTaskToken`).
+fn check_tasks(machine: &StateMachine, path: &str, express: bool) -> Result<(), EngineError> {
     use wfm_asl::State;
+    let invalid = |message: String| {
+        EngineError::InvalidDefinition(format!(
+            "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: {message}'"
+        ))
+    };
     for (name, state) in &machine.states {
         let here = format!("{path}/States/{name}");
         match state {
             State::Task(t) => {
                 let r = t.resource.as_deref().unwrap_or("");
-                let problem = if r.contains(":activity:") {
-                    Some("Activity ARN")
-                } else if r.ends_with(".waitForTaskToken") {
-                    Some("'.waitForTaskToken' service integration")
-                } else {
-                    None
+                let parsed = Resource::parse(r);
+                if let Resource::Service {
+                    service,
+                    action,
+                    pattern,
+                    ..
+                } = &parsed
+                {
+                    let known = patterns_of(service, action);
+                    let bad_suffix = action.contains('.') && service != "aws-sdk";
+                    if bad_suffix || known.is_some_and(|p| !p.contains(pattern)) {
+                        return Err(invalid(format!(
+                            "The resource provided {r} is not recognized. The value is not a valid \
+                             resource ARN, or the resource is not available in this region. at \
+                             {here}/Resource"
+                        )));
+                    }
+                }
+                if !express {
+                    continue;
+                }
+                let problem = match &parsed {
+                    Resource::Activity(_) => Some("Activity ARN".to_string()),
+                    Resource::Service { pattern, .. } => match pattern {
+                        Pattern::RequestResponse => None,
+                        Pattern::Sync => Some("'.sync' service integration ".into()),
+                        Pattern::Sync2 => Some("'.sync:2' service integration ".into()),
+                        Pattern::WaitForTaskToken => {
+                            Some("'.waitForTaskToken' service integration ".into())
+                        }
+                    },
+                    Resource::Other(_) => None,
                 };
                 if let Some(p) = problem {
-                    return Err(EngineError::InvalidDefinition(format!(
-                        "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: Express state \
-                         machine does not support {p} at {here}/Resource'"
+                    return Err(invalid(format!(
+                        "Express state machine does not support {p} at {here}/Resource"
                     )));
                 }
             }
             State::Parallel(p) => {
                 for (i, b) in p.branches.iter().flatten().enumerate() {
-                    check_express(b, &format!("{here}/Branches[{i}]"))?;
+                    check_tasks(b, &format!("{here}/Branches[{i}]"), express)?;
                 }
             }
             State::Map(m) => {
                 if let Some(p) = m.processor() {
-                    check_express(p, &format!("{here}/ItemProcessor"))?;
+                    check_tasks(p, &format!("{here}/ItemProcessor"), express)?;
                 }
             }
             _ => {}
@@ -92,9 +143,7 @@ impl Engine {
                 "invalid type '{machine_type}'"
             )));
         }
-        if machine_type == "EXPRESS" {
-            check_express(&machine, "")?;
-        }
+        check_tasks(&machine, "", machine_type == "EXPRESS")?;
         let arn = self.state_machine_arn(name);
         if let Some(existing) = self.rt.db.state_machine(&arn)? {
             let same: bool = serde_json::from_str::<Value>(&existing.definition).ok()
@@ -164,7 +213,8 @@ impl Engine {
             ));
         }
         let definition = definition.unwrap_or(&current.definition).to_string();
-        let (_, compiled) = prepare(&definition)?;
+        let (machine, compiled) = prepare(&definition)?;
+        check_tasks(&machine, "", current.machine_type == "EXPRESS")?;
         let now = self.rt.clock.now();
         let role = role_arn.unwrap_or(&current.role_arn).to_string();
         let (a, r) = (arn.to_string(), role.clone());

@@ -16,7 +16,7 @@ use crate::runtime::blocking;
 use crate::{ActivityTask, Engine};
 
 fn malformed() -> EngineError {
-    EngineError::InvalidToken("Invalid Token: 'Provided task token is malformed'".into())
+    EngineError::InvalidToken("Invalid Token: 'Invalid token'".into())
 }
 
 fn decode(token: &str) -> Result<Token, EngineError> {
@@ -227,17 +227,13 @@ impl Engine {
                     Ok((db.execution_by_id(x)?, db.task(x, seq)?))
                 })
                 .await?;
-                match (row.map(|r| r.status), task) {
+                match (row, task) {
                     (None, _) => Err(EngineError::InvalidToken(
-                        "Invalid Token: 'Provided task token is invalid'".into(),
-                    )),
-                    (Some(s), _) if s == "ABORTED" => Err(EngineError::InvalidToken(
-                        "Invalid Token: 'Provided task token is invalid: the execution was stopped'"
-                            .into(),
+                        "Invalid Token: 'Invalid token'".into(),
                     )),
                     (_, Some(task)) if task.secret.as_deref() == Some(t.secret.as_str()) => Ok(()),
-                    _ => Err(EngineError::TaskDoesNotExist(
-                        "Task Does Not Exist: 'Provided task does not exist anymore'".into(),
+                    _ => Err(EngineError::TaskTimedOut(
+                        "Task Timed Out: 'Provided task does not exist anymore'".into(),
                     )),
                 }
             }

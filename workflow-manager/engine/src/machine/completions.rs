@@ -56,33 +56,37 @@ impl Step<'_> {
             }
             Completion::Continue => Ok(()),
             Completion::Recover => {
-                let calls: Vec<(u32, String, CallPhase, Value)> = self
+                let calls: Vec<CallWait> = self
                     .exec
                     .frames
                     .values()
                     .filter_map(|f| match &f.stage {
-                        Stage::Call(c) => Some((
-                            c.seq,
-                            c.resource.clone(),
-                            c.phase.clone(),
-                            c.parameters.clone(),
-                        )),
+                        Stage::Call(c) => Some(c.clone()),
                         _ => None,
                     })
                     .collect();
-                for (seq, resource, phase, parameters) in calls {
-                    self.command(match phase {
-                        CallPhase::Submitting => Command::Submit {
-                            seq,
-                            resource,
-                            parameters,
-                        },
-                        CallPhase::Waiting { handle } => Command::AwaitCall {
-                            seq,
-                            resource,
+                for c in calls {
+                    // A callback is held again (a fresh heartbeat period after a restart).
+                    if c.is_callback() {
+                        self.hold(&c);
+                    }
+                    match c.phase {
+                        CallPhase::Submitting => {
+                            let key = self.call_key(c.seq, &c.secret);
+                            self.command(Command::Submit {
+                                seq: c.seq,
+                                resource: c.resource,
+                                parameters: c.parameters,
+                                key,
+                            })
+                        }
+                        CallPhase::Waiting { handle } => self.command(Command::AwaitCall {
+                            seq: c.seq,
+                            resource: c.resource,
                             handle,
-                        },
-                    });
+                        }),
+                        CallPhase::AwaitingToken => {}
+                    }
                 }
                 Ok(())
             }
@@ -101,8 +105,13 @@ impl Step<'_> {
                 outcome,
             } => self.answer(seq, &secret, outcome),
             Completion::HeartbeatLost { seq, secret } => {
-                let id = self.activity_frame(seq, &secret)?;
-                self.activity_timed_out(id, "States.HeartbeatTimeout");
+                match self.task_frame(seq, &secret)? {
+                    (id, None) => self.activity_timed_out(id, "States.HeartbeatTimeout"),
+                    (id, Some(c)) => {
+                        self.take_wait(id);
+                        self.call_timed_out(id, &c, "States.HeartbeatTimeout");
+                    }
+                }
                 Ok(())
             }
             Completion::Submitted { seq, result } => {
@@ -120,19 +129,42 @@ impl Step<'_> {
         }
     }
 
-    /// The frame whose activity task `seq` is out with this secret.
-    pub(super) fn activity_frame(&self, seq: u32, secret: &str) -> Result<FrameId, Reject> {
+    /// The frame whose task `seq` is out with this secret: an activity task (`None`) or a
+    /// callback (its call).
+    pub(super) fn task_frame(
+        &self,
+        seq: u32,
+        secret: &str,
+    ) -> Result<(FrameId, Option<CallWait>), Reject> {
         let id = *self.exec.waits.get(&seq).ok_or_else(task_gone)?;
-        match self.exec.frames.get(&id).map(|f| &f.stage) {
-            Some(Stage::Activity(a)) if a.seq == seq => {
-                if a.secret == secret {
-                    Ok(id)
-                } else {
-                    Err(stale_token())
-                }
-            }
-            _ => Err(task_gone()),
+        let (own, call) = match self.exec.frames.get(&id).map(|f| &f.stage) {
+            Some(Stage::Activity(a)) if a.seq == seq => (&a.secret, None),
+            Some(Stage::Call(c)) if c.seq == seq && c.is_callback() => (&c.secret, Some(c.clone())),
+            _ => return Err(task_gone()),
+        };
+        if own != secret {
+            return Err(stale_token());
         }
+        Ok((id, call))
+    }
+
+    /// A call (a callback, or `.sync` work) ran out of time (`error`: `States.Timeout` or
+    /// `States.HeartbeatTimeout`); its wait is already taken.
+    pub(super) fn call_timed_out(&mut self, id: FrameId, c: &CallWait, error: &str) {
+        if let Some(t) = c.timeout {
+            self.cancel_timer(t);
+        }
+        self.end_call(c, true);
+        let task = self.task_ref(&c.resource);
+        self.emit(
+            id,
+            Event::TaskTimedOut {
+                task,
+                error: error.into(),
+                cause: String::new(),
+            },
+        );
+        self.state_failed(id, Failure::new(error, ""));
     }
 
     /// An activity task ran out of time (`error`: `States.Timeout` or
@@ -194,10 +226,14 @@ impl Step<'_> {
         secret: &str,
         outcome: Outcome,
     ) -> Result<(), Reject> {
-        let id = self.activity_frame(seq, secret)?;
+        let (id, call) = self.task_frame(seq, secret)?;
         let Some(taken) = self.take_wait(id) else {
             return Err(task_gone());
         };
+        if let Some(c) = call {
+            self.callback_answered(id, &c, outcome);
+            return Ok(());
+        }
         self.activity_over(&taken);
         match outcome {
             Outcome::Success(text) => {
@@ -232,6 +268,25 @@ impl Step<'_> {
         Ok(())
     }
 
+    /// A callback's token came back: the task succeeds with the output, or fails.
+    fn callback_answered(&mut self, id: FrameId, c: &CallWait, outcome: Outcome) {
+        match outcome {
+            Outcome::Success(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(v) => self.call_succeeded(id, c, v),
+                Err(e) => self.call_failed(
+                    id,
+                    c,
+                    Failure::new("States.Runtime", format!("task output is not JSON: {e}")),
+                ),
+            },
+            Outcome::Failure { error, cause } => self.call_failed(
+                id,
+                c,
+                Failure::new(error.unwrap_or_default(), cause.unwrap_or_default()),
+            ),
+        }
+    }
+
     pub(super) fn timer_fired(&mut self, seq: u32) {
         if self.exec.timeout.is_some_and(|t| t.timer == seq) {
             self.exec.timeout = None;
@@ -261,17 +316,7 @@ impl Step<'_> {
             }
             Some(Stage::Call(c)) if c.timeout.is_some_and(|t| t.timer == seq) => {
                 self.take_wait(id);
-                self.end_call(&c, true);
-                let task = self.task_ref(&c.resource);
-                self.emit(
-                    id,
-                    Event::TaskTimedOut {
-                        task,
-                        error: "States.Timeout".into(),
-                        cause: String::new(),
-                    },
-                );
-                self.state_failed(id, Failure::new("States.Timeout", ""));
+                self.call_timed_out(id, &c, "States.Timeout");
             }
             _ => {}
         }
@@ -319,7 +364,17 @@ impl Step<'_> {
                 output: text.clone(),
             },
         );
-        self.task_succeeded(id, &text, "");
+        let token = if c.secret.is_empty() {
+            String::new()
+        } else {
+            Token {
+                execution: self.exec.id,
+                seq: c.seq,
+                secret: c.secret.clone(),
+            }
+            .encode()
+        };
+        self.task_succeeded(id, &text, &token);
     }
 
     pub(super) fn submitted(&mut self, seq: u32, result: Result<super::Submission, Failure>) {
@@ -340,7 +395,14 @@ impl Step<'_> {
                         output: sub.output.to_string(),
                     },
                 );
-                if waits_for_work(&c.resource) {
+                if c.is_callback() {
+                    if let Some(Stage::Call(w)) =
+                        self.exec.frames.get_mut(&id).map(|f| &mut f.stage)
+                    {
+                        w.phase = CallPhase::AwaitingToken;
+                    }
+                    self.exec.touch(id);
+                } else if waits_for_work(&c.resource) {
                     if let Some(Stage::Call(w)) =
                         self.exec.frames.get_mut(&id).map(|f| &mut f.stage)
                     {

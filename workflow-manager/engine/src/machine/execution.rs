@@ -67,6 +67,9 @@ pub enum CallPhase {
         /// What the work is known by.
         handle: String,
     },
+    /// `.waitForTaskToken`: the submission was answered; waiting for SendTaskSuccess or
+    /// SendTaskFailure with the task's token.
+    AwaitingToken,
 }
 
 /// A service integration call that is out.
@@ -82,15 +85,32 @@ pub struct CallWait {
     pub phase: CallPhase,
     /// `TimeoutSeconds`, as a timer.
     pub timeout: Option<Deadline>,
+    /// The secret of the task's token (`$$.Task.Token`; a callback answers with it).
+    #[serde(default)]
+    pub secret: String,
+    /// `HeartbeatSeconds` (of a callback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<u64>,
 }
 
 impl CallWait {
-    /// The work's handle, once the submission was answered.
+    /// The handle of work that runs until it ends (`.sync`), once the submission was answered.
     pub fn handle(&self) -> Option<String> {
         match &self.phase {
             CallPhase::Waiting { handle } => Some(handle.clone()),
-            CallPhase::Submitting => None,
+            CallPhase::Submitting | CallPhase::AwaitingToken => None,
         }
+    }
+
+    /// Whether the task waits for a callback with its token (`.waitForTaskToken`).
+    pub fn is_callback(&self) -> bool {
+        matches!(
+            super::compiled::Resource::parse(&self.resource),
+            super::compiled::Resource::Service {
+                pattern: super::compiled::Pattern::WaitForTaskToken,
+                ..
+            }
+        )
     }
 }
 

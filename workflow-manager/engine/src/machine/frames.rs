@@ -40,7 +40,7 @@ pub fn waits_for_work(resource: &str) -> bool {
 }
 
 pub(super) fn task_gone() -> Reject {
-    Reject::TaskDoesNotExist("Task Does Not Exist: 'Provided task does not exist anymore'".into())
+    Reject::TaskTimedOut("Task Timed Out: 'Provided task does not exist anymore'".into())
 }
 
 impl Step<'_> {
@@ -207,6 +207,10 @@ impl Step<'_> {
                     Ok(Work::Activity(mut a)) => {
                         a.secret = secret;
                         Ok(Work::Activity(a))
+                    }
+                    Ok(Work::Call(mut c)) => {
+                        c.secret = secret;
+                        Ok(Work::Call(c))
                     }
                     other => other,
                 }
@@ -523,21 +527,51 @@ impl Step<'_> {
             .timeout
             .map(|t| self.start_timer(id, self.now + (t as i64) * 1000));
         self.exec.waits.insert(seq, id);
+        let key = self.call_key(seq, &c.secret);
         self.command(Command::Submit {
             seq,
             resource: c.resource.clone(),
             parameters: c.parameters.clone(),
+            key,
         });
-        self.set_stage(
-            id,
-            Stage::Call(CallWait {
-                seq,
-                resource: c.resource,
-                parameters: c.parameters,
-                phase: CallPhase::Submitting,
-                timeout,
-            }),
-        );
+        let wait = CallWait {
+            seq,
+            resource: c.resource,
+            parameters: c.parameters,
+            phase: CallPhase::Submitting,
+            timeout,
+            secret: c.secret,
+            heartbeat: c.heartbeat,
+        };
+        if wait.is_callback() {
+            // Its token may come back before the submission's answer does.
+            self.hold(&wait);
+        }
+        self.set_stage(id, Stage::Call(wait));
+    }
+
+    /// A call's idempotency key: its token's secret (random, stored with the call).
+    pub(super) fn call_key(&self, seq: u32, secret: &str) -> String {
+        if secret.is_empty() {
+            format!("{}#{seq}", self.exec.meta.arn)
+        } else {
+            secret.to_string()
+        }
+    }
+
+    /// Holds a callback task for its heartbeats.
+    pub(super) fn hold(&mut self, c: &CallWait) {
+        let scope = self
+            .exec
+            .meta
+            .state_machine_arn
+            .replace(":stateMachine:", ":activity:");
+        self.command(Command::Hold {
+            seq: c.seq,
+            secret: c.secret.clone(),
+            heartbeat: c.heartbeat,
+            scope,
+        });
     }
 
     /// The frame's wait is over: its stage goes back to Run (the state decides what next);

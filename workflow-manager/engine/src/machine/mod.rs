@@ -119,8 +119,8 @@ pub struct Submission {
 pub enum Reject {
     /// The token is not (or no longer) the task's.
     InvalidToken(String),
-    /// The task is over.
-    TaskDoesNotExist(String),
+    /// The task is over (answered, timed out, or its execution ended).
+    TaskTimedOut(String),
 }
 
 /// An activity task to make available to workers.
@@ -167,6 +167,8 @@ pub enum Command {
         resource: String,
         /// The effective parameters.
         parameters: Value,
+        /// Unique to this call, the same after a restart (an idempotency key).
+        key: String,
     },
     /// Wait for the work of a submitted `.sync` call.
     AwaitCall {
@@ -176,6 +178,18 @@ pub enum Command {
         resource: String,
         /// The work's handle.
         handle: String,
+    },
+    /// A callback task is out: hold it for its heartbeats (and, after a restart, again).
+    Hold {
+        /// The task's number.
+        seq: u32,
+        /// The secret of its token.
+        secret: String,
+        /// `HeartbeatSeconds`.
+        heartbeat: Option<u64>,
+        /// An activity-shaped ARN whose namespace scopes the token (access control): the
+        /// execution's state machine name under `activity:`.
+        scope: String,
     },
     /// A call is over: forget it, and cancel its work if `cancel` names it.
     EndCall {

@@ -151,7 +151,7 @@ fn an_answer_needs_the_tasks_current_secret_and_counts_once() {
         .iter()
         .any(|c| matches!(c, Command::Unschedule { seq, .. } if *seq == task.seq)));
     let again = advance(&mut exec, &c, vec![answer], &mut env, 100);
-    assert!(matches!(again.replies[0], Err(Reject::TaskDoesNotExist(_))));
+    assert!(matches!(again.replies[0], Err(Reject::TaskTimedOut(_))));
 }
 
 #[test]

@@ -238,6 +238,11 @@ impl Activities {
         lock(&self.held).insert((execution, seq), held);
     }
 
+    /// Forgets a held task (its call is over); returns what was held.
+    pub fn release(&self, execution: i64, seq: u32) -> Option<Held> {
+        lock(&self.held).remove(&(execution, seq))
+    }
+
     /// The task a worker holds.
     pub fn held(&self, execution: i64, seq: u32) -> Option<Held> {
         lock(&self.held).get(&(execution, seq)).cloned()

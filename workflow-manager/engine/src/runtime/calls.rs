@@ -78,19 +78,27 @@ impl Calls {
     }
 
     /// Submits a call's work.
+    #[allow(clippy::too_many_arguments)]
     pub fn submit(
         self: &Arc<Self>,
         execution: i64,
+        execution_arn: String,
         seq: u32,
         resource: String,
         parameters: Value,
+        key: String,
         deliver: Deliver,
     ) {
         let integration = self.integration_or_failure(&resource);
         let work = async move {
+            let call = crate::integrations::CallContext {
+                resource: &resource,
+                execution_arn: &execution_arn,
+                key: &key,
+            };
             let result = match integration {
                 Ok(i) => i
-                    .submit(&resource, &parameters)
+                    .submit_call(&call, &parameters)
                     .await
                     .map(|s| Submission {
                         handle: s.handle,

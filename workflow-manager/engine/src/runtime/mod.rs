@@ -116,6 +116,8 @@ pub struct Runtime {
     /// Service integration calls.
     pub calls: Arc<Calls>,
     drivers: AtomicBool,
+    /// Who waits for an execution to end (a `.sync` nested execution's parent).
+    end_waiters: Mutex<HashMap<i64, Vec<tokio::sync::oneshot::Sender<()>>>>,
     me: std::sync::OnceLock<std::sync::Weak<Runtime>>,
 }
 
@@ -220,10 +222,22 @@ impl Runtime {
             heartbeats: Arc::new(DueSet::default()),
             calls: Arc::new(Calls::default()),
             drivers: AtomicBool::new(false),
+            end_waiters: Mutex::new(HashMap::new()),
             me: std::sync::OnceLock::new(),
         });
         let _ = rt.me.set(Arc::downgrade(&rt));
         Ok(rt)
+    }
+
+    /// Fires when the execution's end is committed (check its row after subscribing: it may
+    /// have ended before). Waiters that went away are dropped as new ones come.
+    pub fn when_ended(&self, execution: i64) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut waiters = lock(&self.end_waiters);
+        let list = waiters.entry(execution).or_default();
+        list.retain(|w| !w.is_closed());
+        list.push(tx);
+        rx
     }
 
     fn me(&self) -> Option<Arc<Runtime>> {
@@ -508,16 +522,11 @@ impl Runtime {
             let reply = match c {
                 Completion::Answer { .. }
                 | Completion::Handout { .. }
-                | Completion::HeartbeatLost { .. } => Err(match status.as_deref() {
-                    None => EngineError::InvalidToken(
-                        "Invalid Token: 'Provided task token is invalid'".into(),
-                    ),
-                    Some("ABORTED") => EngineError::InvalidToken(
-                        "Invalid Token: 'Provided task token is invalid: the execution was stopped'"
-                            .into(),
-                    ),
-                    Some(_) => EngineError::TaskDoesNotExist(
-                        "Task Does Not Exist: 'Provided task does not exist anymore'".into(),
+                | Completion::HeartbeatLost { .. } => Err(match status {
+                    None => EngineError::InvalidToken("Invalid Token: 'Invalid token'".into()),
+                    // Its execution ended (and with it the task), as Step Functions answers.
+                    Some(_) => EngineError::TaskTimedOut(
+                        "Task Timed Out: 'Provided task does not exist anymore'".into(),
                     ),
                 }),
                 _ => Ok(()),
@@ -743,11 +752,7 @@ impl Runtime {
                     activity,
                     scheduled_ms,
                 } => {
-                    if let Some(h) = self.activities.held(id, *seq) {
-                        if let Some(d) = h.deadline_ms {
-                            self.heartbeats.remove((d, id, *seq));
-                        }
-                    }
+                    self.release_held(id, *seq);
                     self.activities
                         .unschedule(activity, (*scheduled_ms, id, *seq));
                 }
@@ -757,11 +762,14 @@ impl Runtime {
                     seq,
                     resource,
                     parameters,
+                    key,
                 } => self.calls.submit(
                     id,
+                    exec.meta.arn.clone(),
                     *seq,
                     resource.clone(),
                     parameters.clone(),
+                    key.clone(),
                     self.deliverer(),
                 ),
                 Command::AwaitCall {
@@ -771,11 +779,36 @@ impl Runtime {
                 } => self
                     .calls
                     .wait(id, *seq, resource.clone(), handle.clone(), self.deliverer()),
+                Command::Hold {
+                    seq,
+                    secret,
+                    heartbeat,
+                    scope,
+                } => {
+                    self.release_held(id, *seq);
+                    let deadline_ms = heartbeat.map(|h| self.clock.now_ms() + (h as i64) * 1000);
+                    if let Some(d) = deadline_ms {
+                        self.heartbeats.insert((d, id, *seq));
+                    }
+                    self.activities.hold(
+                        id,
+                        *seq,
+                        activities::Held {
+                            activity: scope.clone(),
+                            secret: secret.clone(),
+                            heartbeat: *heartbeat,
+                            deadline_ms,
+                        },
+                    );
+                }
                 Command::EndCall {
                     seq,
                     resource,
                     cancel,
-                } => self.calls.end(id, *seq, Some(resource), cancel.clone()),
+                } => {
+                    self.release_held(id, *seq);
+                    self.calls.end(id, *seq, Some(resource), cancel.clone());
+                }
             }
         }
         let entered = round
@@ -793,6 +826,21 @@ impl Runtime {
         }
         if exec.ended.is_some() {
             self.finished.send_modify(|n| *n = n.wrapping_add(1));
+            let waiters = lock(&self.end_waiters).remove(&id);
+            for w in waiters.into_iter().flatten() {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    /// Forgets a held task (an activity task or a callback) and its heartbeat deadline.
+    fn release_held(&self, execution: i64, seq: u32) {
+        if let Some(d) = self
+            .activities
+            .release(execution, seq)
+            .and_then(|h| h.deadline_ms)
+        {
+            self.heartbeats.remove((d, execution, seq));
         }
     }
 
@@ -812,6 +860,7 @@ impl Runtime {
         self.activities.clear();
         self.calls.clear();
         lock(&self.hot).clear();
+        lock(&self.end_waiters).clear();
         self.timers.wake();
         self.heartbeats.wake();
     }

@@ -122,12 +122,16 @@ pub fn write_set(
                 heartbeat: t.heartbeat,
                 scheduled_ms: t.scheduled_ms,
             }),
-            Command::Submit { seq, resource, .. } => w.tasks.push(TaskRow {
+            Command::Submit {
+                seq, resource, key, ..
+            } => w.tasks.push(TaskRow {
                 seq: *seq,
                 kind: 1,
                 activity: Some(resource.clone()),
                 input: None,
-                secret: None,
+                // A callback's token secret (heartbeats check it before the restarted
+                // engine holds the callback again).
+                secret: Some(key.clone()),
                 heartbeat: None,
                 scheduled_ms: round.events.last().map(|e| e.at_ms).unwrap_or(0),
             }),
@@ -136,7 +140,7 @@ pub fn write_set(
             }
             Command::StartTimer(d) => w.timers.push((d.timer, d.due_ms)),
             Command::CancelTimer(d) => w.timers_done.push(d.timer),
-            Command::AwaitCall { .. } => {}
+            Command::AwaitCall { .. } | Command::Hold { .. } => {}
         }
     }
     for (c, reply) in completions.iter().zip(&round.replies) {
@@ -224,6 +228,6 @@ pub fn rebuild(loaded: Loaded, facts: &MachineFacts) -> Result<Execution, Engine
 pub fn rejection(r: Reject) -> EngineError {
     match r {
         Reject::InvalidToken(m) => EngineError::InvalidToken(m),
-        Reject::TaskDoesNotExist(m) => EngineError::TaskDoesNotExist(m),
+        Reject::TaskTimedOut(m) => EngineError::TaskTimedOut(m),
     }
 }

@@ -354,6 +354,31 @@ impl EngineDb {
             .optional()?)
     }
 
+    /// The Task call that started an execution, if one did.
+    pub fn parent(&self, child: i64) -> Result<Option<super::write::Parent>, EngineError> {
+        Ok(self
+            .reader()
+            .prepare_cached("SELECT parent_arn, call_key FROM parents WHERE child = ?1")?
+            .query_row(params![child], |r| {
+                Ok(super::write::Parent {
+                    execution_arn: r.get(0)?,
+                    call_key: r.get(1)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// The ARNs of the executions an execution's Tasks started, oldest first.
+    pub fn children(&self, parent_arn: &str) -> Result<Vec<String>, EngineError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT e.arn FROM parents p JOIN executions e ON e.id = p.child
+             WHERE p.parent_arn = ?1 ORDER BY p.child",
+        )?;
+        let rows = stmt.query_map(params![parent_arn], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// Executions of a state machine, newest first, before the key `(start_ms, arn)`.
     pub fn executions(
         &self,

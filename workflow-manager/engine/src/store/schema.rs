@@ -9,7 +9,9 @@
 //! - `frames`: the state of each running frame, and the results of finished branches and
 //!   iterations of a Parallel or Map still running; `map_items`: a running Map's items;
 //! - `tasks`: activity tasks and service calls that are out; `timers`: what is due when.
-//!   These two are what a restart reads to know what to wait for.
+//!   These two are what a restart reads to know what to wait for;
+//! - `parents`: which execution's Task started an execution (a nested execution), and with
+//!   which call, so that the call finds its child again after a restart.
 
 use rusqlite::Connection;
 
@@ -129,6 +131,17 @@ CREATE TABLE timers (
 ) WITHOUT ROWID;
 "#;
 
+/// Step 3: nested executions know their parent.
+const TO_V3: &str = r#"
+CREATE TABLE parents (
+    child INTEGER PRIMARY KEY,
+    parent_arn TEXT NOT NULL,
+    call_key TEXT NOT NULL
+);
+CREATE INDEX parents_by_parent ON parents (parent_arn);
+PRAGMA user_version = 3;
+"#;
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> Result<(), EngineError> {
     conn.execute_batch(V1)?;
@@ -141,6 +154,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), EngineError> {
         tx.execute_batch(TO_V2)?;
         super::legacy::move_over(&tx)?;
         tx.execute_batch("DROP TABLE executions_v1; DROP TABLE events; PRAGMA user_version = 2;")?;
+        tx.commit()?;
+    }
+    if applied < 3 {
+        let tx = conn.transaction()?;
+        tx.execute_batch(TO_V3)?;
         tx.commit()?;
     }
     Ok(())

@@ -24,6 +24,17 @@ pub struct NewExecution {
     pub start_ms: i64,
     /// The definition it runs.
     pub revision: i64,
+    /// The Task that started it (a nested execution).
+    pub parent: Option<Parent>,
+}
+
+/// The Task call that started a nested execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parent {
+    /// The parent execution's ARN.
+    pub execution_arn: String,
+    /// The call's key (unique to the call, the same after a restart).
+    pub call_key: String,
 }
 
 /// A task or call to record.
@@ -135,6 +146,12 @@ pub fn apply(conn: &Connection, w: &WriteSet) -> rusqlite::Result<Option<&'stati
             ])?;
         if inserted == 0 {
             return Ok(Some(EXECUTION_EXISTS));
+        }
+        if let Some(p) = &n.parent {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO parents (child, parent_arn, call_key) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![n.id, p.execution_arn, p.call_key])?;
         }
     }
     history::write(conn, x, &w.history)?;

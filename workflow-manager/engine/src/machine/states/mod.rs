@@ -98,8 +98,12 @@ pub struct CallPlan {
     pub parameters: Value,
     /// `TimeoutSeconds`.
     pub timeout: Option<u64>,
+    /// `HeartbeatSeconds` (callbacks).
+    pub heartbeat: Option<u64>,
     /// The integration.
     pub info: IntegrationInfo,
+    /// The token's secret (filled in by the caller, which made the token).
+    pub secret: String,
 }
 
 /// Branches or iterations to run.

@@ -67,7 +67,9 @@ pub fn run(v: &View<'_>, token: &str, env: &dyn Env) -> Result<Work, Failure> {
                     resource: resource.to_string(),
                     parameters: effective,
                     timeout,
+                    heartbeat,
                     info,
+                    secret: String::new(),
                 })),
                 None => Err(v.runtime(format!(
                     "The resource '{resource}' is not supported by the embedded engine: only activity ARNs and the registered service integrations are"
