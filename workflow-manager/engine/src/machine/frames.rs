@@ -31,7 +31,14 @@ pub(super) struct Step<'a> {
 /// The operation part of an integration resource: `submitJob.sync` of
 /// `arn:aws:states:::batch:submitJob.sync`.
 pub fn operation(resource: &str) -> &str {
-    resource.rsplit(':').next().unwrap_or(resource)
+    let parts: Vec<&str> = resource.splitn(6, ':').collect();
+    let rest = match parts.as_slice() {
+        ["arn", _, "states", "", "", rest] => *rest,
+        _ => return resource,
+    };
+    // `sqs:sendMessage`, `states:startExecution.sync:2`, `aws-sdk:dynamodb:getItem`.
+    let skip = if rest.starts_with("aws-sdk:") { 2 } else { 1 };
+    rest.splitn(skip + 1, ':').nth(skip).unwrap_or(rest)
 }
 
 /// Whether the resource waits for the work to end (`.sync`, `.sync:2`).

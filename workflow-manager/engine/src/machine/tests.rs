@@ -279,3 +279,26 @@ fn a_stop_withdraws_every_task_and_timer_of_every_frame() {
         .any(|c| matches!(c, Command::Unschedule { .. })));
     assert!(exec.frames.is_empty() && exec.waits.is_empty());
 }
+
+#[test]
+fn task_events_name_the_operation_as_step_functions_does() {
+    use super::frames::operation;
+    for (resource, op) in [
+        (
+            "arn:aws:states:::states:startExecution.sync:2",
+            "startExecution.sync:2",
+        ),
+        (
+            "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "sendMessage.waitForTaskToken",
+        ),
+        ("arn:aws:states:::aws-sdk:dynamodb:getItem", "getItem"),
+        ("arn:aws:states:::batch:submitJob.sync", "submitJob.sync"),
+        (
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+        ),
+    ] {
+        assert_eq!(operation(resource), op, "{resource}");
+    }
+}

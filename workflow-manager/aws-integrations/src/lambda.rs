@@ -1,0 +1,549 @@
+//! AWS Lambda: `arn:aws:states:::lambda:invoke` (optimized: `Payload`, `StatusCode`,
+//! `ExecutedVersion`), a function ARN as the `Resource` (the output is the payload), and
+//! `aws-sdk:lambda:invoke`. A function named in `functions.yaml` runs as a local command
+//! ([`LocalFunctions`]); any other is invoked through Lambda's Invoke API at the configured
+//! endpoint. A function error (an unhandled exception) fails the task with the error type the
+//! function raised and its payload as the cause, as Step Functions does.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use wfm_engine::integrations::{IntegrationFailure, ServiceIntegration, Submitted};
+use wfm_engine::machine::compiled::Resource;
+
+use crate::aws::{Answer, Aws, AwsError, LAMBDA};
+use crate::failure::{bad_parameter, failure, from_aws, with_metadata, Style};
+
+/// Functions run as local commands, from `functions.yaml`.
+#[derive(Debug, Clone, Default)]
+pub struct LocalFunctions {
+    dir: PathBuf,
+    commands: HashMap<String, Vec<String>>,
+    timeout: Option<Duration>,
+}
+
+/// `functions.yaml`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FunctionsFile {
+    #[serde(default)]
+    functions: Vec<FunctionEntry>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FunctionEntry {
+    name: String,
+    command: Vec<String>,
+}
+
+/// `functions.yaml` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionsError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        error: String,
+    },
+    /// The file is not a valid functions file.
+    #[error("{path}: {error}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        error: String,
+    },
+}
+
+impl LocalFunctions {
+    /// Reads `dir/functions.yaml`; no functions when there is no such file.
+    pub fn load(dir: &Path) -> Result<Self, FunctionsError> {
+        let path = dir.join("functions.yaml");
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    dir: dir.to_path_buf(),
+                    ..Self::default()
+                })
+            }
+            Err(e) => {
+                return Err(FunctionsError::Read {
+                    path: shown,
+                    error: e.to_string(),
+                })
+            }
+        };
+        let file: FunctionsFile =
+            serde_yaml::from_str(&text).map_err(|e| FunctionsError::Invalid {
+                path: shown.clone(),
+                error: e.to_string(),
+            })?;
+        let mut commands = HashMap::new();
+        for f in file.functions {
+            if f.command.is_empty() {
+                return Err(FunctionsError::Invalid {
+                    path: shown,
+                    error: format!("the function '{}' has an empty command", f.name),
+                });
+            }
+            if commands.insert(f.name.clone(), f.command).is_some() {
+                return Err(FunctionsError::Invalid {
+                    path: shown,
+                    error: format!("the function '{}' is named twice", f.name),
+                });
+            }
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            commands,
+            timeout: None,
+        })
+    }
+
+    /// Functions from a list (tests).
+    pub fn new(dir: &Path, functions: impl IntoIterator<Item = (String, Vec<String>)>) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            commands: functions.into_iter().collect(),
+            timeout: None,
+        }
+    }
+
+    /// The names of the functions.
+    pub fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self.commands.keys().cloned().collect();
+        n.sort();
+        n
+    }
+
+    /// The command of a function, by name or ARN.
+    fn command(&self, function: &str) -> Option<&Vec<String>> {
+        self.commands.get(function_name(function))
+    }
+
+    /// Runs a function: the payload is the last argument, the last line of its output the
+    /// result; a non-zero exit is a function error.
+    async fn run(&self, command: &[String], payload: &str) -> Result<Invoked, IntegrationFailure> {
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| bad_parameter("the function has no command"))?;
+        let mut child = tokio::process::Command::new(program);
+        child
+            .args(args)
+            .arg(payload)
+            .current_dir(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let run = child.output();
+        let output = match self.timeout {
+            Some(t) => tokio::time::timeout(t, run)
+                .await
+                .map_err(|_| failure("Lambda.AWSLambdaException", "the function timed out"))?,
+            None => run.await,
+        }
+        .map_err(|e| {
+            failure(
+                "Lambda.AWSLambdaException",
+                format!("cannot run the function's command '{program}': {e}"),
+            )
+        })?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let last = stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if output.status.success() {
+            let payload = if last.is_empty() {
+                "null".to_string()
+            } else {
+                last
+            };
+            return Ok(Invoked {
+                status: 200,
+                payload,
+                function_error: None,
+                version: "$LATEST".into(),
+                answer: None,
+            });
+        }
+        // A runtime's error line, or the command's own words.
+        let reported: Option<Value> = serde_json::from_str(&last)
+            .ok()
+            .filter(|v: &Value| v.get("errorType").is_some() || v.get("errorMessage").is_some());
+        let payload = match reported {
+            Some(v) => v.to_string(),
+            None => {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let message = stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        format!("the function's command exited with {}", output.status)
+                    });
+                json!({"errorType": "Unhandled", "errorMessage": message}).to_string()
+            }
+        };
+        Ok(Invoked {
+            status: 200,
+            payload,
+            function_error: Some("Unhandled".into()),
+            version: "$LATEST".into(),
+            answer: None,
+        })
+    }
+}
+
+/// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`, `ACCOUNT:function:NAME` or
+/// `NAME[:QUALIFIER]` → `NAME`.
+pub fn function_name(function: &str) -> &str {
+    if let Some((_, rest)) = function.split_once(":function:") {
+        return rest.split(':').next().unwrap_or(rest);
+    }
+    function.split(':').next().unwrap_or(function)
+}
+
+/// What an invocation gave.
+struct Invoked {
+    status: u16,
+    payload: String,
+    function_error: Option<String>,
+    version: String,
+    answer: Option<Answer>,
+}
+
+impl Invoked {
+    /// The payload as JSON (text that is not JSON stays text).
+    fn payload_value(&self) -> Value {
+        serde_json::from_str(&self.payload).unwrap_or_else(|_| json!(self.payload))
+    }
+
+    /// A function error fails the task: its error type, and the payload as the cause.
+    fn check(self) -> Result<Self, IntegrationFailure> {
+        if self.function_error.is_none() {
+            return Ok(self);
+        }
+        let error = serde_json::from_str::<Value>(&self.payload)
+            .ok()
+            .and_then(|v| {
+                v.get("errorType")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "Lambda.Unknown".into());
+        Err(failure(error, self.payload))
+    }
+}
+
+/// Calls Lambda's Invoke API.
+async fn invoke_remote(
+    aws: &Aws,
+    function: &str,
+    qualifier: Option<&str>,
+    payload: Vec<u8>,
+    headers: &[(&str, String)],
+) -> Result<Invoked, AwsError> {
+    let mut path = format!(
+        "/2015-03-31/functions/{}/invocations",
+        encode_path(function)
+    );
+    if let Some(q) = qualifier {
+        path.push_str(&format!("?Qualifier={}", encode_path(q)));
+    }
+    let answer = aws.send(LAMBDA, "POST", &path, headers, payload).await?;
+    if answer.status >= 300 {
+        let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        return Err(crate::aws::json_error(&body, &answer));
+    }
+    Ok(Invoked {
+        status: answer.status,
+        payload: String::from_utf8_lossy(&answer.body).into_owned(),
+        function_error: answer.header("x-amz-function-error").map(str::to_string),
+        version: answer
+            .header("x-amz-executed-version")
+            .unwrap_or("$LATEST")
+            .to_string(),
+        answer: Some(answer),
+    })
+}
+
+fn encode_path(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'$' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The Invoke request of a Task's parameters.
+struct Request {
+    function: String,
+    qualifier: Option<String>,
+    payload: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+}
+
+fn request(parameters: &Value, payload_as_json: bool) -> Result<Request, IntegrationFailure> {
+    let function = parameters
+        .get("FunctionName")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_parameter("The field 'FunctionName' is required"))?
+        .to_string();
+    let payload = match parameters.get("Payload") {
+        None | Some(Value::Null) => b"{}".to_vec(),
+        Some(Value::String(s)) if !payload_as_json => s.as_bytes().to_vec(),
+        Some(v) => v.to_string().into_bytes(),
+    };
+    let mut headers = vec![];
+    for (field, header) in [
+        ("InvocationType", "x-amz-invocation-type"),
+        ("LogType", "x-amz-log-type"),
+        ("ClientContext", "x-amz-client-context"),
+    ] {
+        if let Some(v) = parameters.get(field).and_then(Value::as_str) {
+            headers.push((header, v.to_string()));
+        }
+    }
+    Ok(Request {
+        function,
+        qualifier: parameters
+            .get("Qualifier")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        payload,
+        headers,
+    })
+}
+
+/// `aws-sdk:lambda:ACTION` (only `Invoke`): the SDK's response shape.
+pub async fn sdk_call(
+    aws: &Aws,
+    action: &str,
+    parameters: &Value,
+) -> Result<(Value, Answer), AwsError> {
+    if action != "Invoke" {
+        return Err(AwsError::Client(format!(
+            "The action '{action}' of the service 'lambda' is not supported by the embedded engine (only Invoke)"
+        )));
+    }
+    let r = request(parameters, false).map_err(|f| AwsError::Client(f.cause))?;
+    let invoked = invoke_remote(
+        aws,
+        &r.function,
+        r.qualifier.as_deref(),
+        r.payload,
+        &r.headers,
+    )
+    .await?;
+    let mut out = json!({
+        "ExecutedVersion": invoked.version,
+        "Payload": invoked.payload,
+        "StatusCode": invoked.status,
+    });
+    if let Some(e) = &invoked.function_error {
+        out["FunctionError"] = json!(e);
+    }
+    let answer = invoked.answer.unwrap_or(Answer {
+        status: 200,
+        headers: vec![],
+        body: vec![],
+    });
+    Ok((out, answer))
+}
+
+/// How a Lambda Task names its function.
+enum Form {
+    /// `arn:aws:states:::lambda:invoke`: the function in `FunctionName`.
+    Optimized,
+    /// A function ARN as the resource: the parameters are the payload.
+    Legacy(String),
+}
+
+/// `lambda:invoke` and function ARNs.
+pub struct LambdaIntegration {
+    aws: Arc<Aws>,
+    functions: LocalFunctions,
+}
+
+impl LambdaIntegration {
+    /// Functions of `functions` run locally; others go to Lambda.
+    pub fn new(aws: Arc<Aws>, functions: LocalFunctions) -> Self {
+        Self { aws, functions }
+    }
+
+    fn form(resource: &str) -> Option<Form> {
+        match Resource::parse(resource) {
+            Resource::Service {
+                service, action, ..
+            } if service == "lambda" && action == "invoke" => Some(Form::Optimized),
+            Resource::Other(arn) if arn.starts_with("arn:") && arn.contains(":lambda:") => {
+                arn.contains(":function:").then_some(Form::Legacy(arn))
+            }
+            _ => None,
+        }
+    }
+
+    async fn invoke(&self, r: Request) -> Result<Invoked, IntegrationFailure> {
+        if let Some(command) = self.functions.command(&r.function) {
+            let payload = String::from_utf8_lossy(&r.payload).into_owned();
+            return self.functions.run(command, &payload).await;
+        }
+        invoke_remote(
+            &self.aws,
+            &r.function,
+            r.qualifier.as_deref(),
+            r.payload,
+            &r.headers,
+        )
+        .await
+        .map_err(|e| from_aws(LAMBDA, Style::Optimized, e))
+    }
+}
+
+#[async_trait]
+impl ServiceIntegration for LambdaIntegration {
+    fn resource_type(&self) -> &'static str {
+        "lambda"
+    }
+
+    fn handles(&self, resource: &str) -> bool {
+        Self::form(resource).is_some()
+    }
+
+    fn region(&self) -> String {
+        self.aws.region()
+    }
+
+    async fn submit(
+        &self,
+        resource: &str,
+        parameters: &Value,
+    ) -> Result<Submitted, IntegrationFailure> {
+        match Self::form(resource) {
+            Some(Form::Optimized) => {
+                let invoked = self.invoke(request(parameters, true)?).await?.check()?;
+                let mut out = json!({
+                    "ExecutedVersion": invoked.version,
+                    "Payload": invoked.payload_value(),
+                    "StatusCode": invoked.status,
+                });
+                if let Some(a) = &invoked.answer {
+                    out = with_metadata(out, a);
+                }
+                Ok(Submitted {
+                    handle: String::new(),
+                    output: out,
+                })
+            }
+            Some(Form::Legacy(arn)) => {
+                let r = Request {
+                    function: arn,
+                    qualifier: None,
+                    payload: parameters.to_string().into_bytes(),
+                    headers: vec![],
+                };
+                let invoked = self.invoke(r).await?.check()?;
+                Ok(Submitted {
+                    handle: String::new(),
+                    output: invoked.payload_value(),
+                })
+            }
+            None => Err(bad_parameter(format!(
+                "'{resource}' is not a Lambda function"
+            ))),
+        }
+    }
+
+    async fn wait(&self, resource: &str, _: &str) -> Result<Value, IntegrationFailure> {
+        Err(bad_parameter(format!(
+            "'{resource}' does not run to completion"
+        )))
+    }
+
+    async fn cancel(&self, _: &str, _: &str) -> Result<(), IntegrationFailure> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_come_from_names_and_arns() {
+        assert_eq!(function_name("hello"), "hello");
+        assert_eq!(function_name("hello:live"), "hello");
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:123456789012:function:hello:3"),
+            "hello"
+        );
+        assert_eq!(function_name("123456789012:function:hello"), "hello");
+    }
+
+    #[tokio::test]
+    async fn a_local_function_answers_with_its_last_line_or_its_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = LocalFunctions::new(
+            dir.path(),
+            [
+                (
+                    "echo".to_string(),
+                    vec!["sh".into(), "-c".into(), "echo log; echo \"$0\"".into()],
+                ),
+                (
+                    "boom".to_string(),
+                    vec![
+                        "sh".into(),
+                        "-c".into(),
+                        r#"echo '{"errorType": "ValueError", "errorMessage": "bad"}'; exit 1"#
+                            .into(),
+                    ],
+                ),
+            ],
+        );
+        let ok = f
+            .run(f.command("echo").expect("echo"), r#"{"a":1}"#)
+            .await
+            .expect("ran")
+            .check()
+            .ok()
+            .map(|i| i.payload_value());
+        assert_eq!(ok, Some(json!({"a": 1})));
+        let err = f
+            .run(
+                f.command("arn:aws:lambda:r:1:function:boom").expect("boom"),
+                "{}",
+            )
+            .await
+            .expect("ran")
+            .check()
+            .err()
+            .expect("a function error");
+        assert_eq!(err.error, "ValueError");
+        assert!(
+            err.cause.contains("\"errorMessage\":\"bad\""),
+            "{}",
+            err.cause
+        );
+    }
+}

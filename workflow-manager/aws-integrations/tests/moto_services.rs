@@ -1,0 +1,317 @@
+//! SQS, SNS, DynamoDB and EventBridge Tasks in the embedded engine against moto's server: the
+//! optimized integrations' results (with Step Functions' shapes), `aws-sdk:` actions, the
+//! services' errors as Step Functions names them (through Catch), a callback whose token
+//! travels in an SQS message and is answered by a worker reading the queue, and an `aws-sdk:`
+//! service that is not supported failing with `States.Runtime`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use serde_json::{json, Value};
+use wfm_aws_integrations::{register, Api, Aws, HttpPolicy, LocalFunctions};
+use wfm_emulators::Emulator;
+use wfm_engine::{Engine, EngineConfig, ExecutionInfo};
+
+fn aws_at(endpoint: &str) -> Arc<Aws> {
+    let endpoint = endpoint.to_string();
+    Arc::new(Aws::new(Box::new(move || {
+        let endpoint = endpoint.clone();
+        Box::pin(async move {
+            Ok(aws_config::SdkConfig::builder()
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(endpoint)
+                .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                    "test", "test", None, None, "test",
+                )))
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .build())
+        })
+    })))
+}
+
+struct Setup {
+    _moto: Emulator,
+    aws: Arc<Aws>,
+    engine: Engine,
+}
+
+fn setup() -> Option<Setup> {
+    let moto = Emulator::moto()?;
+    let aws = aws_at(&moto.endpoint);
+    let engine = Engine::in_memory(EngineConfig::default(), None).expect("engine");
+    register(
+        &engine,
+        aws.clone(),
+        LocalFunctions::default(),
+        HttpPolicy::default(),
+    );
+    Some(Setup {
+        _moto: moto,
+        aws,
+        engine,
+    })
+}
+
+async fn call(aws: &Aws, api: Api, action: &str, parameters: Value) -> Value {
+    api.call(aws, action, &parameters)
+        .await
+        .unwrap_or_else(|e| panic!("{action}: {e}"))
+        .0
+}
+
+async fn wait(e: &Engine, arn: &str) -> ExecutionInfo {
+    for _ in 0..2000 {
+        let d = e.describe_execution(arn).await.expect("describe");
+        if d.status != "RUNNING" {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{arn} did not finish");
+}
+
+async fn run(e: &Engine, name: &str, states: Value, input: Value) -> ExecutionInfo {
+    let first = states
+        .as_object()
+        .and_then(|m| m.keys().next().cloned())
+        .expect("a state");
+    let def = json!({"StartAt": first, "States": states}).to_string();
+    let sm = e
+        .create_state_machine(name, &def, "arn:aws:iam::123456789012:role/r", "STANDARD")
+        .unwrap_or_else(|err| panic!("{name}: {err}"));
+    let ex = e
+        .start_execution(&sm.arn, Some(name), Some(&input.to_string()))
+        .await
+        .expect("start");
+    wait(e, &ex.execution_arn).await
+}
+
+fn output(d: &ExecutionInfo) -> Value {
+    assert_eq!(d.status, "SUCCEEDED", "{d:?}");
+    serde_json::from_str(d.output.as_deref().unwrap_or("null")).expect("json")
+}
+
+#[tokio::test]
+async fn sqs_messages_and_a_callback_through_the_queue() {
+    let Some(s) = setup() else { return };
+    let queue = call(
+        &s.aws,
+        Api::Sqs,
+        "CreateQueue",
+        json!({"QueueName": "tasks"}),
+    )
+    .await;
+    let url = queue["QueueUrl"].as_str().expect("url").to_string();
+
+    let sent = run(
+        &s.engine,
+        "send",
+        json!({"Send": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
+            "Parameters": {"QueueUrl": url, "MessageBody": {"hello.$": "$.who"}}, "End": true}}),
+        json!({"who": "world"}),
+    )
+    .await;
+    let out = output(&sent);
+    assert!(out["MessageId"].is_string(), "{out}");
+    assert!(out["MD5OfMessageBody"].is_string(), "{out}");
+    assert_eq!(out["SdkHttpMetadata"]["HttpStatusCode"], json!(200));
+    let got = call(
+        &s.aws,
+        Api::Sqs,
+        "ReceiveMessage",
+        json!({"QueueUrl": url, "WaitTimeSeconds": 1}),
+    )
+    .await;
+    assert_eq!(got["Messages"][0]["Body"], json!(r#"{"hello":"world"}"#));
+    call(
+        &s.aws,
+        Api::Sqs,
+        "DeleteMessage",
+        json!({"QueueUrl": url, "ReceiptHandle": got["Messages"][0]["ReceiptHandle"]}),
+    )
+    .await;
+
+    // A worker reads the queue and answers the token it finds in the message.
+    let worker = {
+        let (aws, engine, url) = (s.aws.clone(), s.engine.clone(), url.clone());
+        tokio::spawn(async move {
+            loop {
+                let got = call(
+                    &aws,
+                    Api::Sqs,
+                    "ReceiveMessage",
+                    json!({"QueueUrl": url, "WaitTimeSeconds": 1}),
+                )
+                .await;
+                let Some(m) = got["Messages"].get(0) else {
+                    continue;
+                };
+                let body: Value =
+                    serde_json::from_str(m["Body"].as_str().unwrap_or("{}")).expect("body");
+                let token = body["token"].as_str().expect("token");
+                engine
+                    .send_task_success(token, &json!({"seen": body["n"]}).to_string())
+                    .await
+                    .expect("answer");
+                return;
+            }
+        })
+    };
+    let called_back = run(
+        &s.engine,
+        "callback",
+        json!({"Ask": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {"QueueUrl": url,
+                           "MessageBody": {"token.$": "$$.Task.Token", "n.$": "$.n"}},
+            "HeartbeatSeconds": 60, "End": true}}),
+        json!({"n": 5}),
+    )
+    .await;
+    worker.await.expect("worker");
+    assert_eq!(output(&called_back), json!({"seen": 5}));
+
+    let missing = run(
+        &s.engine,
+        "missing-queue",
+        json!({"Send": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
+            "Parameters": {"QueueUrl": "http://127.0.0.1:1/123456789012/nope", "MessageBody": "x"},
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}], "End": true},
+               "Caught": {"Type": "Pass", "End": true}}),
+        json!({}),
+    )
+    .await;
+    let caught = output(&missing);
+    assert!(
+        caught["Error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("SQS.")),
+        "{caught}"
+    );
+}
+
+#[tokio::test]
+async fn dynamodb_items_through_the_optimized_and_sdk_integrations() {
+    let Some(s) = setup() else { return };
+    call(
+        &s.aws,
+        Api::DynamoDb,
+        "CreateTable",
+        json!({"TableName": "things", "BillingMode": "PAY_PER_REQUEST",
+               "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+               "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}]}),
+    )
+    .await;
+    let ddb = |action: &str| format!("arn:aws:states:::dynamodb:{action}");
+    let done = run(
+        &s.engine,
+        "items",
+        json!({
+            "Put": {"Type": "Task", "Resource": ddb("putItem"), "ResultPath": "$.put",
+                    "Parameters": {"TableName": "things", "Item": {"id": {"S.$": "$.id"}, "n": {"N": "1"}}},
+                    "Next": "Update"},
+            "Update": {"Type": "Task", "Resource": ddb("updateItem"), "ResultPath": "$.update",
+                       "Parameters": {"TableName": "things", "Key": {"id": {"S.$": "$.id"}},
+                                      "UpdateExpression": "SET n = n + :one",
+                                      "ExpressionAttributeValues": {":one": {"N": "1"}},
+                                      "ReturnValues": "UPDATED_NEW"},
+                       "Next": "Get"},
+            "Get": {"Type": "Task", "Resource": ddb("getItem"), "ResultPath": "$.got",
+                    "Parameters": {"TableName": "things", "Key": {"id": {"S.$": "$.id"}}},
+                    "Next": "SdkGet"},
+            "SdkGet": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:dynamodb:getItem",
+                       "ResultPath": "$.sdk",
+                       "Parameters": {"TableName": "things", "Key": {"id": {"S.$": "$.id"}}},
+                       "Next": "Delete"},
+            "Delete": {"Type": "Task", "Resource": ddb("deleteItem"), "ResultPath": null,
+                       "Parameters": {"TableName": "things", "Key": {"id": {"S.$": "$.id"}}},
+                       "Next": "Missing"},
+            "Missing": {"Type": "Task", "Resource": ddb("getItem"),
+                        "Parameters": {"TableName": "nope", "Key": {"id": {"S": "x"}}},
+                        "Catch": [{"ErrorEquals": ["DynamoDB.ResourceNotFoundException"],
+                                   "ResultPath": "$.caught", "Next": "Done"}],
+                        "End": true},
+            "Done": {"Type": "Pass", "End": true}}),
+        json!({"id": "a"}),
+    )
+    .await;
+    let out = output(&done);
+    assert_eq!(out["update"]["Attributes"], json!({"n": {"N": "2"}}));
+    assert_eq!(
+        out["got"]["Item"],
+        json!({"id": {"S": "a"}, "n": {"N": "2"}})
+    );
+    assert!(out["got"]["SdkHttpMetadata"].is_object());
+    assert_eq!(
+        out["sdk"],
+        json!({"Item": {"id": {"S": "a"}, "n": {"N": "2"}}})
+    );
+    assert_eq!(
+        out["caught"]["Error"],
+        json!("DynamoDB.ResourceNotFoundException")
+    );
+    assert!(
+        out["caught"]["Cause"].as_str().is_some_and(|c| c.contains(
+            "(Service: AmazonDynamoDBv2; Status Code: 400; Error Code: ResourceNotFoundException"
+        )),
+        "{out}"
+    );
+    let gone = call(
+        &s.aws,
+        Api::DynamoDb,
+        "GetItem",
+        json!({"TableName": "things", "Key": {"id": {"S": "a"}}}),
+    )
+    .await;
+    assert!(gone.get("Item").is_none(), "deleted: {gone}");
+}
+
+#[tokio::test]
+async fn sns_publish_and_eventbridge_put_events() {
+    let Some(s) = setup() else { return };
+    let topic = call(&s.aws, Api::Sns, "CreateTopic", json!({"Name": "news"})).await;
+    let topic_arn = topic["TopicArn"].as_str().expect("arn").to_string();
+    let done = run(
+        &s.engine,
+        "notify",
+        json!({
+            "Publish": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish", "ResultPath": "$.published",
+                        "Parameters": {"TopicArn": topic_arn, "Message": {"text.$": "$.text"},
+                                       "MessageAttributes": {"kind": {"DataType": "String", "StringValue": "greeting"}}},
+                        "Next": "Topics"},
+            "Topics": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:sns:listTopics",
+                       "ResultPath": "$.topics", "Parameters": {}, "Next": "Emit"},
+            "Emit": {"Type": "Task", "Resource": "arn:aws:states:::events:putEvents", "ResultPath": "$.emitted",
+                     "Parameters": {"Entries": [{"Source": "wfm.test", "DetailType": "greeting",
+                                                 "Detail": {"text.$": "$.text"}}]},
+                     "Next": "NoTopic"},
+            "NoTopic": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish",
+                        "Parameters": {"TopicArn": "arn:aws:sns:us-east-1:123456789012:nope", "Message": "x"},
+                        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Unsupported"}],
+                        "Next": "Unsupported"},
+            "Unsupported": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:listBuckets",
+                            "Parameters": {},
+                            "Catch": [{"ErrorEquals": ["States.Runtime"], "ResultPath": "$.unsupported", "Next": "Done"}],
+                            "End": true},
+            "Done": {"Type": "Pass", "End": true}}),
+        json!({"text": "hi"}),
+    )
+    .await;
+    let out = output(&done);
+    assert!(out["published"]["MessageId"].is_string(), "{out}");
+    assert!(out["topics"]["Topics"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|x| x["TopicArn"] == json!(topic_arn))));
+    assert_eq!(out["emitted"]["FailedEntryCount"], json!(0));
+    assert!(out["emitted"]["Entries"][0]["EventId"].is_string(), "{out}");
+    assert!(
+        out["caught"]["Error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("SNS.")),
+        "{out}"
+    );
+    assert!(out["unsupported"]["Cause"]
+        .as_str()
+        .is_some_and(|c| c.contains("'s3'")));
+}
