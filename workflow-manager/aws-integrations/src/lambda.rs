@@ -303,7 +303,9 @@ struct Request {
     headers: Vec<(&'static str, String)>,
 }
 
-fn request(parameters: &Value, payload_as_json: bool) -> Result<Request, IntegrationFailure> {
+/// The payload: JSON text given as a string is sent as it is (as Step Functions does), any
+/// other value as its JSON text, none as `{}`.
+fn request(parameters: &Value) -> Result<Request, IntegrationFailure> {
     let function = parameters
         .get("FunctionName")
         .and_then(Value::as_str)
@@ -311,7 +313,7 @@ fn request(parameters: &Value, payload_as_json: bool) -> Result<Request, Integra
         .to_string();
     let payload = match parameters.get("Payload") {
         None | Some(Value::Null) => b"{}".to_vec(),
-        Some(Value::String(s)) if !payload_as_json => s.as_bytes().to_vec(),
+        Some(Value::String(s)) => s.as_bytes().to_vec(),
         Some(v) => v.to_string().into_bytes(),
     };
     let mut headers = vec![];
@@ -346,7 +348,7 @@ pub async fn sdk_call(
             "The action '{action}' of the service 'lambda' is not supported by the embedded engine (only Invoke)"
         )));
     }
-    let r = request(parameters, false).map_err(|f| AwsError::Client(f.cause))?;
+    let r = request(parameters).map_err(|f| AwsError::Client(f.cause))?;
     let invoked = invoke_remote(
         aws,
         &r.function,
@@ -441,7 +443,7 @@ impl ServiceIntegration for LambdaIntegration {
     ) -> Result<Submitted, IntegrationFailure> {
         match Self::form(resource) {
             Some(Form::Optimized) => {
-                let invoked = self.invoke(request(parameters, true)?).await?.check()?;
+                let invoked = self.invoke(request(parameters)?).await?.check()?;
                 let mut out = json!({
                     "ExecutedVersion": invoked.version,
                     "Payload": invoked.payload_value(),

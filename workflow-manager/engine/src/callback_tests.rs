@@ -184,6 +184,19 @@ async fn a_failure_answer_goes_through_catch() {
     let out: Value = serde_json::from_str(done.output.as_deref().unwrap_or("null")).expect("json");
     assert_eq!(out["caught"], json!({"Error": "Boom", "Cause": "it broke"}));
     assert!(types(&e, &arn).await.contains(&"TaskFailed".to_string()));
+
+    // A failure with the token only: no error and no cause, as Step Functions shows it.
+    let def = machine(
+        json!({"Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Caught"}]}),
+    );
+    let arn = start(&e, "bare", &def).await;
+    let token = next_token(&mut rx).await;
+    e.send_task_failure(&token, None, None)
+        .await
+        .expect("failure");
+    let done = tests_support_wait(&e, &arn).await;
+    let out: Value = serde_json::from_str(done.output.as_deref().unwrap_or("null")).expect("json");
+    assert_eq!(out["caught"], json!({"Error": null, "Cause": null}));
 }
 
 #[tokio::test]
@@ -206,7 +219,7 @@ async fn heartbeats_keep_a_callback_alive_and_their_absence_times_it_out() {
     let token = next_token(&mut rx).await;
     let done = tests_support_wait(&e, &lost).await;
     assert_eq!(done.status, "FAILED");
-    assert_eq!(done.error.as_deref(), Some("States.HeartbeatTimeout"));
+    assert_eq!(done.error.as_deref(), Some("States.Timeout"));
     assert!(types(&e, &lost).await.contains(&"TaskTimedOut".to_string()));
     assert!(matches!(
         e.send_task_success(&token, "{}").await,

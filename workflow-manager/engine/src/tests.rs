@@ -274,7 +274,7 @@ async fn heartbeat_timeout_fails_the_task() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         done = e.describe_execution(&ex.execution_arn).await.expect("d");
     }
-    assert_eq!(done.error.as_deref(), Some("States.HeartbeatTimeout"));
+    assert_eq!(done.error.as_deref(), Some("States.Timeout"));
 }
 
 #[tokio::test]

@@ -318,6 +318,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
                 })
             }),
         )));
+        register_integrations(&engine, config)?;
     }
     let resumed = engine
         .recover()
@@ -411,4 +412,26 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         server,
         workers,
     })
+}
+
+/// The embedded engine's Task integrations: SQS, SNS, DynamoDB, EventBridge and Lambda through
+/// the standard AWS configuration (loaded when the first such Task runs), the functions of
+/// `functions.yaml` and the connections of `connections.yaml` in the definitions directory,
+/// and HTTP Tasks limited to `--http-allow`.
+fn register_integrations(engine: &wfm_engine::Engine, config: &Config) -> Result<(), StartError> {
+    let dir = &config.definitions;
+    let functions = wfm_aws_integrations::LocalFunctions::load(dir)
+        .map_err(|e| StartError::Definitions(e.to_string()))?;
+    if !functions.names().is_empty() {
+        tracing::info!(functions = ?functions.names(), "Lambda functions run as local commands");
+    }
+    let http = wfm_aws_integrations::HttpPolicy::load(dir, config.http_allow.clone())
+        .map_err(StartError::Definitions)?;
+    let region = config.region.clone();
+    let aws = Arc::new(wfm_aws_integrations::Aws::new(Box::new(move || {
+        let region = region.clone();
+        Box::pin(async move { crate::aws::sdk_config(region.as_deref()).await })
+    })));
+    wfm_aws_integrations::register(engine, aws, functions, http);
+    Ok(())
 }

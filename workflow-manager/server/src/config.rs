@@ -75,6 +75,10 @@ pub struct Config {
     /// state where there is one).
     #[arg(long, env = "WFM_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Hosts HTTP Tasks (`arn:aws:states:::http:invoke`) of the embedded engine may call:
+    /// names, or `*.suffix`; comma-separated or repeated. Default: any host.
+    #[arg(long, env = "WFM_HTTP_ALLOW", value_delimiter = ',')]
+    pub http_allow: Vec<String>,
 }
 
 /// What runs executions.
@@ -156,6 +160,7 @@ impl Config {
             sync_rate: 10.0,
             events_queue_url: None,
             log_format: LogFormat::Text,
+            http_allow: Vec::new(),
         }
     }
 }

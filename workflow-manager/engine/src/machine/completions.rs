@@ -106,10 +106,12 @@ impl Step<'_> {
             } => self.answer(seq, &secret, outcome),
             Completion::HeartbeatLost { seq, secret } => {
                 match self.task_frame(seq, &secret)? {
-                    (id, None) => self.activity_timed_out(id, "States.HeartbeatTimeout"),
+                    // Step Functions reports a lost heartbeat as `States.Timeout` (its recorded
+                    // histories: TaskTimedOut / ActivityTimedOut with that error, no cause).
+                    (id, None) => self.activity_timed_out(id, "States.Timeout"),
                     (id, Some(c)) => {
                         self.take_wait(id);
-                        self.call_timed_out(id, &c, "States.HeartbeatTimeout");
+                        self.call_timed_out(id, &c, "States.Timeout");
                     }
                 }
                 Ok(())
@@ -148,8 +150,9 @@ impl Step<'_> {
         Ok((id, call))
     }
 
-    /// A call (a callback, or `.sync` work) ran out of time (`error`: `States.Timeout` or
-    /// `States.HeartbeatTimeout`); its wait is already taken.
+    /// A call (a callback, or `.sync` work) ran out of time, of TimeoutSeconds or
+    /// HeartbeatSeconds (`error`: `States.Timeout` either way, as Step Functions reports it);
+    /// its wait is already taken.
     pub(super) fn call_timed_out(&mut self, id: FrameId, c: &CallWait, error: &str) {
         if let Some(t) = c.timeout {
             self.cancel_timer(t);
@@ -167,8 +170,8 @@ impl Step<'_> {
         self.state_failed(id, Failure::new(error, ""));
     }
 
-    /// An activity task ran out of time (`error`: `States.Timeout` or
-    /// `States.HeartbeatTimeout`).
+    /// An activity task ran out of time, of TimeoutSeconds or HeartbeatSeconds (`error`:
+    /// `States.Timeout` either way).
     fn activity_timed_out(&mut self, id: FrameId, error: &str) {
         if let Some(taken) = self.take_wait(id) {
             self.activity_over(&taken);
@@ -279,11 +282,9 @@ impl Step<'_> {
                     Failure::new("States.Runtime", format!("task output is not JSON: {e}")),
                 ),
             },
-            Outcome::Failure { error, cause } => self.call_failed(
-                id,
-                c,
-                Failure::new(error.unwrap_or_default(), cause.unwrap_or_default()),
-            ),
+            Outcome::Failure { error, cause } => {
+                self.call_failed(id, c, Failure::reported(error, cause))
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! results are kept per slot, failures are tolerated or withdraw the other children, and the
 //! fanout's own output is made once all are in.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::event::{Event, StateKind};
 use super::execution::{Fanout, Frame, FrameId, Stage};
@@ -199,7 +199,7 @@ impl Step<'_> {
                         };
                     return self.fanout_failed(parent, failure);
                 }
-                json!({"Error": f.error, "Cause": f.cause})
+                f.output()
             }
         };
         if let Some(r) = fan.results.get_mut(slot as usize) {

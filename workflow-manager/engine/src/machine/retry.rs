@@ -11,6 +11,9 @@ pub struct Failure {
     pub error: String,
     /// Cause.
     pub cause: String,
+    /// Neither was given (a SendTaskFailure with the token only): the error output is
+    /// `{"Error": null, "Cause": null}`, as Step Functions gives it.
+    pub unset: bool,
 }
 
 impl Failure {
@@ -19,6 +22,25 @@ impl Failure {
         Self {
             error: error.into(),
             cause: cause.into(),
+            unset: false,
+        }
+    }
+
+    /// A failure reported with whatever error and cause its reporter gave.
+    pub fn reported(error: Option<String>, cause: Option<String>) -> Self {
+        let unset = error.is_none() && cause.is_none();
+        Self {
+            unset,
+            ..Self::new(error.unwrap_or_default(), cause.unwrap_or_default())
+        }
+    }
+
+    /// The error output a catcher sees (`{"Error": ..., "Cause": ...}`).
+    pub fn output(&self) -> serde_json::Value {
+        if self.unset {
+            serde_json::json!({"Error": null, "Cause": null})
+        } else {
+            serde_json::json!({"Error": self.error, "Cause": self.cause})
         }
     }
 }

@@ -37,6 +37,7 @@ pub fn run(v: &View<'_>) -> Result<Failure, Failure> {
         return Ok(Failure {
             error: eval(&s.error, "Error")?.unwrap_or_default(),
             cause: eval(&s.cause, "Cause")?.unwrap_or_default(),
+            unset: false,
         });
     }
     let from_path = |p: &Option<String>, field: &str| -> Result<Option<String>, Failure> {
@@ -66,5 +67,6 @@ pub fn run(v: &View<'_>) -> Result<Failure, Failure> {
     Ok(Failure {
         error: error.unwrap_or_default(),
         cause: cause.unwrap_or_default(),
+        unset: false,
     })
 }

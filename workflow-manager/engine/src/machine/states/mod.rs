@@ -13,7 +13,7 @@ pub mod wait;
 
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use wfm_asl::path::{apply_result_path, expand_template, Context};
 
 use super::compiled::{Machine, Node, StateId};
@@ -184,7 +184,7 @@ pub fn catch_output(
     c: &wfm_asl::definition::Catcher,
     failure: &Failure,
 ) -> Result<(Value, Map<String, Value>), Failure> {
-    let error_output = json!({"Error": failure.error, "Cause": failure.cause});
+    let error_output = failure.output();
     let raw = &v.frame.input;
     let part = v.state_part(None);
     let ctx = v.ctx(&part);
