@@ -26,8 +26,8 @@ fn query_error(message: String) -> JsonataError {
 
 /// The expression inside `{% ... %}`, if `s` is one.
 pub fn expression(s: &str) -> Option<&str> {
-    let t = s.trim();
-    t.strip_prefix("{%")
+    // Exactly `{%...%}`: a string with spaces around it is a literal (as on AWS).
+    s.strip_prefix("{%")
         .and_then(|r| r.strip_suffix("%}"))
         .map(str::trim)
 }

@@ -25,6 +25,14 @@ pub enum PathError {
         /// The path as written.
         path: String,
     },
+    /// A definite path whose parent property is missing (`$.a.b` when there is no `a`).
+    #[error("Invalid path '{path}' : Missing property in path {missing}")]
+    MissingProperty {
+        /// The path as written.
+        path: String,
+        /// The path up to the missing property, in bracket form (`$['a']`).
+        missing: String,
+    },
     /// A payload template's `.$` field (or a Fail state's path) selected nothing.
     #[error("The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{input}'")]
     FieldNotFound {
@@ -141,6 +149,37 @@ fn rewrite_path(path: &str, all_brackets: bool) -> String {
 }
 
 /// The normalised (all brackets) form of a path, as Step Functions prints it in errors.
+/// Why a definite path selected nothing, as Step Functions words it: a dotted path whose
+/// parent property is missing names that property; otherwise there were no results.
+fn nothing_at(path: &str, target: &Value) -> PathError {
+    let no_results = || PathError::NoResults {
+        path: path.to_string(),
+    };
+    let Some(rest) = path.strip_prefix("$.") else {
+        return no_results();
+    };
+    let names: Vec<&str> = rest.split('.').collect();
+    let simple = |n: &&str| !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if !names.iter().all(simple) {
+        return no_results();
+    }
+    let mut at = target;
+    for (i, name) in names.iter().enumerate() {
+        match at.get(name) {
+            Some(v) => at = v,
+            None if i + 1 < names.len() => {
+                let prefix: String = names[..=i].iter().map(|n| format!("['{n}']")).collect();
+                return PathError::MissingProperty {
+                    path: path.to_string(),
+                    missing: format!("${prefix}"),
+                };
+            }
+            None => break,
+        }
+    }
+    no_results()
+}
+
 fn bracket_form(path: &str) -> String {
     let rest = path
         .strip_prefix("$$")
@@ -329,9 +368,7 @@ pub fn select(path: &str, input: &Value, context: &Context<'_>) -> Result<Value,
     if parsed.definite {
         match nodes.exactly_one() {
             Ok(v) => Ok(v.clone()),
-            Err(_) => Err(PathError::NoResults {
-                path: path.to_string(),
-            }),
+            Err(_) => Err(nothing_at(path, target)),
         }
     } else {
         Ok(Value::Array(nodes.all().into_iter().cloned().collect()))
@@ -375,11 +412,13 @@ pub fn expand_template(
                         });
                     };
                     let value = evaluate_expression(expr, input, context).map_err(|e| match e {
-                        PathError::NoResults { path } => PathError::FieldNotFound {
-                            path,
-                            field: key.clone(),
-                            input: input.to_string(),
-                        },
+                        PathError::NoResults { path } | PathError::MissingProperty { path, .. } => {
+                            PathError::FieldNotFound {
+                                path,
+                                field: key.clone(),
+                                input: input.to_string(),
+                            }
+                        }
                         other => other,
                     })?;
                     out.insert(name.to_string(), value);
@@ -565,6 +604,12 @@ mod tests {
             select("$.zzz", &input, &Context::of(&ctx)),
             Err(PathError::NoResults { .. })
         ));
+        assert_eq!(
+            select("$.no.such.path", &input, &Context::of(&ctx))
+                .err()
+                .map(|e| e.to_string()),
+            Some("Invalid path '$.no.such.path' : Missing property in path $['no']".into())
+        );
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Service {
     pub error_prefix: &'static str,
     /// The prefix of AWS SDK integrations' error names (`Sqs`), and the name in their causes.
     pub sdk_name: &'static str,
+    /// The Java SDK's exception class of errors the service does not model
+    /// (`ValidationException` of DynamoDB is `AmazonDynamoDBException`).
+    pub generic_exception: &'static str,
 }
 
 /// Amazon SQS.
@@ -42,6 +45,7 @@ pub const SQS: Service = Service {
     java_name: "AmazonSQS",
     error_prefix: "SQS",
     sdk_name: "Sqs",
+    generic_exception: "AmazonSQSException",
 };
 /// Amazon SNS.
 pub const SNS: Service = Service {
@@ -50,6 +54,7 @@ pub const SNS: Service = Service {
     java_name: "AmazonSNS",
     error_prefix: "SNS",
     sdk_name: "Sns",
+    generic_exception: "AmazonSNSException",
 };
 /// Amazon DynamoDB.
 pub const DYNAMODB: Service = Service {
@@ -58,6 +63,7 @@ pub const DYNAMODB: Service = Service {
     java_name: "AmazonDynamoDBv2",
     error_prefix: "DynamoDB",
     sdk_name: "DynamoDb",
+    generic_exception: "AmazonDynamoDBException",
 };
 /// Amazon EventBridge.
 pub const EVENTS: Service = Service {
@@ -66,6 +72,7 @@ pub const EVENTS: Service = Service {
     java_name: "AmazonCloudWatchEvents",
     error_prefix: "EventBridge",
     sdk_name: "EventBridge",
+    generic_exception: "AmazonEventBridgeException",
 };
 /// AWS Lambda.
 pub const LAMBDA: Service = Service {
@@ -74,6 +81,7 @@ pub const LAMBDA: Service = Service {
     java_name: "AWSLambda",
     error_prefix: "Lambda",
     sdk_name: "Lambda",
+    generic_exception: "AWSLambdaException",
 };
 
 /// A service's answer to a call that failed, or a call that could not be made.

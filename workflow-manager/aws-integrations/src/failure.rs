@@ -53,7 +53,15 @@ pub fn from_aws(service: Service, style: Style, e: AwsError) -> IntegrationFailu
             },
             Style::Optimized,
         ) => failure(
-            format!("{}.{}", service.error_prefix, exception_name(&code)),
+            format!(
+                "{}.{}",
+                service.error_prefix,
+                if code == "ValidationException" {
+                    service.generic_exception.to_string()
+                } else {
+                    exception_name(&code)
+                }
+            ),
             format!(
                 "{message} (Service: {}; Status Code: {status}; Error Code: {code}; Request ID: {request_id}; Proxy: null)",
                 service.java_name

@@ -185,7 +185,7 @@ impl LocalFunctions {
             .ok()
             .filter(|v: &Value| v.get("errorType").is_some() || v.get("errorMessage").is_some());
         let payload = match reported {
-            Some(v) => v.to_string(),
+            Some(v) => with_request_id(v).to_string(),
             None => {
                 let stderr = String::from_utf8_lossy(&output.stderr);
                 let message = stderr
@@ -209,6 +209,30 @@ impl LocalFunctions {
             answer: None,
         })
     }
+}
+
+/// A runtime's error report with the `requestId` Lambda's runtimes add (after `errorType`).
+fn with_request_id(report: Value) -> Value {
+    let Value::Object(fields) = report else {
+        return report;
+    };
+    if fields.contains_key("requestId") {
+        return Value::Object(fields);
+    }
+    let mut out = serde_json::Map::new();
+    let mut placed = false;
+    for (k, v) in fields {
+        let after_type = k == "errorType";
+        out.insert(k, v);
+        if after_type {
+            out.insert("requestId".into(), json!(uuid::Uuid::new_v4().to_string()));
+            placed = true;
+        }
+    }
+    if !placed {
+        out.insert("requestId".into(), json!(uuid::Uuid::new_v4().to_string()));
+    }
+    Value::Object(out)
 }
 
 /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`, `ACCOUNT:function:NAME` or
@@ -547,5 +571,6 @@ mod tests {
             "{}",
             err.cause
         );
+        assert!(err.cause.contains("\"requestId\":"), "{}", err.cause);
     }
 }

@@ -1,5 +1,6 @@
-//! Loads the workflow definitions of a directory (`*.json`, `*.yaml`, `*.yml`; `workers.yaml`
-//! is the local workers' file, not a definition) into the store at start: a new name becomes
+//! Loads the workflow definitions of a directory (`*.json`, `*.yaml`, `*.yml`; `workers.yaml`,
+//! `functions.yaml` and `connections.yaml` are the local workers', local Lambda functions' and
+//! HTTP connections' files, not definitions) into the store at start: a new name becomes
 //! version 0, a changed definition the next version, an unchanged one is left alone.
 
 use std::path::{Path, PathBuf};
@@ -33,7 +34,8 @@ pub enum Loaded {
 fn is_definition_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    matches!(ext, "json" | "yaml" | "yml") && !name.starts_with("workers.")
+    const NOT_DEFINITIONS: [&str; 3] = ["workers.", "functions.", "connections."];
+    matches!(ext, "json" | "yaml" | "yml") && !NOT_DEFINITIONS.iter().any(|p| name.starts_with(p))
 }
 
 /// Reads a JSON or YAML file into a JSON value.

@@ -47,7 +47,7 @@ pub fn evaluate(
     };
     let value = match select(variable, input, context) {
         Ok(v) => Some(v),
-        Err(PathError::NoResults { .. }) => None,
+        Err(PathError::NoResults { .. } | PathError::MissingProperty { .. }) => None,
         Err(e) => return Err(e),
     };
     if let Some(expected) = rule.is_present {

@@ -252,7 +252,11 @@ impl Step<'_> {
                     secret: secret.to_string(),
                 }
                 .encode();
-                self.task_succeeded(id, &text, &token);
+                let activity = match &taken {
+                    Stage::Activity(a) => a.activity.clone(),
+                    _ => String::new(),
+                };
+                self.task_succeeded(id, &activity, &text, &token);
             }
             Outcome::Failure { error, cause } => {
                 self.emit(
@@ -375,7 +379,7 @@ impl Step<'_> {
             }
             .encode()
         };
-        self.task_succeeded(id, &text, &token);
+        self.task_succeeded(id, &c.resource, &text, &token);
     }
 
     pub(super) fn submitted(&mut self, seq: u32, result: Result<super::Submission, Failure>) {

@@ -606,7 +606,28 @@ impl Step<'_> {
     }
 
     /// A task's or call's result: the state's output from it.
-    pub(super) fn task_succeeded(&mut self, id: FrameId, result: &str, token: &str) {
+    pub(super) fn task_succeeded(
+        &mut self,
+        id: FrameId,
+        resource: &str,
+        result: &str,
+        token: &str,
+    ) {
+        // A result over the limit fails the state (a catcher of States.ALL catches it, as on
+        // AWS; the same limit on a state's output is not catchable).
+        if result.len() > MAX_PAYLOAD_BYTES {
+            self.state_failed(
+                id,
+                Failure::new(
+                    "States.DataLimitExceeded",
+                    format!(
+                        "The state/task '{resource}' returned a result with a size exceeding the \
+                         maximum number of bytes service limit."
+                    ),
+                ),
+            );
+            return;
+        }
         let work = self
             .view(id)
             .map(|v| states::task::finish(&v, result, token));

@@ -47,11 +47,18 @@ impl Failure {
 
 /// Whether a retrier's or catcher's `ErrorEquals` matches an error.
 pub fn matches_error(error_equals: &[String], error: &str) -> bool {
-    let terminal = matches!(error, "States.Runtime" | "States.DataLimitExceeded");
+    // States.Runtime is never caught nor retried, not even by name (AWS's recorded behaviour:
+    // a Catch of States.Runtime does not catch an OutputPath error). A task result over the
+    // size limit (States.DataLimitExceeded) is caught by States.ALL.
+    if error == "States.Runtime" {
+        return false;
+    }
     error_equals.iter().any(|e| {
         e == error
-            || (e == "States.ALL" && !terminal)
-            || (e == "States.TaskFailed" && !terminal && error != "States.Timeout")
+            || e == "States.ALL"
+            || (e == "States.TaskFailed"
+                && error != "States.Timeout"
+                && error != "States.DataLimitExceeded")
     })
 }
 
@@ -75,14 +82,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn terminal_errors_are_matched_only_by_name() {
+    fn runtime_errors_are_never_matched() {
         let all = vec!["States.ALL".to_string()];
         assert!(matches_error(&all, "Boom"));
         assert!(!matches_error(&all, "States.Runtime"));
-        assert!(matches_error(
+        assert!(!matches_error(
             &["States.Runtime".to_string()],
             "States.Runtime"
         ));
+        assert!(matches_error(&all, "States.DataLimitExceeded"));
         let tf = vec!["States.TaskFailed".to_string()];
         assert!(matches_error(&tf, "Boom"));
         assert!(!matches_error(&tf, "States.Timeout"));

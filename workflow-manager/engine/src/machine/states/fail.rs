@@ -44,11 +44,12 @@ pub fn run(v: &View<'_>) -> Result<Failure, Failure> {
         match p {
             Some(p) => {
                 let value = evaluate_expression(p, raw, &ctx).map_err(|e| match e {
-                    PathError::NoResults { path } => v.runtime(PathError::FieldNotFound {
-                        path,
-                        field: field.to_string(),
-                        input: raw.to_string(),
-                    }),
+                    PathError::NoResults { path } | PathError::MissingProperty { path, .. } => v
+                        .runtime(PathError::FieldNotFound {
+                            path,
+                            field: field.to_string(),
+                            input: raw.to_string(),
+                        }),
                     other => v.runtime(other),
                 })?;
                 Ok(Some(text(value)))
