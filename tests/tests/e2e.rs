@@ -753,7 +753,7 @@ async fn worker_heartbeats_keep_a_long_task_alive() {
     assert_eq!(done["status"], "failed", "{done}");
     assert_eq!(
         done["lastJob"]["statusReason"],
-        "Job timed out\nStates.HeartbeatTimeout"
+        "Job timed out\nStates.Timeout"
     );
 }
 

@@ -62,7 +62,12 @@ fn integrations_conform_to_recorded_aws_behaviour() {
     let definitions = tempfile::tempdir().expect("tempdir");
     let wrote = Command::new(&python)
         .arg(&runner)
-        .args(["http://unused", cases.to_str().unwrap_or_default(), "--aws", "http://unused"])
+        .args([
+            "http://unused",
+            cases.to_str().unwrap_or_default(),
+            "--aws",
+            "http://unused",
+        ])
         .args(["--lambda", "local", "--functions-dir"])
         .arg(definitions.path())
         .status()
@@ -100,15 +105,14 @@ fn integrations_conform_to_recorded_aws_behaviour() {
         .expect("run the runner");
     let summary = String::from_utf8_lossy(&out.stdout);
     println!("{summary}");
-    let results: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(&report).unwrap_or_else(|e| {
+    let results: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|e| {
             panic!(
                 "no report ({e}):\n{summary}\n{}",
                 String::from_utf8_lossy(&out.stderr)
             )
-        }),
-    )
-    .expect("report JSON");
+        }))
+        .expect("report JSON");
     let known = known_failures();
     let mut regressions = Vec::new();
     let mut fixed = Vec::new();
@@ -120,10 +124,9 @@ fn integrations_conform_to_recorded_aws_behaviour() {
             failing.push(format!("{id}  # {}", r["why"].as_str().unwrap_or_default()));
         }
         match (passed, known.contains(&id)) {
-            (false, false) => regressions.push(format!(
-                "{id}: {}",
-                r["why"].as_str().unwrap_or_default()
-            )),
+            (false, false) => {
+                regressions.push(format!("{id}: {}", r["why"].as_str().unwrap_or_default()))
+            }
             (true, true) => fixed.push(id),
             _ => {}
         }
