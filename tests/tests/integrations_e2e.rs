@@ -564,3 +564,79 @@ async fn after_kill_9_a_callback_a_child_and_an_http_call_each_finish_once() {
         Some("TaskTimedOut")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflow_task_starts_a_child_workflow_linked_both_ways() {
+    let server = Server::start(&["--no-local-workers"]);
+    let api = Api::new(&server.url);
+    define(
+        &api,
+        "child-step",
+        json!({"StartAt": "Greet", "States": {
+            "Greet": {"Type": "Pass", "Parameters": {"hello.$": "$.who", "me.$": "$._EXECUTION_NAME"}, "Next": "Check"},
+            "Check": {"Type": "Choice", "Choices": [{"Variable": "$.hello", "StringEquals": "nobody", "Next": "Broke"}],
+                      "Default": "Fine"},
+            "Broke": {"Type": "Fail", "Error": "NoOne", "Cause": "nobody to greet"},
+            "Fine": {"Type": "Succeed"}}}),
+    )
+    .await;
+    define(
+        &api,
+        "parent-flow",
+        json!({"StartAt": "Child", "States": {
+            "Child": {"Type": "Task", "Resource": "workflow:child-step", "ResultSelector": {"out.$": "$.Output"},
+                      "ResultPath": "$.child", "Next": "Again"},
+            "Again": {"Type": "Task", "Resource": "workflow:child-step:0", "Parameters": {"who": "nobody"},
+                      "Catch": [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.failed", "Next": "Done"}],
+                      "Next": "Done"},
+            "Done": {"Type": "Succeed"}}}),
+    )
+    .await;
+    let wf = api
+        .start_workflow(&json!({"workflowDefinition": {"name": "parent-flow"}, "input": "{\"who\": \"world\"}"}))
+        .await;
+    let id = wf["id"].as_str().expect("id").to_string();
+    let done = api.wait_finished(&id, WAIT).await;
+    let out = output(&done);
+    assert_eq!(out["child"]["out"]["hello"], "world", "{out}");
+    assert_eq!(out["failed"]["Error"], "States.TaskFailed", "{out}");
+    let children: Vec<String> = done["childWorkflowIds"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(children.len(), 2, "{done}");
+    assert_eq!(
+        out["child"]["out"]["me"],
+        json!(children[0]),
+        "the child's _EXECUTION_NAME is its workflow id"
+    );
+    let first = api.wait_finished(&children[0], WAIT).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(first["parentWorkflowId"], json!(id));
+    assert_eq!(first["workflowDefinition"]["name"], "child-step");
+    let second = api.wait_finished(&children[1], WAIT).await;
+    assert_eq!(second["status"], "failed", "{second}");
+    assert_eq!(second["parentWorkflowId"], json!(id));
+    // The UI links them too.
+    let page = |wid: String| {
+        let url = format!("{}/ui/workflows/{wid}", server.url);
+        async move {
+            reqwest::get(url)
+                .await
+                .expect("page")
+                .text()
+                .await
+                .expect("html")
+        }
+    };
+    let parent_page = page(id.clone()).await;
+    assert!(parent_page.contains("Child workflows"), "{parent_page}");
+    assert!(parent_page.contains(&format!("/ui/workflows/{}", children[0])));
+    let child_page = page(children[0].clone()).await;
+    assert!(child_page.contains("Started by"));
+    assert!(child_page.contains(&format!("/ui/workflows/{id}")));
+}

@@ -74,10 +74,7 @@ async fn callbacks(e: &Engine, aws: &Aws, runs: usize) {
         .expect("sm");
     let mut trips = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let ex = e
-            .start_execution(&sm.arn, None, None)
-            .await
-            .expect("start");
+        let ex = e.start_execution(&sm.arn, None, None).await.expect("start");
         let token = loop {
             let (got, _) = Api::Sqs
                 .call(
@@ -209,8 +206,8 @@ async fn main() {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
-    let e = Engine::open(&dir.path().join("engine.db"), EngineConfig::default(), None)
-        .expect("engine");
+    let e =
+        Engine::open(&dir.path().join("engine.db"), EngineConfig::default(), None).expect("engine");
     let aws = aws_at(&moto.endpoint);
     // The interpreter itself, not a version manager's shim (pyenv's adds ~170 ms a start).
     let python = std::process::Command::new("python3")

@@ -101,6 +101,60 @@ fn details(e: &SdkEvent) -> Option<(&'static str, Value)> {
     if let Some(d) = e.activity_timed_out_event_details() {
         return Some(("activityTimedOutEventDetails", error(d.error(), d.cause())));
     }
+    if let Some(d) = e.task_scheduled_event_details() {
+        return Some((
+            "taskScheduledEventDetails",
+            json!({
+                "resourceType": d.resource_type(), "resource": d.resource(), "region": d.region(),
+                "parameters": d.parameters(), "timeoutInSeconds": d.timeout_in_seconds(),
+                "heartbeatInSeconds": d.heartbeat_in_seconds(),
+            }),
+        ));
+    }
+    if let Some(d) = e.task_started_event_details() {
+        return Some((
+            "taskStartedEventDetails",
+            json!({"resourceType": d.resource_type(), "resource": d.resource()}),
+        ));
+    }
+    if let Some(d) = e.task_submitted_event_details() {
+        return Some((
+            "taskSubmittedEventDetails",
+            json!({"resourceType": d.resource_type(), "resource": d.resource(),
+                   "output": d.output(), "outputDetails": payload(d.output_details())}),
+        ));
+    }
+    if let Some(d) = e.task_succeeded_event_details() {
+        return Some((
+            "taskSucceededEventDetails",
+            json!({"resourceType": d.resource_type(), "resource": d.resource(),
+                   "output": d.output(), "outputDetails": payload(d.output_details())}),
+        ));
+    }
+    for (name, d) in [
+        (
+            "taskFailedEventDetails",
+            e.task_failed_event_details()
+                .map(|d| (d.resource_type(), d.resource(), d.error(), d.cause())),
+        ),
+        (
+            "taskSubmitFailedEventDetails",
+            e.task_submit_failed_event_details()
+                .map(|d| (d.resource_type(), d.resource(), d.error(), d.cause())),
+        ),
+        (
+            "taskTimedOutEventDetails",
+            e.task_timed_out_event_details()
+                .map(|d| (d.resource_type(), d.resource(), d.error(), d.cause())),
+        ),
+    ] {
+        if let Some((rt, r, err, cause)) = d {
+            return Some((
+                name,
+                json!({"resourceType": rt, "resource": r, "error": err, "cause": cause}),
+            ));
+        }
+    }
     if let Some(d) = e.map_state_started_event_details() {
         return Some(("mapStateStartedEventDetails", json!({"length": d.length()})));
     }

@@ -229,6 +229,7 @@ impl StepFunctions for AwsStepFunctions {
         })?;
         Ok(ExecutionDescription {
             status,
+            input: out.input().map(str::to_string),
             start_date: to_chrono(out.start_date()),
             stop_date: out.stop_date().map(to_chrono),
             output: out.output().map(str::to_string),

@@ -7,6 +7,13 @@
 //!   JobDefinition of the state resource (namespace, NAME), the JobQueue of the workflow (the
 //!   manager passes it in the execution input as [`JOB_QUEUE_FIELD`]) and the workflow id as
 //!   JobName; the state's input reaches the container as `WORKFLOW_INPUT`;
+//! - `workflow:NAME` (or `workflow:NAME:VERSION`) starts the workflow definition NAME (its
+//!   latest version, or VERSION) as a child workflow in the same namespace and queue, through
+//!   `arn:aws:states:::states:startExecution.sync:2` ([`workflow_resource`]): the child's name
+//!   is the parent's execution name and a hash of the state's context object (the same when
+//!   its parameters are evaluated once, another on each retry or Map item), and its input is
+//!   the state's input (or Parameters) with `_EXECUTION_NAME`, the job queue and
+//!   `AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID`;
 //! - every Task state gets the retrier of `sfncli.CommandTerminated` (a worker killed in the
 //!   middle of a task, as on a deploy), as Clever's workflow-manager adds it
 //!   ([`add_default_retriers`]; both backends apply it when they create a state machine, so
@@ -72,6 +79,78 @@ pub fn command_terminated_retrier() -> wfm_asl::definition::Retrier {
 /// The Batch job definition name of a `batch:NAME` resource, if it is one.
 pub fn batch_resource(resource: &str) -> Option<&str> {
     resource.strip_prefix("batch:").filter(|n| !n.is_empty())
+}
+
+/// The definition (name, version; `None` for the latest) a `workflow:NAME[:VERSION]`
+/// resource starts, if it is one.
+pub fn workflow_resource(resource: &str) -> Option<(&str, Option<i64>)> {
+    let rest = resource.strip_prefix("workflow:")?;
+    match rest.rsplit_once(':') {
+        Some((name, v)) if !name.is_empty() => v.parse().ok().map(|v| (name, Some(v))),
+        Some(_) => None,
+        None => (!rest.is_empty()).then_some((rest, None)),
+    }
+}
+
+/// The `workflow:` resources of a definition (nested ones included), each once.
+pub fn workflow_resources(machine: &StateMachine) -> Vec<String> {
+    let mut out = Vec::new();
+    visit_tasks(machine, &mut |t| {
+        if let Some(r) = t
+            .resource
+            .as_deref()
+            .filter(|r| workflow_resource(r).is_some())
+        {
+            if !out.iter().any(|n| n == r) {
+                out.push(r.to_string());
+            }
+        }
+    });
+    out
+}
+
+/// The name of a child workflow's execution (also its workflow id and `_EXECUTION_NAME`).
+const CHILD_NAME: &str =
+    "States.Format('{}-{}', $$.Execution.Name, States.Hash(States.JsonToString($$), 'MD5'))";
+
+/// The Parameters of a `workflow:` state starting the state machine `child_arn`.
+fn child_parameters(existing: Option<&Value>, child_arn: &str) -> Value {
+    let extra = [
+        ("_EXECUTION_NAME.$", json!(CHILD_NAME)),
+        (
+            &*format!("{JOB_QUEUE_FIELD}.$"),
+            json!(format!("$$.Execution.Input.{JOB_QUEUE_FIELD}")),
+        ),
+        (
+            "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$",
+            json!("$$.Execution.Id"),
+        ),
+    ];
+    let mut params = serde_json::Map::new();
+    params.insert("StateMachineArn".into(), json!(child_arn));
+    params.insert("Name.$".into(), json!(CHILD_NAME));
+    match existing {
+        Some(Value::Object(m)) => {
+            let mut input = m.clone();
+            for (k, v) in extra {
+                input.insert(k.to_string(), v);
+            }
+            params.insert("Input".into(), Value::Object(input));
+        }
+        _ => {
+            // The state's whole input, with the fields merged in.
+            let fields = format!(
+                "'\\{{\"_EXECUTION_NAME\":\"{{}}\",\"{JOB_QUEUE_FIELD}\":\"{{}}\",\"AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID\":\"{{}}\"\\}}'"
+            );
+            params.insert(
+                "Input.$".into(),
+                json!(format!(
+                    "States.JsonMerge($, States.StringToJson(States.Format({fields}, {CHILD_NAME}, $$.Execution.Input.{JOB_QUEUE_FIELD}, $$.Execution.Id)), false)"
+                )),
+            );
+        }
+    }
+    Value::Object(params)
 }
 
 /// The `batch:NAME` resources of a definition (nested ones included), each once.
@@ -156,9 +235,10 @@ pub fn expand_for_execution(
     namespace: &str,
     activity_arn: &dyn Fn(&str) -> String,
     job_definitions: &std::collections::BTreeMap<String, String>,
+    children: &std::collections::BTreeMap<String, String>,
 ) -> Result<StateMachine, String> {
     let mut out = expand_for_namespace(machine, namespace, activity_arn);
-    finish_tasks(&mut out, namespace, job_definitions)?;
+    finish_tasks(&mut out, namespace, job_definitions, children, false)?;
     Ok(out)
 }
 
@@ -166,10 +246,41 @@ fn finish_tasks(
     machine: &mut StateMachine,
     namespace: &str,
     job_definitions: &std::collections::BTreeMap<String, String>,
+    children: &std::collections::BTreeMap<String, String>,
+    inherited_jsonata: bool,
 ) -> Result<(), String> {
+    use wfm_asl::definition::QueryLanguage;
+    let jsonata = match machine.query_language {
+        Some(QueryLanguage::Jsonata) => true,
+        Some(QueryLanguage::JsonPath) => false,
+        None => inherited_jsonata,
+    };
     for (state_name, state) in machine.states.iter_mut() {
         match state {
             State::Task(task) => {
+                if let Some(r) = task
+                    .resource
+                    .clone()
+                    .filter(|r| workflow_resource(r).is_some())
+                {
+                    let task_jsonata = match task.query_language {
+                        Some(QueryLanguage::Jsonata) => true,
+                        Some(QueryLanguage::JsonPath) => false,
+                        None => jsonata,
+                    };
+                    if task_jsonata {
+                        return Err(format!(
+                            "state {state_name} runs {r}: workflow: resources are not supported in JSONata states yet (use JSONPath, or arn:aws:states:::states:startExecution.sync:2)"
+                        ));
+                    }
+                    let Some(arn) = children.get(&r) else {
+                        return Err(format!(
+                            "state {state_name} runs {r}, but there is no such workflow definition"
+                        ));
+                    };
+                    task.parameters = Some(child_parameters(task.parameters.as_ref(), arn));
+                    task.resource = Some("arn:aws:states:::states:startExecution.sync:2".into());
+                }
                 if let Some(name) = task.resource.as_deref().and_then(batch_resource) {
                     let Some(uri) = job_definitions.get(name) else {
                         return Err(format!(
@@ -182,15 +293,15 @@ fn finish_tasks(
             }
             State::Parallel(p) => {
                 for b in p.branches.iter_mut().flatten() {
-                    finish_tasks(b, namespace, job_definitions)?;
+                    finish_tasks(b, namespace, job_definitions, children, jsonata)?;
                 }
             }
             State::Map(m) => {
                 if let Some(it) = m.iterator.as_mut() {
-                    finish_tasks(it, namespace, job_definitions)?;
+                    finish_tasks(it, namespace, job_definitions, children, jsonata)?;
                 }
                 if let Some(it) = m.item_processor.as_mut() {
-                    finish_tasks(it, namespace, job_definitions)?;
+                    finish_tasks(it, namespace, job_definitions, children, jsonata)?;
                 }
             }
             _ => {}
@@ -424,7 +535,8 @@ mod tests {
             "arn:aws:batch:r:1:job-definition/render:3".to_string(),
         )]
         .into();
-        let out = expand_for_execution(&m, "ns", &arn, &defs).expect("expands");
+        let out =
+            expand_for_execution(&m, "ns", &arn, &defs, &Default::default()).expect("expands");
         let out = serde_json::to_value(out).expect("json");
         let b = &out["States"]["B"];
         assert_eq!(b["Resource"], "arn:aws:states:::batch:submitJob.sync");
@@ -447,7 +559,8 @@ mod tests {
             "the state's own value wins"
         );
         assert!(c["Parameters"].get("JobQueue.$").is_none());
-        let err = expand_for_execution(&m, "ns", &arn, &Default::default()).expect_err("missing");
+        let err = expand_for_execution(&m, "ns", &arn, &Default::default(), &Default::default())
+            .expect_err("missing");
         assert!(
             err.contains("batch:render") && err.contains("/state-resources/ns/render"),
             "{err}"

@@ -71,7 +71,7 @@ fn state_resource(
 }
 
 /// Finds a state by name, in the machine or any nested branch or processor.
-fn find_state<'a>(machine: &'a wfm_asl::StateMachine, name: &str) -> Option<&'a State> {
+pub(crate) fn find_state<'a>(machine: &'a wfm_asl::StateMachine, name: &str) -> Option<&'a State> {
     if let Some(s) = machine.states.get(name) {
         return Some(s);
     }
@@ -195,7 +195,12 @@ pub fn jobs_from_history(events: &[HistoryEvent], workflow: &Workflow) -> Vec<Jo
                     .and_then(|d| d.output.as_deref())
                     .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
                 {
-                    if let Some(id) = out["JobArn"].as_str().or(out["JobId"].as_str()) {
+                    // A Batch job's ARN (else its id), a nested execution's ARN.
+                    if let Some(id) = out["JobArn"]
+                        .as_str()
+                        .or(out["JobId"].as_str())
+                        .or(out["ExecutionArn"].as_str())
+                    {
                         job.container = id.to_string();
                     }
                 }

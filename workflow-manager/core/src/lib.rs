@@ -6,12 +6,14 @@
 //! This crate must not know about HTTP, SQLite, the embedded engine or any AWS SDK.
 
 pub mod access;
+mod children;
 pub mod conventions;
 pub mod jobs;
 pub mod manager;
 pub mod model;
 pub mod repair;
 pub mod sfn;
+mod state_machines;
 pub mod store;
 pub mod store_suite;
 

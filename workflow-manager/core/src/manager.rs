@@ -8,9 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::conventions::{
-    batch_resources, expand_for_execution, state_machine_name, JOB_QUEUE_FIELD,
-};
+use crate::conventions::{batch_resources, state_machine_name, JOB_QUEUE_FIELD};
 use crate::jobs::{jobs_from_history, last_lines, REASON_WORKFLOW_TIMED_OUT};
 use crate::model::{
     NewWorkflowDefinitionRequest, StartWorkflowRequest, Tags, Workflow, WorkflowDefinition,
@@ -86,8 +84,8 @@ impl Default for ManagerConfig {
 /// The workflow manager.
 #[derive(Clone)]
 pub struct WorkflowManager {
-    store: Arc<dyn Store>,
-    sfn: Arc<dyn StepFunctions>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) sfn: Arc<dyn StepFunctions>,
     config: ManagerConfig,
 }
 
@@ -151,7 +149,7 @@ fn same_start(
 }
 
 /// A new workflow, queued, created now.
-fn queued_workflow(
+pub(crate) fn queued_workflow(
     id: String,
     definition: WorkflowDefinition,
     namespace: &str,
@@ -179,6 +177,8 @@ fn queued_workflow(
         status_reason: String::new(),
         output: String::new(),
         jobs: Vec::new(),
+        parent_workflow_id: None,
+        child_workflow_ids: Vec::new(),
     }
 }
 
@@ -420,42 +420,15 @@ impl WorkflowManager {
         input: &mut Value,
     ) -> Result<String, ManagerError> {
         let definition = &workflow.workflow_definition;
-        let sm_name = state_machine_name_of(workflow);
-        let sfn = self.sfn.clone();
-        let activity_arn = move |name: &str| sfn.activity_arn(name);
         let batch = batch_resources(&definition.state_machine);
-        let mut job_definitions = std::collections::BTreeMap::new();
-        for name in &batch {
-            match self
-                .store
-                .get_state_resource(&workflow.namespace, name)
-                .await
-            {
-                Ok(r) => {
-                    job_definitions.insert(name.clone(), r.uri);
-                }
-                Err(crate::StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let expanded = expand_for_execution(
-            &definition.state_machine,
-            &workflow.namespace,
-            &activity_arn,
-            &job_definitions,
-        )
-        .map_err(ManagerError::BadRequest)?;
+        let children = crate::conventions::workflow_resources(&definition.state_machine);
         let sm_arn = self
-            .sfn
-            .ensure_state_machine(
-                &sm_name,
-                &expanded,
-                &state_machine_tags(definition, &workflow.namespace),
-            )
+            .state_machine_for(definition, &workflow.namespace, &mut Vec::new())
             .await?;
         if let Some(obj) = input.as_object_mut() {
             obj.insert("_EXECUTION_NAME".into(), Value::String(workflow.id.clone()));
-            if !batch.is_empty() {
+            // Batch states read the queue from the input, and child workflows pass it on.
+            if !batch.is_empty() || !children.is_empty() {
                 obj.insert(
                     JOB_QUEUE_FIELD.into(),
                     Value::String(workflow.queue.clone()),
@@ -747,6 +720,7 @@ impl WorkflowManager {
             }
         }
         wf.jobs = jobs_from_history(&events, wf);
+        self.adopt_children(wf).await?;
         if wf.status == WorkflowStatus::Failed {
             wf.last_job = wf
                 .jobs
@@ -791,6 +765,7 @@ impl WorkflowManager {
                 return Ok(wf);
             }
             let read_at = wf.last_updated;
+            let known = wf.child_workflow_ids.clone();
             if !self.apply_summary(&mut wf).await? {
                 return Ok(wf);
             }
@@ -800,6 +775,13 @@ impl WorkflowManager {
             }
             match self.store.update_workflow_if(&wf, read_at).await {
                 Ok(true) => {
+                    // Children seen for the first time are synced now (their execution may
+                    // have ended before their record existed).
+                    for child in wf.child_workflow_ids.iter().filter(|c| !known.contains(c)) {
+                        if let Err(e) = Box::pin(self.sync_workflow(child)).await {
+                            tracing::warn!(workflow_id = %child, error = %e, "cannot sync a new child workflow");
+                        }
+                    }
                     if wf.status.is_terminal() {
                         let state = wf
                             .last_job
@@ -846,7 +828,7 @@ fn state_machine_name_of(wf: &Workflow) -> String {
 }
 
 /// The tags of a state machine: the definition's default tags, and what it runs.
-fn state_machine_tags(
+pub(crate) fn state_machine_tags(
     definition: &crate::model::WorkflowDefinition,
     namespace: &str,
 ) -> std::collections::BTreeMap<String, String> {

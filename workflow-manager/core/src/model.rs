@@ -233,6 +233,12 @@ pub struct Workflow {
     /// One job per state entered.
     #[serde(default)]
     pub jobs: Vec<Job>,
+    /// The workflow whose `workflow:` Task started this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_workflow_id: Option<String>,
+    /// The workflows this one's `workflow:` Tasks started, in the order they started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub child_workflow_ids: Vec<String>,
 }
 
 /// Which definition a workflow runs.

@@ -61,6 +61,8 @@ impl ExecutionStatus {
 pub struct ExecutionDescription {
     /// Status.
     pub status: ExecutionStatus,
+    /// Input (JSON text).
+    pub input: Option<String>,
     /// Start.
     pub start_date: DateTime<Utc>,
     /// Stop, once ended.

@@ -45,6 +45,8 @@ pub fn sample_workflow(id: &str, def: &WorkflowDefinition) -> Workflow {
         status_reason: String::new(),
         output: String::new(),
         jobs: Vec::new(),
+        parent_workflow_id: None,
+        child_workflow_ids: Vec::new(),
     }
 }
 

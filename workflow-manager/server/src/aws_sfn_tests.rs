@@ -388,3 +388,59 @@ async fn until_terminal_within(manager: &WorkflowManager, id: &str, limit: Durat
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_workflows_are_learned_from_the_parents_history() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = crate::Config::isolated(dir.path());
+    let service = crate::start(&config).await.expect("start");
+    let manager = remote_manager(&service, &config);
+    for (name, machine) in [
+        (
+            "leaf",
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"leaf": true}, "End": true}}}),
+        ),
+        (
+            "root",
+            json!({"StartAt": "C", "States": {"C": {"Type": "Task", "Resource": "workflow:leaf",
+                "ResultSelector": {"o.$": "$.Output"}, "End": true}}}),
+        ),
+    ] {
+        manager
+            .new_workflow_definition(
+                &serde_json::from_value(json!({"name": name, "stateMachine": machine}))
+                    .expect("definition"),
+            )
+            .await
+            .expect("save");
+    }
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (_nudge, sync) = reconcile::spawn(
+        manager.clone(),
+        ReconcileConfig {
+            min_interval: Duration::from_millis(50),
+            max_interval: Duration::from_millis(400),
+            refresh_interval: Duration::from_millis(100),
+            rate: 200.0,
+            burst: 20.0,
+            list_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
+        stop_rx,
+    );
+    let root = manager
+        .create_workflow(&request("root", json!({})))
+        .await
+        .expect("start");
+    let root = until_terminal(&manager, &root.id).await;
+    assert_eq!(root.status, WorkflowStatus::Succeeded, "{root:?}");
+    assert_eq!(root.output, r#"{"o":{"leaf":true}}"#);
+    assert_eq!(root.child_workflow_ids.len(), 1, "{root:?}");
+    let leaf = until_terminal(&manager, &root.child_workflow_ids[0]).await;
+    assert_eq!(leaf.status, WorkflowStatus::Succeeded, "{leaf:?}");
+    assert_eq!(leaf.parent_workflow_id.as_deref(), Some(root.id.as_str()));
+    assert_eq!(leaf.workflow_definition.name, "leaf");
+    let _ = stop.send(true);
+    let _ = sync.await;
+    service.stop().await;
+}

@@ -120,6 +120,7 @@ impl StepFunctions for EmbeddedStepFunctions {
         Ok(ExecutionDescription {
             status: ExecutionStatus::parse(&e.status)
                 .ok_or_else(|| SfnError::Other(format!("unknown execution status {}", e.status)))?,
+            input: Some(e.input),
             start_date: e.start_date,
             stop_date: e.stop_date,
             output: e.output,

@@ -133,6 +133,10 @@ fn page_of(
                     @if !wf.retries.is_empty() {
                         dt { "Retried as" } dd { @for r in &wf.retries { a href={"/ui/workflows/" (r)} { (r) } " " } }
                     }
+                    @if let Some(p) = &wf.parent_workflow_id { dt { "Started by" } dd { a href={"/ui/workflows/" (p)} { (p) } } }
+                    @if !wf.child_workflow_ids.is_empty() {
+                        dt { "Child workflows" } dd { @for c in &wf.child_workflow_ids { a href={"/ui/workflows/" (c)} { (c) } " " } }
+                    }
                     @if !wf.status_reason.is_empty() { dt { "Reason" } dd { (wf.status_reason) } }
                 }
             }
