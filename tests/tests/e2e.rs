@@ -477,7 +477,10 @@ async fn definitions_are_loaded_once_and_survive_a_restart() {
         .iter()
         .filter_map(|d| d["name"].as_str())
         .collect();
-    assert_eq!(names, ["approval", "hello-world", "order-batch", "order-check"]);
+    assert_eq!(
+        names,
+        ["approval", "hello-world", "order-batch", "order-check"]
+    );
     let wf = api
         .start_workflow(&json!({"workflowDefinition": {"name": "hello-world"}}))
         .await;

@@ -90,9 +90,13 @@ fn definitions() -> tempfile::TempDir {
     dir
 }
 
+/// The service-specific endpoint variables (not `AWS_ENDPOINT_URL`): the integrations resolve
+/// each service's endpoint as the AWS SDKs do.
 fn aws_env(moto: &Emulator) -> Vec<(&'static str, String)> {
     vec![
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+        ("AWS_ENDPOINT_URL_SQS", moto.endpoint.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint.clone()),
+        ("AWS_ENDPOINT_URL_LAMBDA", moto.endpoint.clone()),
         ("AWS_ACCESS_KEY_ID", "test".into()),
         ("AWS_SECRET_ACCESS_KEY", "test".into()),
         ("AWS_REGION", "us-east-1".into()),

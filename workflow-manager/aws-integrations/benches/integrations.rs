@@ -15,28 +15,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_credential_types::Credentials;
 use serde_json::{json, Value};
 use wfm_aws_integrations::{register, Api, Aws, HttpPolicy, LocalFunctions};
 use wfm_emulators::Emulator;
 use wfm_engine::{Engine, EngineConfig};
 
 fn aws_at(endpoint: &str) -> Arc<Aws> {
-    let endpoint = endpoint.to_string();
-    Arc::new(Aws::new(Box::new(move || {
-        let endpoint = endpoint.clone();
-        Box::pin(async move {
-            Ok(aws_config::SdkConfig::builder()
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(endpoint)
-                .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                    "test", "test", None, None, "test",
-                )))
-                .behavior_version(aws_config::BehaviorVersion::latest())
-                .build())
-        })
-    })))
+    Arc::new(Aws::at_endpoint(endpoint, "us-east-1", "test", "test"))
 }
 
 async fn finish(e: &Engine, arn: &str) -> wfm_engine::ExecutionInfo {

@@ -150,6 +150,26 @@ impl Aws {
         }
     }
 
+    /// Calls to one endpoint for every service (an emulator), with static credentials.
+    pub fn at_endpoint(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> Self {
+        let config = SdkConfig::builder()
+            .region(aws_config::Region::new(region.to_string()))
+            .endpoint_url(endpoint)
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new(
+                        access_key, secret_key, None, None, "static",
+                    ),
+                ),
+            )
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        Self::new(Box::new(move || {
+            let config = config.clone();
+            Box::pin(async move { Ok(config) })
+        }))
+    }
+
     async fn config(&self) -> Result<&SdkConfig, AwsError> {
         self.config
             .get_or_try_init(|| (self.loader)())

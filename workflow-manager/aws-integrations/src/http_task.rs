@@ -364,16 +364,6 @@ impl ServiceIntegration for HttpTask {
             output: self.call(parameters).await?,
         })
     }
-
-    async fn wait(&self, resource: &str, _: &str) -> Result<Value, IntegrationFailure> {
-        Err(bad_parameter(format!(
-            "'{resource}' does not run to completion"
-        )))
-    }
-
-    async fn cancel(&self, _: &str, _: &str) -> Result<(), IntegrationFailure> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

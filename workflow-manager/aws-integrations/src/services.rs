@@ -270,16 +270,6 @@ impl ServiceIntegration for Optimized {
             output,
         })
     }
-
-    async fn wait(&self, resource: &str, _: &str) -> Result<Value, IntegrationFailure> {
-        Err(bad_parameter(format!(
-            "'{resource}' does not run to completion"
-        )))
-    }
-
-    async fn cancel(&self, _: &str, _: &str) -> Result<(), IntegrationFailure> {
-        Ok(())
-    }
 }
 
 /// Every action of a service as `arn:aws:states:::aws-sdk:SERVICE:action`.
@@ -345,16 +335,6 @@ impl ServiceIntegration for Sdk {
             output: result,
         })
     }
-
-    async fn wait(&self, resource: &str, _: &str) -> Result<Value, IntegrationFailure> {
-        Err(bad_parameter(format!(
-            "'{resource}' does not run to completion"
-        )))
-    }
-
-    async fn cancel(&self, _: &str, _: &str) -> Result<(), IntegrationFailure> {
-        Ok(())
-    }
 }
 
 /// Any other `aws-sdk:` service: a clear failure naming it.
@@ -385,14 +365,6 @@ impl ServiceIntegration for UnsupportedSdk {
                  by the embedded engine; supported: sqs, sns, dynamodb, eventbridge, lambda, sfn"
             ),
         ))
-    }
-
-    async fn wait(&self, resource: &str, _: &str) -> Result<Value, IntegrationFailure> {
-        self.submit(resource, &Value::Null).await.map(|s| s.output)
-    }
-
-    async fn cancel(&self, _: &str, _: &str) -> Result<(), IntegrationFailure> {
-        Ok(())
     }
 }
 

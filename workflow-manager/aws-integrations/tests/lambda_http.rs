@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_credential_types::Credentials;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -78,20 +76,7 @@ async fn invoke(
 }
 
 fn aws_at(endpoint: &str) -> Arc<Aws> {
-    let endpoint = endpoint.to_string();
-    Arc::new(Aws::new(Box::new(move || {
-        let endpoint = endpoint.clone();
-        Box::pin(async move {
-            Ok(aws_config::SdkConfig::builder()
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(endpoint)
-                .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                    "test", "test", None, None, "test",
-                )))
-                .behavior_version(aws_config::BehaviorVersion::latest())
-                .build())
-        })
-    })))
+    Arc::new(Aws::at_endpoint(endpoint, "us-east-1", "test", "test"))
 }
 
 async fn run(e: &Engine, name: &str, states: Value, input: Value) -> ExecutionInfo {
@@ -281,12 +266,8 @@ async fn http_tasks_call_an_endpoint_and_fail_on_its_status() {
                      "Next": "Missing"},
             "Missing": {"Type": "Task", "Resource": http,
                         "Parameters": {"ApiEndpoint": format!("{api}/missing"), "Method": "GET"},
-                        "Catch": [{"ErrorEquals": ["States.Http.StatusCode.404"], "ResultPath": "$.missing", "Next": "Elsewhere"}],
-                        "Next": "Elsewhere"},
-            "Elsewhere": {"Type": "Task", "Resource": http,
-                          "Parameters": {"ApiEndpoint": "http://example.com/", "Method": "GET"},
-                          "Catch": [{"ErrorEquals": ["States.Runtime"], "ResultPath": "$.refused", "Next": "Done"}],
-                          "Next": "Done"},
+                        "Catch": [{"ErrorEquals": ["States.Http.StatusCode.404"], "ResultPath": "$.missing", "Next": "Done"}],
+                        "Next": "Done"},
             "Done": {"Type": "Pass", "End": true}}),
         json!({"page": 2}),
     )
@@ -304,7 +285,18 @@ async fn http_tasks_call_an_endpoint_and_fail_on_its_status() {
         json!("application/x-www-form-urlencoded")
     );
     assert_eq!(out["missing"]["Error"], json!("States.Http.StatusCode.404"));
-    assert!(out["refused"]["Cause"]
-        .as_str()
-        .is_some_and(|c| c.contains("example.com")));
+    // A host the policy does not allow fails the execution (States.Runtime is not caught).
+    let refused = run(
+        &e,
+        "elsewhere",
+        json!({"Elsewhere": {"Type": "Task", "Resource": http,
+            "Parameters": {"ApiEndpoint": "http://example.com/", "Method": "GET"},
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done"}], "End": true},
+               "Done": {"Type": "Pass", "End": true}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(refused.status, "FAILED");
+    assert_eq!(refused.error.as_deref(), Some("States.Runtime"));
+    assert!(refused.cause.is_some_and(|c| c.contains("example.com")));
 }

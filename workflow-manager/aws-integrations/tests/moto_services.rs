@@ -7,28 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_credential_types::Credentials;
 use serde_json::{json, Value};
 use wfm_aws_integrations::{register, Api, Aws, HttpPolicy, LocalFunctions};
 use wfm_emulators::Emulator;
 use wfm_engine::{Engine, EngineConfig, ExecutionInfo};
 
 fn aws_at(endpoint: &str) -> Arc<Aws> {
-    let endpoint = endpoint.to_string();
-    Arc::new(Aws::new(Box::new(move || {
-        let endpoint = endpoint.clone();
-        Box::pin(async move {
-            Ok(aws_config::SdkConfig::builder()
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(endpoint)
-                .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                    "test", "test", None, None, "test",
-                )))
-                .behavior_version(aws_config::BehaviorVersion::latest())
-                .build())
-        })
-    })))
+    Arc::new(Aws::at_endpoint(endpoint, "us-east-1", "test", "test"))
 }
 
 struct Setup {
@@ -288,12 +273,8 @@ async fn sns_publish_and_eventbridge_put_events() {
                      "Next": "NoTopic"},
             "NoTopic": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish",
                         "Parameters": {"TopicArn": "arn:aws:sns:us-east-1:123456789012:nope", "Message": "x"},
-                        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Unsupported"}],
-                        "Next": "Unsupported"},
-            "Unsupported": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:listBuckets",
-                            "Parameters": {},
-                            "Catch": [{"ErrorEquals": ["States.Runtime"], "ResultPath": "$.unsupported", "Next": "Done"}],
-                            "End": true},
+                        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Done"}],
+                        "Next": "Done"},
             "Done": {"Type": "Pass", "End": true}}),
         json!({"text": "hi"}),
     )
@@ -311,7 +292,15 @@ async fn sns_publish_and_eventbridge_put_events() {
             .is_some_and(|e| e.starts_with("SNS.")),
         "{out}"
     );
-    assert!(out["unsupported"]["Cause"]
-        .as_str()
-        .is_some_and(|c| c.contains("'s3'")));
+    // An aws-sdk: service that is not supported fails the execution, naming it.
+    let unsupported = run(
+        &s.engine,
+        "unsupported",
+        json!({"S3": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:listBuckets",
+                      "Parameters": {}, "End": true}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(unsupported.error.as_deref(), Some("States.Runtime"));
+    assert!(unsupported.cause.is_some_and(|c| c.contains("'s3'")));
 }

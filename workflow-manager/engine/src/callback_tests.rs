@@ -58,15 +58,6 @@ impl ServiceIntegration for Queue {
             output: json!({"MessageId": format!("m-{n}")}),
         })
     }
-    async fn wait(&self, _: &str, _: &str) -> Result<Value, IntegrationFailure> {
-        Err(IntegrationFailure {
-            error: "States.Runtime".into(),
-            cause: "not a .sync resource".into(),
-        })
-    }
-    async fn cancel(&self, _: &str, _: &str) -> Result<(), IntegrationFailure> {
-        Ok(())
-    }
 }
 
 fn machine(extra: Value) -> String {

@@ -65,7 +65,16 @@ pub trait ServiceIntegration: Send + Sync {
         self.submit(call.resource, parameters).await
     }
     /// Waits until submitted work ends (for `.sync` resources): its result, or its failure.
-    async fn wait(&self, resource: &str, handle: &str) -> Result<Value, IntegrationFailure>;
-    /// Cancels submitted work (the execution was stopped, or the state timed out).
-    async fn cancel(&self, handle: &str, reason: &str) -> Result<(), IntegrationFailure>;
+    /// An integration without `.sync` resources keeps this default.
+    async fn wait(&self, resource: &str, _handle: &str) -> Result<Value, IntegrationFailure> {
+        Err(IntegrationFailure {
+            error: "States.Runtime".into(),
+            cause: format!("'{resource}' does not run to completion"),
+        })
+    }
+    /// Cancels submitted work (the execution was stopped, or the state timed out); nothing
+    /// to cancel by default (request-response calls are over when answered).
+    async fn cancel(&self, _handle: &str, _reason: &str) -> Result<(), IntegrationFailure> {
+        Ok(())
+    }
 }

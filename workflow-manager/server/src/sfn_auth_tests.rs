@@ -257,3 +257,93 @@ async fn access_keys_sign_sfn_calls_and_limit_them_to_their_namespaces() {
     );
     service.running.stop().await;
 }
+
+#[tokio::test]
+async fn a_callback_token_is_answered_only_with_a_key_of_its_namespace() {
+    let service = Service::start().await;
+    let (billing_id, billing_secret) = service.access_key("billing-answers", &["billing"]).await;
+    let (ops_id, ops_secret) = service.access_key("ops-answers", &["ops"]).await;
+    let (all_id, all_secret) = service.access_key("reader", &["*"]).await;
+    let billing = service.client(&billing_id, &billing_secret).await;
+    let ops = service.client(&ops_id, &ops_secret).await;
+    let all = service.client(&all_id, &all_secret).await;
+    let machine = json!({"StartAt": "Ask", "States": {"Ask": {"Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "price-orders", "Payload": {"token.$": "$$.Task.Token", "checked": []}},
+        "End": true}}});
+    let (status, def) = service
+        .call(
+            reqwest::Method::POST,
+            "/workflow-definitions",
+            Some(json!({"name": "billing-callback", "stateMachine": machine})),
+        )
+        .await;
+    assert_eq!(status, 201, "{def}");
+    let (status, wf) = service
+        .call(
+            reqwest::Method::POST,
+            "/workflows",
+            Some(json!({"workflowDefinition": {"name": "billing-callback"}, "namespace": "billing", "input": "{}"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{wf}");
+    // The token, from the execution's history (the function got it in its payload).
+    let machines = all.list_state_machines().send().await.expect("machines");
+    let machine_arn = machines
+        .state_machines()
+        .iter()
+        .find(|m| m.name().starts_with("billing--billing-callback--"))
+        .expect("its state machine")
+        .state_machine_arn()
+        .to_string();
+    let token = loop {
+        let executions = all
+            .list_executions()
+            .state_machine_arn(&machine_arn)
+            .send()
+            .await
+            .expect("executions");
+        if let Some(e) = executions.executions().first() {
+            let history = all
+                .get_execution_history()
+                .execution_arn(e.execution_arn())
+                .send()
+                .await
+                .expect("history");
+            let submitted = history
+                .events()
+                .iter()
+                .any(|ev| ev.r#type().as_str() == "TaskSubmitted");
+            let scheduled = history.events().iter().find_map(|ev| {
+                ev.task_scheduled_event_details()
+                    .map(|d| d.parameters().to_string())
+            });
+            if let (true, Some(p)) = (submitted, scheduled) {
+                let p: Value = serde_json::from_str(&p).expect("parameters");
+                break p["Payload"]["token"].as_str().expect("token").to_string();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        code(
+            ops.send_task_success()
+                .task_token(&token)
+                .output("{}")
+                .send()
+                .await
+        ),
+        "AccessDeniedException"
+    );
+    billing
+        .send_task_success()
+        .task_token(&token)
+        .output(r#"{"paid": true}"#)
+        .send()
+        .await
+        .expect("a billing key answers a billing token");
+    let done = service
+        .wait_for(wf["id"].as_str().expect("id"), "succeeded")
+        .await;
+    assert_eq!(done["output"], r#"{"paid":true}"#);
+}
