@@ -3,9 +3,9 @@
 //! the parent's history (the execution ARN its Task submitted) and records it as a workflow of
 //! its own, linked both ways (`parentWorkflowId`, `childWorkflowIds`), on every backend.
 
-use crate::conventions::workflow_resource;
+use crate::conventions::{state_machine_name, workflow_resource};
 use crate::manager::{queued_workflow, ManagerError, WorkflowManager};
-use crate::model::{Workflow, WorkflowStatus};
+use crate::model::{Workflow, WorkflowDefinition, WorkflowStatus};
 use crate::store::StoreError;
 use wfm_asl::State;
 
@@ -37,10 +37,47 @@ impl WorkflowManager {
             }
         }
         for (resource, arn, id) in found {
-            self.register_child(wf, &resource, &arn, &id).await?;
-            wf.child_workflow_ids.push(id);
+            // A child that cannot be recorded now is tried again at the next sync; the
+            // parent's own sync goes on.
+            match self.register_child(wf, &resource, &arn, &id).await {
+                Ok(()) => wf.child_workflow_ids.push(id),
+                Err(e) => {
+                    tracing::warn!(workflow_id = %wf.id, child = %id, error = %e, "cannot record a child workflow yet")
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The version of the child definition an execution runs: the one whose state machine
+    /// name is the one in the execution's ARN (`workflow:NAME` means the latest version when
+    /// the parent's state machine was made, which may not be the latest now).
+    async fn child_definition_of(
+        &self,
+        resource: &str,
+        execution_arn: &str,
+        namespace: &str,
+    ) -> Result<WorkflowDefinition, ManagerError> {
+        let Some((name, None)) = workflow_resource(resource) else {
+            return self.child_definition(resource).await;
+        };
+        let machine = execution_arn
+            .rsplit_once(':')
+            .and_then(|(rest, _)| rest.rsplit_once(':'))
+            .map(|(_, m)| m)
+            .unwrap_or_default();
+        let versions = self.store.workflow_definition_versions(name).await?;
+        versions
+            .into_iter()
+            .find(|d| {
+                state_machine_name(&d.name, d.version, namespace, &d.state_machine.start_at)
+                    == machine
+            })
+            .ok_or_else(|| {
+                ManagerError::BadRequest(format!(
+                    "no version of {name} runs on the state machine of {execution_arn}"
+                ))
+            })
     }
 
     async fn register_child(
@@ -55,7 +92,9 @@ impl WorkflowManager {
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        let definition = self.child_definition(resource).await?;
+        let definition = self
+            .child_definition_of(resource, execution_arn, &parent.namespace)
+            .await?;
         let input = self
             .sfn
             .describe_execution(execution_arn)

@@ -109,9 +109,10 @@ pub fn workflow_resources(machine: &StateMachine) -> Vec<String> {
     out
 }
 
-/// The name of a child workflow's execution (also its workflow id and `_EXECUTION_NAME`).
-const CHILD_NAME: &str =
-    "States.Format('{}-{}', $$.Execution.Name, States.Hash(States.JsonToString($$), 'MD5'))";
+/// The name of a child workflow's execution (also its workflow id and `_EXECUTION_NAME`): a
+/// hash of the state's context object (which holds the parent's execution, the state, its
+/// retry count and Map item), 32 characters however deep children nest.
+const CHILD_NAME: &str = "States.Hash(States.JsonToString($$), 'MD5')";
 
 /// The Parameters of a `workflow:` state starting the state machine `child_arn`.
 fn child_parameters(existing: Option<&Value>, child_arn: &str) -> Value {
@@ -139,13 +140,15 @@ fn child_parameters(existing: Option<&Value>, child_arn: &str) -> Value {
         }
         _ => {
             // The state's whole input, with the fields merged in.
+            // The name and the ARN are hex, letters, digits, '-' and ':'; the queue is quoted
+            // and escaped by JsonToString.
             let fields = format!(
-                "'\\{{\"_EXECUTION_NAME\":\"{{}}\",\"{JOB_QUEUE_FIELD}\":\"{{}}\",\"AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID\":\"{{}}\"\\}}'"
+                "'\\{{\"_EXECUTION_NAME\":\"{{}}\",\"{JOB_QUEUE_FIELD}\":{{}},\"AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID\":\"{{}}\"\\}}'"
             );
             params.insert(
                 "Input.$".into(),
                 json!(format!(
-                    "States.JsonMerge($, States.StringToJson(States.Format({fields}, {CHILD_NAME}, $$.Execution.Input.{JOB_QUEUE_FIELD}, $$.Execution.Id)), false)"
+                    "States.JsonMerge($, States.StringToJson(States.Format({fields}, {CHILD_NAME}, States.JsonToString($$.Execution.Input.{JOB_QUEUE_FIELD}), $$.Execution.Id)), false)"
                 )),
             );
         }
@@ -484,6 +487,54 @@ mod tests {
             "prod--my-flow--3--Start-Here"
         );
         assert_eq!(state_machine_name(&"x".repeat(100), 0, "n", "s").len(), 80);
+    }
+
+    #[test]
+    fn a_workflow_resource_starts_its_child_with_a_short_name_and_the_queue_escaped() {
+        use wfm_asl::path::{evaluate_expression, Context};
+        assert_eq!(workflow_resource("workflow:leaf"), Some(("leaf", None)));
+        assert_eq!(
+            workflow_resource("workflow:leaf:3"),
+            Some(("leaf", Some(3)))
+        );
+        assert_eq!(workflow_resource("workflow:"), None);
+        assert_eq!(workflow_resource("workflow:leaf:x"), None);
+        let m: StateMachine = serde_json::from_value(json!({"StartAt": "C", "States": {
+            "C": {"Type": "Task", "Resource": "workflow:leaf", "End": true}}}))
+        .expect("machine");
+        let children = [("workflow:leaf".to_string(), "arn:child".to_string())]
+            .into_iter()
+            .collect();
+        let out =
+            expand_for_execution(&m, "ns", &|n| n.to_string(), &Default::default(), &children)
+                .expect("expands");
+        let Some(State::Task(t)) = out.states.get("C") else {
+            panic!("a task")
+        };
+        assert_eq!(
+            t.resource.as_deref(),
+            Some("arn:aws:states:::states:startExecution.sync:2")
+        );
+        let p = t.parameters.clone().expect("parameters");
+        assert_eq!(p["StateMachineArn"], "arn:child");
+        // Evaluated as the engine (and Step Functions) evaluate it, with a queue that needs
+        // escaping.
+        let execution = json!({"Execution": {"Id": "arn:aws:states:r:1:execution:m:parent",
+            "Name": "parent", "Input": {"_JOB_QUEUE": "q\"1\\"}}});
+        let state = json!({"State": {"Name": "C", "EnteredTime": "t", "RetryCount": 0}});
+        let vars = serde_json::Map::new();
+        let ctx = Context::new(&execution, &state, &vars);
+        let input = json!({"order": 7});
+        let name = evaluate_expression(p["Name.$"].as_str().expect("name"), &input, &ctx)
+            .expect("name evaluates");
+        assert_eq!(name.as_str().map(str::len), Some(32), "{name}");
+        let child_input = evaluate_expression(p["Input.$"].as_str().expect("input"), &input, &ctx)
+            .expect("input evaluates");
+        assert_eq!(
+            child_input,
+            json!({"order": 7, "_EXECUTION_NAME": name, "_JOB_QUEUE": "q\"1\\",
+                   "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": "arn:aws:states:r:1:execution:m:parent"})
+        );
     }
 
     #[test]

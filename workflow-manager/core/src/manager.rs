@@ -361,8 +361,7 @@ impl WorkflowManager {
             // index keyed by them instead of on a random page of it.
             let mut id = uuid::Uuid::now_v7().to_string();
             if !req.id_suffix.is_empty() {
-                id = format!("{id}-{}", req.id_suffix);
-                id.truncate(80);
+                id = format!("{id}-{}", req.id_suffix).chars().take(80).collect();
             }
             id
         };

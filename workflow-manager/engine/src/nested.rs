@@ -236,6 +236,44 @@ fn start_answer(info: &ExecutionInfo) -> Value {
 }
 
 impl Nested {
+    /// A child's number. The store is read again a few times before a read error fails the
+    /// task (`States.Runtime` is not caught, so one transient error must not end the parent).
+    async fn child_id(&self, engine: &Engine, handle: &str) -> Result<i64, IntegrationFailure> {
+        let mut attempt = 0;
+        loop {
+            let child = handle.to_string();
+            match crate::runtime::blocking(&engine.rt.db, move |db| db.execution(&child)).await {
+                Ok(Some(row)) => return Ok(row.id),
+                Ok(None) => {
+                    return Err(failure(
+                        "States.TaskFailed",
+                        format!("the execution '{handle}' does not exist"),
+                    ))
+                }
+                Err(e) if attempt >= 10 => return Err(failure("States.Runtime", e.to_string())),
+                Err(_) => attempt += 1,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A child's description, read again a few times on a read error.
+    async fn describe_child(
+        &self,
+        engine: &Engine,
+        handle: &str,
+    ) -> Result<ExecutionInfo, IntegrationFailure> {
+        let mut attempt = 0;
+        loop {
+            match engine.describe_execution(handle).await {
+                Ok(info) => return Ok(info),
+                Err(EngineError::Storage(_)) if attempt < 10 => attempt += 1,
+                Err(e) => return Err(optimized_error(e)),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     async fn start(
         &self,
         call: &CallContext<'_>,
@@ -408,29 +446,24 @@ impl ServiceIntegration for Nested {
         );
         loop {
             let engine = self.engine()?;
-            let child = handle.to_string();
-            let row = crate::runtime::blocking(&engine.rt.db, move |db| db.execution(&child))
-                .await
-                .map_err(|e| failure("States.Runtime", e.to_string()))?
-                .ok_or_else(|| {
-                    failure(
-                        "States.TaskFailed",
-                        format!("the execution '{handle}' does not exist"),
-                    )
-                })?;
-            // Subscribed before reading the status again: an end in between is not missed.
-            let ended = engine.rt.when_ended(row.id);
-            let info = engine
-                .describe_execution(handle)
-                .await
-                .map_err(optimized_error)?;
+            let id = self.child_id(&engine, handle).await?;
+            // Subscribed before reading the status: an end in between is not missed.
+            let ended = engine.rt.when_ended(id);
+            let info = self.describe_child(&engine, handle).await?;
             if info.status != "RUNNING" {
+                drop(ended);
+                engine.rt.forget_gone_waiters(id);
                 return sync_result(&info, json_values);
             }
             drop(engine);
             // The sender goes only when the engine halts (this task is then dropped too).
             if ended.await.is_err() {
                 std::future::pending::<()>().await;
+            }
+            let engine = self.engine()?;
+            let info = self.describe_child(&engine, handle).await?;
+            if info.status != "RUNNING" {
+                return sync_result(&info, json_values);
             }
         }
     }

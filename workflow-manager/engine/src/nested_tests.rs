@@ -131,6 +131,7 @@ async fn sync_and_sync2_give_the_childs_description() {
         .await
         .expect("child");
     assert_eq!(started.input, r#"{"s": 2}"#, "JSON text is passed as it is");
+    assert_eq!(e.rt.waiting_for_ends(), 0, "no waiter is left behind");
 }
 
 #[tokio::test]
@@ -252,6 +253,7 @@ async fn stopping_the_parent_stops_a_sync_child() {
         .expect("stop");
     let c = tests_support_wait(&e, &child_arn).await;
     assert_eq!(c.status, "ABORTED");
+    assert_eq!(e.rt.waiting_for_ends(), 0, "no waiter is left behind");
 }
 
 #[tokio::test]

@@ -240,6 +240,23 @@ impl Runtime {
         rx
     }
 
+    /// How many executions have someone waiting for their end.
+    pub fn waiting_for_ends(&self) -> usize {
+        lock(&self.end_waiters).len()
+    }
+
+    /// Drops the waiters of an execution that went away (an ended execution's list is
+    /// removed when it ends; one that ended before a waiter came keeps the waiter until now).
+    pub fn forget_gone_waiters(&self, execution: i64) {
+        let mut waiters = lock(&self.end_waiters);
+        if let Some(list) = waiters.get_mut(&execution) {
+            list.retain(|w| !w.is_closed());
+            if list.is_empty() {
+                waiters.remove(&execution);
+            }
+        }
+    }
+
     fn me(&self) -> Option<Arc<Runtime>> {
         self.me.get().and_then(|w| w.upgrade())
     }
