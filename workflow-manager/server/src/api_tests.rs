@@ -761,7 +761,7 @@ async fn operators_cancel_resolve_and_resume() {
     assert_eq!(cancelled["jobs"][0]["status"], "aborted_by_user");
     assert!(matches!(
         app.engine.send_task_success(&task.task_token, "{}").await,
-        Err(wfm_engine::EngineError::InvalidToken(_))
+        Err(wfm_engine::EngineError::TaskTimedOut(_))
     ));
 }
 
