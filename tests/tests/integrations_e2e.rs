@@ -82,6 +82,8 @@ fn definitions() -> tempfile::TempDir {
         r#"functions:
   - name: double
     command: [python3, -c, "import json,sys; e=json.loads(sys.argv[-1]); print(json.dumps({'n': e['n'] * 2}))"]
+  - name: default--triple
+    command: [python3, -c, "import json,sys; e=json.loads(sys.argv[-1]); print(json.dumps({'n': e['n'] * 3}))"]
   - name: flaky
     command: [python3, -c, "import json,os,sys; m='flaky.marker'; first=not os.path.exists(m); open(m,'a').close(); print(json.dumps({'errorType': 'Flaky', 'errorMessage': 'first call'}) if first else json.dumps({'ok': True})); sys.exit(1 if first else 0)"]
 "#,
@@ -221,7 +223,9 @@ async fn a_rest_workflow_calls_every_integration() {
                        "ResultSelector": {"n.$": "$.Payload.n"}, "ResultPath": "$.doubled", "Next": "Flaky"},
             "Flaky": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:flaky",
                       "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 1, "MaxAttempts": 2}],
-                      "ResultPath": "$.flaky", "Next": "Call"},
+                      "ResultPath": "$.flaky", "Next": "Triple"},
+            "Triple": {"Type": "Task", "Resource": "lambda:triple", "Parameters": {"n": 5},
+                       "ResultPath": "$.tripled", "Next": "Call"},
             "Call": {"Type": "Task", "Resource": "arn:aws:states:::http:invoke",
                      "Parameters": {"ApiEndpoint": format!("{}/things", http.url), "Method": "POST",
                                     "RequestBody": {"v.$": "$.value"}},
@@ -257,6 +261,11 @@ async fn a_rest_workflow_calls_every_integration() {
     assert_eq!(out["answer"], json!({"answered": "hello"}));
     assert_eq!(out["doubled"], json!({"n": 42}));
     assert_eq!(out["flaky"], json!({"ok": true}), "retried once");
+    assert_eq!(
+        out["tripled"],
+        json!({"n": 15}),
+        "lambda:NAME is NAMESPACE--NAME"
+    );
     assert_eq!(out["http"], json!({"status": 200, "body": {"seen": 1}}));
     assert_eq!(out["childFailed"]["Error"], "States.TaskFailed");
     let cause: Value =

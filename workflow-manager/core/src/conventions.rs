@@ -7,6 +7,8 @@
 //!   JobDefinition of the state resource (namespace, NAME), the JobQueue of the workflow (the
 //!   manager passes it in the execution input as [`JOB_QUEUE_FIELD`]) and the workflow id as
 //!   JobName; the state's input reaches the container as `WORKFLOW_INPUT`;
+//! - `lambda:NAME` becomes the Lambda function `arn:aws:lambda:REGION:ACCOUNT:function:namespace--NAME`
+//!   (Clever's short form; the Task's input is the function's payload, its result the output);
 //! - `workflow:NAME` (or `workflow:NAME:VERSION`) starts the workflow definition NAME (its
 //!   latest version, or VERSION) as a child workflow in the same namespace and queue, through
 //!   `arn:aws:states:::states:startExecution.sync:2` ([`workflow_resource`]): the child's name
@@ -79,6 +81,13 @@ pub fn command_terminated_retrier() -> wfm_asl::definition::Retrier {
 /// The Batch job definition name of a `batch:NAME` resource, if it is one.
 pub fn batch_resource(resource: &str) -> Option<&str> {
     resource.strip_prefix("batch:").filter(|n| !n.is_empty())
+}
+
+/// The function name of a `lambda:NAME` resource (Clever's short form), if it is one.
+pub fn lambda_resource(resource: &str) -> Option<&str> {
+    resource
+        .strip_prefix("lambda:")
+        .filter(|n| !n.is_empty() && !n.contains(':'))
 }
 
 /// The definition (name, version; `None` for the latest) a `workflow:NAME[:VERSION]`
@@ -365,6 +374,14 @@ pub fn expand_for_namespace(
                 if let Some(r) = &task.resource {
                     if is_short_resource(r) {
                         task.resource = Some(activity_arn(&activity_name(namespace, r)));
+                    } else if let Some(name) = lambda_resource(r) {
+                        // Clever's short form: the function `namespace--NAME` of the account
+                        // and region activities are in.
+                        task.resource = Some(
+                            activity_arn(&activity_name(namespace, name))
+                                .replacen(":states:", ":lambda:", 1)
+                                .replacen(":activity:", ":function:", 1),
+                        );
                     }
                 }
             }
@@ -487,6 +504,24 @@ mod tests {
             "prod--my-flow--3--Start-Here"
         );
         assert_eq!(state_machine_name(&"x".repeat(100), 0, "n", "s").len(), 80);
+    }
+
+    #[test]
+    fn a_lambda_short_resource_names_the_namespaced_function() {
+        let m: StateMachine = serde_json::from_value(json!({"StartAt": "L", "States": {
+            "L": {"Type": "Task", "Resource": "lambda:resize", "End": true}}}))
+        .expect("machine");
+        let arn = |n: &str| format!("arn:aws:states:us-west-2:111122223333:activity:{n}");
+        let out = expand_for_namespace(&m, "media", &arn);
+        let Some(State::Task(t)) = out.states.get("L") else {
+            panic!("a task")
+        };
+        assert_eq!(
+            t.resource.as_deref(),
+            Some("arn:aws:lambda:us-west-2:111122223333:function:media--resize")
+        );
+        assert_eq!(lambda_resource("lambda:"), None);
+        assert_eq!(lambda_resource("lambda:a:b"), None);
     }
 
     #[test]
