@@ -3,10 +3,12 @@
 //! Invoke API (a hand-written fake: no emulator runs here); functions of `functions.yaml` run
 //! as local commands. The HTTP Task calls a local HTTP server started by the test.
 
+mod common;
+
+use common::{aws_at, output, run};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -15,8 +17,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 use wfm_aws_integrations::http_task::{ApiKey, Connection};
-use wfm_aws_integrations::{register, Aws, HttpPolicy, LocalFunctions};
-use wfm_engine::{Engine, EngineConfig, ExecutionInfo};
+use wfm_aws_integrations::{register, HttpPolicy, LocalFunctions};
+use wfm_engine::{Engine, EngineConfig};
 
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -73,41 +75,6 @@ async fn invoke(
         )
             .into_response(),
     }
-}
-
-fn aws_at(endpoint: &str) -> Arc<Aws> {
-    Arc::new(Aws::at_endpoint(endpoint, "us-east-1", "test", "test"))
-}
-
-async fn run(e: &Engine, name: &str, states: Value, input: Value) -> ExecutionInfo {
-    let first = states
-        .as_object()
-        .and_then(|m| m.keys().next().cloned())
-        .expect("a state");
-    let def = json!({"StartAt": first, "States": states}).to_string();
-    let sm = e
-        .create_state_machine(name, &def, "arn:aws:iam::123456789012:role/r", "STANDARD")
-        .unwrap_or_else(|err| panic!("{name}: {err}"));
-    let ex = e
-        .start_execution(&sm.arn, Some(name), Some(&input.to_string()))
-        .await
-        .expect("start");
-    for _ in 0..2000 {
-        let d = e
-            .describe_execution(&ex.execution_arn)
-            .await
-            .expect("describe");
-        if d.status != "RUNNING" {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("{name} did not finish");
-}
-
-fn output(d: &ExecutionInfo) -> Value {
-    assert_eq!(d.status, "SUCCEEDED", "{d:?}");
-    serde_json::from_str(d.output.as_deref().unwrap_or("null")).expect("json")
 }
 
 #[tokio::test]

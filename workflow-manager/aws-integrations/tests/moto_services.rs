@@ -4,17 +4,15 @@
 //! travels in an SQS message and is answered by a worker reading the queue, and an `aws-sdk:`
 //! service that is not supported failing with `States.Runtime`.
 
+mod common;
+
+use common::{aws_at, output, run};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use wfm_aws_integrations::{register, Api, Aws, HttpPolicy, LocalFunctions};
 use wfm_emulators::Emulator;
-use wfm_engine::{Engine, EngineConfig, ExecutionInfo};
-
-fn aws_at(endpoint: &str) -> Arc<Aws> {
-    Arc::new(Aws::at_endpoint(endpoint, "us-east-1", "test", "test"))
-}
+use wfm_engine::{Engine, EngineConfig};
 
 struct Setup {
     _moto: Emulator,
@@ -44,38 +42,6 @@ async fn call(aws: &Aws, api: Api, action: &str, parameters: Value) -> Value {
         .await
         .unwrap_or_else(|e| panic!("{action}: {e}"))
         .0
-}
-
-async fn wait(e: &Engine, arn: &str) -> ExecutionInfo {
-    for _ in 0..2000 {
-        let d = e.describe_execution(arn).await.expect("describe");
-        if d.status != "RUNNING" {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("{arn} did not finish");
-}
-
-async fn run(e: &Engine, name: &str, states: Value, input: Value) -> ExecutionInfo {
-    let first = states
-        .as_object()
-        .and_then(|m| m.keys().next().cloned())
-        .expect("a state");
-    let def = json!({"StartAt": first, "States": states}).to_string();
-    let sm = e
-        .create_state_machine(name, &def, "arn:aws:iam::123456789012:role/r", "STANDARD")
-        .unwrap_or_else(|err| panic!("{name}: {err}"));
-    let ex = e
-        .start_execution(&sm.arn, Some(name), Some(&input.to_string()))
-        .await
-        .expect("start");
-    wait(e, &ex.execution_arn).await
-}
-
-fn output(d: &ExecutionInfo) -> Value {
-    assert_eq!(d.status, "SUCCEEDED", "{d:?}");
-    serde_json::from_str(d.output.as_deref().unwrap_or("null")).expect("json")
 }
 
 #[tokio::test]

@@ -64,6 +64,33 @@ fn sfn_config(service: &crate::Running) -> aws_sdk_sfn::Config {
         .build()
 }
 
+/// The reconciliation loop of `manager`, tuned to bring changes back within a fraction of a
+/// second: the sender that stops it, its handle (keep it: dropped, the loop's queue closes)
+/// and its task.
+fn fast_reconcile(
+    manager: &WorkflowManager,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    reconcile::Reconciler,
+    tokio::task::JoinHandle<reconcile::ReconcileStats>,
+) {
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (nudge, sync) = reconcile::spawn(
+        manager.clone(),
+        ReconcileConfig {
+            min_interval: Duration::from_millis(50),
+            max_interval: Duration::from_millis(400),
+            refresh_interval: Duration::from_millis(100),
+            rate: 200.0,
+            burst: 20.0,
+            list_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
+        stop_rx,
+    );
+    (stop, nudge, sync)
+}
+
 /// A second manager, with its own store, running workflows on `service` through
 /// `AwsStepFunctions` (the production backend) over the service's `/sfn` endpoint.
 fn remote_manager(service: &crate::Running, config: &crate::Config) -> WorkflowManager {
@@ -101,20 +128,7 @@ async fn the_aws_sdk_backend_runs_workflows_through_an_sfn_endpoint() {
     crate::loader::load_definitions(&manager, &definitions)
         .await
         .expect("definitions");
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let (_nudge, sync) = reconcile::spawn(
-        manager.clone(),
-        ReconcileConfig {
-            min_interval: Duration::from_millis(50),
-            max_interval: Duration::from_millis(400),
-            refresh_interval: Duration::from_millis(100),
-            rate: 200.0,
-            burst: 20.0,
-            list_interval: Duration::from_millis(100),
-            ..Default::default()
-        },
-        stop_rx,
-    );
+    let (stop, _nudge, sync) = fast_reconcile(&manager);
 
     let ok = manager
         .create_workflow(&request(
@@ -414,20 +428,7 @@ async fn child_workflows_are_learned_from_the_parents_history() {
             .await
             .expect("save");
     }
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let (_nudge, sync) = reconcile::spawn(
-        manager.clone(),
-        ReconcileConfig {
-            min_interval: Duration::from_millis(50),
-            max_interval: Duration::from_millis(400),
-            refresh_interval: Duration::from_millis(100),
-            rate: 200.0,
-            burst: 20.0,
-            list_interval: Duration::from_millis(100),
-            ..Default::default()
-        },
-        stop_rx,
-    );
+    let (stop, _nudge, sync) = fast_reconcile(&manager);
     let root = manager
         .create_workflow(&request("root", json!({})))
         .await

@@ -130,18 +130,16 @@ impl Activities {
             .extend(tasks);
     }
 
-    /// A task is over: it is no longer handed out, and a worker's heartbeat for it is refused.
+    /// A task is over: it is no longer handed out. (What a worker holds of it is let go with
+    /// [`release`](Self::release), which the runtime calls with the heartbeat deadline.)
     pub fn unschedule(&self, activity: &str, task: Ready) {
-        {
-            let mut queues = lock(&self.queues);
-            if let Some(q) = queues.get_mut(activity) {
-                q.ready.remove(&task);
-                if q.is_empty() {
-                    queues.remove(activity);
-                }
+        let mut queues = lock(&self.queues);
+        if let Some(q) = queues.get_mut(activity) {
+            q.ready.remove(&task);
+            if q.is_empty() {
+                queues.remove(activity);
             }
         }
-        lock(&self.held).remove(&(task.1, task.2));
     }
 
     /// Waits up to `wait` for a task of `activity`, or until `stop` turns true. A task handed
