@@ -183,6 +183,14 @@ pub struct MapStateStartedDetails {
     pub length: usize,
 }
 
+/// Details of `MapRunStarted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MapRunStartedDetails {
+    /// The map run's ARN.
+    pub map_run_arn: String,
+}
+
 /// Details of `MapIteration*` events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct MapIterationDetails {
@@ -271,6 +279,12 @@ pub struct HistoryEvent {
     pub map_state_started_event_details: Option<MapStateStartedDetails>,
     #[allow(missing_docs)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_run_started_event_details: Option<MapRunStartedDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_run_failed_event_details: Option<ErrorDetails>,
+    #[allow(missing_docs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map_iteration_started_event_details: Option<MapIterationDetails>,
     #[allow(missing_docs)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -314,6 +328,8 @@ impl HistoryEvent {
             task_submit_failed_event_details: None,
             task_timed_out_event_details: None,
             map_state_started_event_details: None,
+            map_run_started_event_details: None,
+            map_run_failed_event_details: None,
             map_iteration_started_event_details: None,
             map_iteration_succeeded_event_details: None,
             map_iteration_failed_event_details: None,

@@ -9,7 +9,10 @@ use std::time::SystemTime;
 
 use aws_config::SdkConfig;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::http_request::{
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode,
+};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use futures::future::BoxFuture;
@@ -133,6 +136,16 @@ impl Answer {
     }
 }
 
+/// Amazon S3 (REST-XML; signed with a payload hash and single-encoded paths).
+pub const S3: Service = Service {
+    id: "S3",
+    signing_name: "s3",
+    java_name: "Amazon S3",
+    error_prefix: "S3",
+    sdk_name: "S3",
+    generic_exception: "S3Exception",
+};
+
 /// The configuration, and an HTTP client.
 pub struct Aws {
     config: OnceCell<SdkConfig>,
@@ -227,12 +240,19 @@ impl Aws {
             .await
             .map_err(|e| AwsError::Client(format!("cannot load AWS credentials: {e}")))?;
         let identity: Identity = credentials.into();
+        let mut settings = SigningSettings::default();
+        if service == S3 {
+            // S3 signs the path as sent, and wants the payload's hash in a header.
+            settings.percent_encoding_mode = PercentEncodingMode::Single;
+            settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+            settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        }
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&region)
             .name(service.signing_name)
             .time(SystemTime::now())
-            .settings(SigningSettings::default())
+            .settings(settings)
             .build()
             .map_err(|e| AwsError::Client(format!("cannot sign the request: {e}")))?
             .into();

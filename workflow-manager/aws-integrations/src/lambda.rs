@@ -185,7 +185,7 @@ impl LocalFunctions {
             .ok()
             .filter(|v: &Value| v.get("errorType").is_some() || v.get("errorMessage").is_some());
         let payload = match reported {
-            Some(v) => with_request_id(v).to_string(),
+            Some(v) => runtime_text(&with_request_id(v)),
             None => {
                 let stderr = String::from_utf8_lossy(&output.stderr);
                 let message = stderr
@@ -198,7 +198,7 @@ impl LocalFunctions {
                     .unwrap_or_else(|| {
                         format!("the function's command exited with {}", output.status)
                     });
-                json!({"errorType": "Unhandled", "errorMessage": message}).to_string()
+                runtime_text(&json!({"errorMessage": message, "errorType": "Unhandled"}))
             }
         };
         Ok(Invoked {
@@ -235,6 +235,49 @@ fn with_request_id(report: Value) -> Value {
     Value::Object(out)
 }
 
+/// JSON as Lambda's runtimes write an error report (Python's `json.dumps`: `", "` and `": "`
+/// between items), which the legacy function-ARN form passes on verbatim as the cause.
+fn runtime_text(report: &Value) -> String {
+    /// `serde_json`'s compact output with a space after each `,` and `:`.
+    struct Spaced;
+    impl serde_json::ser::Formatter for Spaced {
+        fn begin_array_value<W: ?Sized + std::io::Write>(
+            &mut self,
+            w: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                w.write_all(b", ")
+            }
+        }
+        fn begin_object_key<W: ?Sized + std::io::Write>(
+            &mut self,
+            w: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                w.write_all(b", ")
+            }
+        }
+        fn begin_object_value<W: ?Sized + std::io::Write>(
+            &mut self,
+            w: &mut W,
+        ) -> std::io::Result<()> {
+            w.write_all(b": ")
+        }
+    }
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Spaced);
+    match serde::Serialize::serialize(report, &mut ser) {
+        Ok(()) => String::from_utf8(out).unwrap_or_else(|_| report.to_string()),
+        Err(_) => report.to_string(),
+    }
+}
+
 /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`, `ACCOUNT:function:NAME` or
 /// `NAME[:QUALIFIER]` → `NAME`.
 pub fn function_name(function: &str) -> &str {
@@ -242,6 +285,15 @@ pub fn function_name(function: &str) -> &str {
         return rest.split(':').next().unwrap_or(rest);
     }
     function.split(':').next().unwrap_or(function)
+}
+
+/// How a function error's payload becomes the task's cause.
+#[derive(Debug, Clone, Copy)]
+enum CauseText {
+    /// JSON re-serialized compactly (`lambda:invoke`).
+    Compact,
+    /// The payload's text as the function wrote it (a function ARN as the resource).
+    Verbatim,
 }
 
 /// What an invocation gave.
@@ -259,20 +311,27 @@ impl Invoked {
         serde_json::from_str(&self.payload).unwrap_or_else(|_| json!(self.payload))
     }
 
-    /// A function error fails the task: its error type, and the payload as the cause.
-    fn check(self) -> Result<Self, IntegrationFailure> {
+    /// A function error fails the task: its error type, and the payload as the cause. The
+    /// optimized integration re-serializes a JSON payload compactly; the legacy form passes
+    /// the payload's text on as the function wrote it (both as Step Functions does).
+    fn check(self, text: CauseText) -> Result<Self, IntegrationFailure> {
         if self.function_error.is_none() {
             return Ok(self);
         }
-        let error = serde_json::from_str::<Value>(&self.payload)
-            .ok()
+        let parsed = serde_json::from_str::<Value>(&self.payload).ok();
+        let error = parsed
+            .as_ref()
             .and_then(|v| {
                 v.get("errorType")
                     .and_then(Value::as_str)
                     .map(str::to_string)
             })
             .unwrap_or_else(|| "Lambda.Unknown".into());
-        Err(failure(error, self.payload))
+        let cause = match (text, parsed) {
+            (CauseText::Compact, Some(v)) => v.to_string(),
+            _ => self.payload,
+        };
+        Err(failure(error, cause))
     }
 }
 
@@ -467,7 +526,10 @@ impl ServiceIntegration for LambdaIntegration {
     ) -> Result<Submitted, IntegrationFailure> {
         match Self::form(resource) {
             Some(Form::Optimized) => {
-                let invoked = self.invoke(request(parameters)?).await?.check()?;
+                let invoked = self
+                    .invoke(request(parameters)?)
+                    .await?
+                    .check(CauseText::Compact)?;
                 let mut out = json!({
                     "ExecutedVersion": invoked.version,
                     "Payload": invoked.payload_value(),
@@ -488,7 +550,7 @@ impl ServiceIntegration for LambdaIntegration {
                     payload: parameters.to_string().into_bytes(),
                     headers: vec![],
                 };
-                let invoked = self.invoke(r).await?.check()?;
+                let invoked = self.invoke(r).await?.check(CauseText::Verbatim)?;
                 Ok(Submitted {
                     handle: String::new(),
                     output: invoked.payload_value(),
@@ -541,7 +603,7 @@ mod tests {
             .run(f.command("echo").expect("echo"), r#"{"a":1}"#)
             .await
             .expect("ran")
-            .check()
+            .check(CauseText::Compact)
             .ok()
             .map(|i| i.payload_value());
         assert_eq!(ok, Some(json!({"a": 1})));
@@ -552,7 +614,7 @@ mod tests {
             )
             .await
             .expect("ran")
-            .check()
+            .check(CauseText::Compact)
             .err()
             .expect("a function error");
         assert_eq!(err.error, "ValueError");
@@ -562,5 +624,20 @@ mod tests {
             err.cause
         );
         assert!(err.cause.contains("\"requestId\":"), "{}", err.cause);
+        // The legacy form passes the runtime's text on: Python's separators.
+        let verbatim = f
+            .run(f.command("boom").expect("boom"), "{}")
+            .await
+            .expect("ran")
+            .check(CauseText::Verbatim)
+            .err()
+            .expect("a function error");
+        assert!(
+            verbatim
+                .cause
+                .starts_with(r#"{"errorType": "ValueError", "requestId": ""#),
+            "{}",
+            verbatim.cause
+        );
     }
 }

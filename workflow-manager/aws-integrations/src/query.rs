@@ -63,13 +63,27 @@ fn flatten(name: &str, prefix: &str, v: &Value, out: &mut Vec<(String, String)>)
 
 /// An XML element read into a tree.
 #[derive(Debug, Default)]
-struct Element {
-    name: String,
-    text: String,
-    children: Vec<Element>,
+pub(crate) struct Element {
+    /// The local name.
+    pub name: String,
+    /// The text inside.
+    pub text: String,
+    /// The elements inside, in order.
+    pub children: Vec<Element>,
 }
 
-fn parse(xml: &[u8]) -> Result<Element, String> {
+impl Element {
+    /// The text of the first child named `name`.
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.children
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.text.as_str())
+    }
+}
+
+/// Reads an XML document into a tree: its root element.
+pub(crate) fn parse(xml: &[u8]) -> Result<Element, String> {
     let mut reader = Reader::from_reader(xml);
     reader.config_mut().trim_text(true);
     let mut stack = vec![Element::default()];

@@ -362,7 +362,7 @@ impl ServiceIntegration for UnsupportedSdk {
             "States.Runtime",
             format!(
                 "The AWS SDK integration of the service '{service}' ({resource}) is not supported \
-                 by the embedded engine; supported: sqs, sns, dynamodb, eventbridge, lambda, sfn"
+                 by the embedded engine; supported: sqs, sns, dynamodb, eventbridge, lambda, s3, sfn"
             ),
         ))
     }

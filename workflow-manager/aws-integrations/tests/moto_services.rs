@@ -1,4 +1,4 @@
-//! SQS, SNS, DynamoDB and EventBridge Tasks in the embedded engine against moto's server: the
+//! SQS, SNS, DynamoDB, EventBridge and S3 Tasks in the embedded engine against moto's server: the
 //! optimized integrations' results (with Step Functions' shapes), `aws-sdk:` actions, the
 //! services' errors as Step Functions names them (through Catch), a callback whose token
 //! travels in an SQS message and is answered by a worker reading the queue, and an `aws-sdk:`
@@ -262,11 +262,170 @@ async fn sns_publish_and_eventbridge_put_events() {
     let unsupported = run(
         &s.engine,
         "unsupported",
-        json!({"S3": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:listBuckets",
+        json!({"Glue": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:glue:getJobs",
                       "Parameters": {}, "End": true}}),
         json!({}),
     )
     .await;
     assert_eq!(unsupported.error.as_deref(), Some("States.Runtime"));
-    assert!(unsupported.cause.is_some_and(|c| c.contains("'s3'")));
+    assert!(unsupported.cause.is_some_and(|c| c.contains("'glue'")));
+}
+
+#[tokio::test]
+async fn s3_objects_through_the_sdk_integration() {
+    let Some(s) = setup() else { return };
+    let done = run(
+        &s.engine,
+        "objects",
+        json!({
+            "Create": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:createBucket",
+                       "Parameters": {"Bucket": "data"}, "ResultPath": null, "Next": "Put"},
+            "Put": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
+                    "Parameters": {"Bucket": "data", "Key": "in/a b.json", "Body.$": "$.doc",
+                                   "Metadata": {"Owner": "me"}},
+                    "ResultPath": "$.put", "Next": "PutText"},
+            "PutText": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
+                        "Parameters": {"Bucket": "data", "Key": "in/b.txt", "Body": "plain text"},
+                        "ResultPath": null, "Next": "Get"},
+            "Get": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+                    "Parameters": {"Bucket": "data", "Key": "in/a b.json"},
+                    "ResultPath": "$.got", "Next": "List"},
+            "List": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:listObjectsV2",
+                     "Parameters": {"Bucket": "data", "Prefix": "in/"},
+                     "ResultPath": "$.listed", "Next": "Delete"},
+            "Delete": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:deleteObject",
+                       "Parameters": {"Bucket": "data", "Key": "in/b.txt"},
+                       "ResultPath": null, "Next": "Missing"},
+            "Missing": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:listObjects",
+                        "Parameters": {"Bucket": "no-such-bucket"},
+                        "Catch": [{"ErrorEquals": ["S3.NoSuchBucketException"],
+                                   "ResultPath": "$.caught", "Next": "Done"}],
+                        "Next": "Done"},
+            "Done": {"Type": "Pass", "End": true}}),
+        json!({"doc": ["List", "Data"]}),
+    )
+    .await;
+    let out = output(&done);
+    // The body is the JSON text of a non-string value; S3's checksum of it comes back.
+    assert_eq!(
+        out["put"]["ETag"],
+        json!("\"6b23860357f6e63a0272b7f1143a663a\""),
+        "{out}"
+    );
+    assert_eq!(out["put"]["ChecksumCRC32"], json!("1F2MPA=="), "{out}");
+    assert_eq!(out["got"]["Body"], json!(r#"["List","Data"]"#), "{out}");
+    assert_eq!(out["got"]["ContentLength"], json!(15), "{out}");
+    assert_eq!(out["got"]["Metadata"], json!({"owner": "me"}), "{out}");
+    assert!(out["got"]["LastModified"].is_string(), "{out}");
+    let keys: Vec<&str> = out["listed"]["Contents"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|o| o["Key"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["in/a b.json", "in/b.txt"], "{out}");
+    assert_eq!(out["listed"]["KeyCount"], json!(2), "{out}");
+    assert_eq!(out["listed"]["IsTruncated"], json!(false), "{out}");
+    assert_eq!(out["listed"]["Contents"][1]["Size"], json!(10), "{out}");
+    assert_eq!(
+        out["caught"]["Error"],
+        json!("S3.NoSuchBucketException"),
+        "{out}"
+    );
+    assert!(
+        out["caught"]["Cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("(Service: S3, Status Code: 404, Request ID: ")),
+        "{out}"
+    );
+    // The deleted object is gone.
+    let after = run(
+        &s.engine,
+        "after",
+        json!({"List": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:listObjectsV2",
+                        "Parameters": {"Bucket": "data"}, "End": true}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(output(&after)["KeyCount"], json!(1));
+    // An S3 action that is not carried out fails the execution (States.Runtime), naming it.
+    let refused = run(
+        &s.engine,
+        "refused",
+        json!({"Restore": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:restoreObject",
+                           "Parameters": {"Bucket": "data", "Key": "x"}, "End": true}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(refused.error.as_deref(), Some("States.Runtime"));
+    assert!(refused.cause.is_some_and(|c| c.contains("'restoreObject'")));
+}
+
+#[tokio::test]
+async fn a_distributed_map_reads_its_items_from_s3_and_writes_its_results_there() {
+    let Some(s) = setup() else { return };
+    let done = run(
+        &s.engine,
+        "fanout",
+        json!({
+            "Create": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:createBucket",
+                       "Parameters": {"Bucket": "fan"}, "ResultPath": null, "Next": "Put"},
+            "Put": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
+                    "Parameters": {"Bucket": "fan", "Key": "rows.csv",
+                                   "Body": "id,qty\na,1\nb,2\nc,3\n"},
+                    "ResultPath": null, "Next": "Fan"},
+            "Fan": {"Type": "Map", "Label": "Rows", "MaxConcurrency": 2,
+                    "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                                   "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+                                   "Parameters": {"Bucket": "fan", "Key": "rows.csv"}},
+                    "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                                      "StartAt": "Row", "States": {"Row": {"Type": "Pass", "End": true}}},
+                    "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                                     "Parameters": {"Bucket": "fan", "Prefix": "results"}},
+                    "Next": "Manifest"},
+            "Manifest": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+                         "Parameters": {"Bucket.$": "$.ResultWriterDetails.Bucket",
+                                        "Key.$": "$.ResultWriterDetails.Key"},
+                         "ResultSelector": {"manifest.$": "States.StringToJson($.Body)"},
+                         "End": true}}),
+        json!({}),
+    )
+    .await;
+    let out = output(&done);
+    let manifest = &out["manifest"];
+    assert_eq!(manifest["DestinationBucket"], json!("fan"), "{out}");
+    let results_key = manifest["ResultFiles"]["SUCCEEDED"][0]["Key"]
+        .as_str()
+        .expect("a results file")
+        .to_string();
+    let results = call_s3_get(&s, &results_key).await;
+    let outputs: Vec<Value> = serde_json::from_str::<Value>(&results)
+        .expect("json")
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| serde_json::from_str(r["Output"].as_str().unwrap_or("null")).expect("json"))
+        .collect();
+    assert_eq!(
+        outputs,
+        vec![
+            json!({"id": "a", "qty": "1"}),
+            json!({"id": "b", "qty": "2"}),
+            json!({"id": "c", "qty": "3"})
+        ]
+    );
+}
+
+/// An object's body, through the engine's own S3 integration.
+async fn call_s3_get(s: &Setup, key: &str) -> String {
+    let got = run(
+        &s.engine,
+        &format!("get-{}", key.len()),
+        json!({"Get": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+                       "Parameters": {"Bucket": "fan", "Key": key}, "End": true}}),
+        json!({}),
+    )
+    .await;
+    output(&got)["Body"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }

@@ -269,6 +269,8 @@ impl Engine {
 #[cfg(test)]
 mod callback_tests;
 #[cfg(test)]
+mod distributed_tests;
+#[cfg(test)]
 mod integration_tests;
 #[cfg(test)]
 mod nested_tests;

@@ -88,6 +88,7 @@ impl Step<'_> {
                         CallPhase::AwaitingToken => {}
                     }
                 }
+                self.recover_map_io();
                 Ok(())
             }
             Completion::Timer { seq } => {
@@ -384,7 +385,7 @@ impl Step<'_> {
 
     pub(super) fn submitted(&mut self, seq: u32, result: Result<super::Submission, Failure>) {
         let Some((id, c)) = self.call_frame(seq) else {
-            return;
+            return self.map_io_answered(seq, result);
         };
         if c.phase != CallPhase::Submitting {
             return;

@@ -9,8 +9,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use wfm_asl::history::{
     ActivityScheduledDetails, ActivityStartedDetails, ErrorDetails, ExecutionStartedDetails,
-    MapIterationDetails, MapStateStartedDetails, OutputDetails, PayloadDetails,
-    StateEnteredDetails, StateExitedDetails, TaskDetails,
+    MapIterationDetails, MapRunStartedDetails, MapStateStartedDetails, OutputDetails,
+    PayloadDetails, StateEnteredDetails, StateExitedDetails, TaskDetails,
 };
 use wfm_asl::HistoryEvent;
 
@@ -179,6 +179,14 @@ pub enum Event {
         name: String,
         index: usize,
     },
+    MapRunStarted {
+        map_run_arn: String,
+    },
+    MapRunSucceeded,
+    MapRunFailed {
+        error: Option<String>,
+        cause: Option<String>,
+    },
 }
 
 fn payload() -> Option<PayloadDetails> {
@@ -233,6 +241,9 @@ impl Event {
             Event::MapIterationStarted { .. } => Borrowed("MapIterationStarted"),
             Event::MapIterationSucceeded { .. } => Borrowed("MapIterationSucceeded"),
             Event::MapIterationFailed { .. } => Borrowed("MapIterationFailed"),
+            Event::MapRunStarted { .. } => Borrowed("MapRunStarted"),
+            Event::MapRunSucceeded => Borrowed("MapRunSucceeded"),
+            Event::MapRunFailed { .. } => Borrowed("MapRunFailed"),
         }
     }
 
@@ -361,6 +372,14 @@ impl Event {
             Event::MapStateStarted { length } => {
                 e.map_state_started_event_details = Some(MapStateStartedDetails { length: *length })
             }
+            Event::MapRunStarted { map_run_arn } => {
+                e.map_run_started_event_details = Some(MapRunStartedDetails {
+                    map_run_arn: map_run_arn.clone(),
+                })
+            }
+            Event::MapRunFailed { error, cause } => {
+                e.map_run_failed_event_details = errors(error, cause)
+            }
             Event::MapIterationStarted { name, index } => {
                 e.map_iteration_started_event_details = Some(MapIterationDetails {
                     name: name.clone(),
@@ -383,7 +402,8 @@ impl Event {
             | Event::ParallelStateSucceeded
             | Event::ParallelStateFailed
             | Event::MapStateSucceeded
-            | Event::MapStateFailed => {}
+            | Event::MapStateFailed
+            | Event::MapRunSucceeded => {}
         }
         e
     }
@@ -550,6 +570,21 @@ impl Event {
                     .length,
             },
             "MapStateSucceeded" => Event::MapStateSucceeded,
+            "MapRunStarted" => Event::MapRunStarted {
+                map_run_arn: e
+                    .map_run_started_event_details
+                    .clone()
+                    .unwrap_or_default()
+                    .map_run_arn,
+            },
+            "MapRunSucceeded" => Event::MapRunSucceeded,
+            "MapRunFailed" => {
+                let d = e.map_run_failed_event_details.clone().unwrap_or_default();
+                Event::MapRunFailed {
+                    error: d.error,
+                    cause: d.cause,
+                }
+            }
             "MapStateFailed" => Event::MapStateFailed,
             "MapIterationStarted" | "MapIterationSucceeded" | "MapIterationFailed" => {
                 let d = e

@@ -140,6 +140,12 @@ pub struct Fanout {
     /// A Map's items and effective input (stored once, as a row of its own).
     #[serde(skip)]
     pub items: Option<Arc<MapItems>>,
+    /// The slots of iterations that failed within tolerance (a result writer lists them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_slots: Vec<u32>,
+    /// A Distributed Map's run id (the last part of its map run ARN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_run: Option<String>,
 }
 
 /// What a Map's iterations are made from.
@@ -149,6 +155,44 @@ pub struct MapItems {
     pub items: Vec<Value>,
     /// The Map state's effective input (its ItemSelector reads it).
     pub effective: Value,
+    /// The items are iterations' inputs already (batches of selected items).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prepared: bool,
+}
+
+/// A Distributed Map's call to read its items or write its results (through the integration
+/// registry, like a Task's call, but with no Task events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapIo {
+    /// The call's number (from the execution's sequence).
+    pub seq: u32,
+    /// The resource ARN (`arn:aws:states:::s3:getObject`, ...).
+    pub resource: String,
+    /// Its parameters.
+    pub parameters: Value,
+    /// What the call is part of.
+    pub step: MapIoStep,
+}
+
+/// What a Distributed Map's call is part of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MapIoStep {
+    /// Reading the items (a listing page by page).
+    Read {
+        /// How the answers become items.
+        config: super::states::map_io::ReaderConfig,
+        /// The items of the pages read so far.
+        items: Vec<Value>,
+    },
+    /// Writing the result files, one at a time.
+    Write {
+        /// The bucket.
+        bucket: String,
+        /// The files still to write after this one (key, body).
+        files: Vec<(String, String)>,
+        /// The Map's output once they are written.
+        output: Value,
+    },
 }
 
 /// How far a frame's current state has got.
@@ -168,6 +212,8 @@ pub enum Stage {
     Call(CallWait),
     /// Waiting for its branches or iterations.
     Fanout(Fanout),
+    /// A Distributed Map reading its items or writing its results.
+    MapIo(MapIo),
 }
 
 /// One thread of control: the top level, a Parallel branch or a Map iteration.
@@ -261,6 +307,7 @@ impl Stage {
                 .into_iter()
                 .flatten()
                 .collect(),
+            Stage::MapIo(io) => vec![io.seq],
             _ => Vec::new(),
         }
     }

@@ -35,7 +35,23 @@ impl Step<'_> {
             started_event: started,
             results: vec![None; plan.total as usize],
             items: plan.items.clone(),
+            failed_slots: Vec::new(),
+            map_run: None,
         };
+        // A Distributed Map's iterations are a map run.
+        let map_run = self.map_run_arns_for(id, None);
+        let fan = Fanout {
+            map_run: map_run.as_ref().map(|a| a.id.clone()),
+            ..fan
+        };
+        if let Some(arns) = map_run {
+            self.emit(
+                id,
+                Event::MapRunStarted {
+                    map_run_arn: arns.map_run,
+                },
+            );
+        }
         if let Some(items) = &plan.items {
             self.exec.changes.items.push((id, items.clone()));
         }
@@ -199,6 +215,7 @@ impl Step<'_> {
                         };
                     return self.fanout_failed(parent, failure);
                 }
+                fan.failed_slots.push(slot);
                 f.output()
             }
         };
@@ -238,6 +255,24 @@ impl Step<'_> {
         };
         let is_map = fan.items.is_some();
         self.exec.changes.fanouts_ended.push(id);
+        let results: Vec<Value> = fan
+            .results
+            .iter()
+            .map(|r| r.clone().unwrap_or(Value::Null))
+            .collect();
+        // A ResultWriter writes the results first (the map run and the state succeed after).
+        if is_map {
+            match self.begin_write(id, &fan, &results) {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(f) => {
+                    self.map_run_ended(id, &fan, Some(&f));
+                    self.emit(id, Event::MapStateFailed);
+                    return self.state_failed(id, f);
+                }
+            }
+            self.map_run_ended(id, &fan, None);
+        }
         self.emit(
             id,
             if is_map {
@@ -246,11 +281,6 @@ impl Step<'_> {
                 Event::ParallelStateSucceeded
             },
         );
-        let results: Vec<Value> = fan
-            .results
-            .into_iter()
-            .map(|r| r.unwrap_or(Value::Null))
-            .collect();
         let work = self
             .view(id)
             .map(|v| states::fanout_finish(&v, Value::Array(results)));
@@ -263,6 +293,9 @@ impl Step<'_> {
 
     /// A branch failed (or too many iterations): the others are withdrawn.
     pub(super) fn fanout_failed(&mut self, id: FrameId, failure: Failure) {
+        if let Some(Stage::Fanout(fan)) = self.exec.frames.get(&id).map(|f| f.stage.clone()) {
+            self.map_run_ended(id, &fan, Some(&failure));
+        }
         self.abort_children(id);
         let is_map = matches!(self.node_of(id).map(|n| n.kind), Some(StateKind::Map));
         self.exec.changes.fanouts_ended.push(id);

@@ -253,6 +253,7 @@ impl Step<'_> {
             }
             Work::Activity(a) => self.schedule_activity(id, a),
             Work::Call(c) => self.call(id, c),
+            Work::ReadItems(plan) => self.begin_read(id, plan),
             Work::Fanout(plan) => self.begin_fanout(id, plan),
         }
     }
@@ -422,6 +423,11 @@ impl Step<'_> {
                     self.command(Command::CancelTimer(t));
                 }
             }
+            Stage::MapIo(io) => self.command(Command::EndCall {
+                seq: io.seq,
+                resource: io.resource.clone(),
+                cancel: None,
+            }),
             _ => {}
         }
     }

@@ -13,6 +13,7 @@ pub mod compiled;
 mod completions;
 mod context;
 mod dataflow;
+mod distributed;
 pub mod event;
 pub mod execution;
 mod fanout;

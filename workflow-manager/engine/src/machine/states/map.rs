@@ -1,7 +1,9 @@
-//! `Map` (inline): the items (`ItemsPath`, or JSONata `Items`), each turned into an iteration's
-//! input by `ItemSelector` (or the legacy `Parameters`) with `$$.Map.Item`, run by the
-//! processor at most `MaxConcurrency` at a time, with `ToleratedFailureCount` and
-//! `ToleratedFailurePercentage`; the output is the array of the iterations' outputs.
+//! `Map`: the items (`ItemsPath`, JSONata `Items`, or what a Distributed Map's `ItemReader`
+//! read), each turned into an iteration's input by `ItemSelector` (or the legacy `Parameters`)
+//! with `$$.Map.Item` and, with an `ItemBatcher`, grouped into batches; run by the processor
+//! at most `MaxConcurrency` at a time, with `ToleratedFailureCount` and
+//! `ToleratedFailurePercentage`; the output is the array of the iterations' outputs (or,
+//! with a `ResultWriter`, where they were written).
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use serde_json::{json, Value};
 use wfm_asl::path::{expand_template, select, Context};
 use wfm_asl::State;
 
+use super::map_io;
 use super::{Plan, View, Work};
 use crate::machine::context;
 use crate::machine::dataflow::{effective_input, Bindings, Fields};
@@ -73,16 +76,17 @@ pub fn run(v: &View<'_>) -> Result<Work, Failure> {
     let State::Map(s) = &v.node.state else {
         return Err(v.runtime("not a Map state"));
     };
-    if s.item_reader.is_some() {
-        return Err(v.runtime(
-            "distributed Map states with an ItemReader are not supported by the embedded engine yet",
-        ));
-    }
     let raw = &v.frame.input;
     let part = v.state_part(None);
     let ctx = v.ctx(&part);
     let f = Fields::of(&v.node.state);
     let effective = effective_input(&f, v.node.jsonata, raw, &ctx).map_err(|e| v.flow(e))?;
+    // A Distributed Map's reader reads the items first (ItemsPath is not applied to them).
+    if let Some(reader) = &s.item_reader {
+        return Ok(Work::ReadItems(map_io::read_plan(
+            v, reader, &effective, &ctx,
+        )?));
+    }
     let items_value = if v.node.jsonata {
         match &s.items {
             Some(t) => {
@@ -125,6 +129,30 @@ pub fn run(v: &View<'_>) -> Result<Work, Failure> {
             )),
         ));
     };
+    plan(v, items, effective, &ctx)
+}
+
+/// The iterations of the items an `ItemReader` read.
+pub fn with_items(v: &View<'_>, items: Vec<Value>) -> Result<Work, Failure> {
+    let part = v.state_part(None);
+    let ctx = v.ctx(&part);
+    let f = Fields::of(&v.node.state);
+    let effective =
+        effective_input(&f, v.node.jsonata, &v.frame.input, &ctx).map_err(|e| v.flow(e))?;
+    plan(v, items, effective, &ctx)
+}
+
+/// The fanout over `items`: concurrency, tolerance and (with an `ItemBatcher`) batches.
+fn plan(
+    v: &View<'_>,
+    items: Vec<Value>,
+    effective: Value,
+    ctx: &Context<'_>,
+) -> Result<Work, Failure> {
+    let State::Map(s) = &v.node.state else {
+        return Err(v.runtime("not a Map state"));
+    };
+    let ctx = *ctx;
     let max_concurrency = number(v, ctx, s.max_concurrency.as_ref(), "MaxConcurrency")?;
     let max_concurrency = integer_field(
         v,
@@ -180,6 +208,17 @@ pub fn run(v: &View<'_>) -> Result<Work, Failure> {
     if s.processor().is_none() {
         return Err(v.runtime("a Map state needs an ItemProcessor"));
     }
+    // Batches are made of items through the ItemSelector; each batch is an iteration's input.
+    let (items, prepared) = if s.item_batcher.is_some() {
+        let selected = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| select_item(v, item, i as u32, &effective))
+            .collect::<Result<Vec<_>, _>>()?;
+        (map_io::batches(v, selected, &effective, &ctx)?, true)
+    } else {
+        (items, false)
+    };
     let total = items.len() as u32;
     let limit = match max_concurrency {
         Some(n) if n > 0 => n.min(i64::from(u32::MAX)) as u32,
@@ -189,7 +228,11 @@ pub fn run(v: &View<'_>) -> Result<Work, Failure> {
         total,
         limit,
         branch_input: None,
-        items: Some(Arc::new(MapItems { items, effective })),
+        items: Some(Arc::new(MapItems {
+            items,
+            effective,
+            prepared,
+        })),
         tolerated_count,
         tolerated_percentage,
     }))
@@ -198,13 +241,26 @@ pub fn run(v: &View<'_>) -> Result<Work, Failure> {
 /// The input of iteration `index`: its item through the ItemSelector, which sees
 /// `$$.Map.Item`.
 pub fn iteration_input(v: &View<'_>, items: &MapItems, index: u32) -> Result<Value, Failure> {
-    let State::Map(s) = &v.node.state else {
-        return Err(v.runtime("not a Map state"));
-    };
     let value = items
         .items
         .get(index as usize)
         .ok_or_else(|| v.runtime(format!("the Map has no item {index}")))?;
+    if items.prepared {
+        return Ok(value.clone());
+    }
+    select_item(v, value, index, &items.effective)
+}
+
+/// An item through the ItemSelector (which sees `$$.Map.Item`).
+fn select_item(
+    v: &View<'_>,
+    value: &Value,
+    index: u32,
+    effective: &Value,
+) -> Result<Value, Failure> {
+    let State::Map(s) = &v.node.state else {
+        return Err(v.runtime("not a Map state"));
+    };
     let Some(template) = s.item_selector.as_ref().or(s.parameters.as_ref()) else {
         return Ok(value.clone());
     };
@@ -216,6 +272,6 @@ pub fn iteration_input(v: &View<'_>, items: &MapItems, index: u32) -> Result<Val
             .eval(template, "ItemSelector")
             .map_err(|e| v.flow(e))
     } else {
-        expand_template(template, &items.effective, &ctx).map_err(|e| v.runtime(e))
+        expand_template(template, effective, &ctx).map_err(|e| v.runtime(e))
     }
 }

@@ -5,6 +5,7 @@
 pub mod choice;
 pub mod fail;
 pub mod map;
+pub mod map_io;
 pub mod parallel;
 pub mod pass;
 pub mod succeed;
@@ -146,6 +147,8 @@ pub enum Work {
     ScheduleFailed(Failure),
     /// Call a service integration.
     Call(CallPlan),
+    /// A Distributed Map reads its items first.
+    ReadItems(map_io::ReadPlan),
     /// Run branches or iterations.
     Fanout(Plan),
 }
