@@ -427,9 +427,7 @@ pub async fn sdk_call(
     parameters: &Value,
 ) -> Result<(Value, Answer), AwsError> {
     if action != "Invoke" {
-        return Err(AwsError::Client(format!(
-            "The action '{action}' of the service 'lambda' is not supported by the embedded engine (only Invoke)"
-        )));
+        return read_call(aws, action, parameters).await;
     }
     let r = request(parameters).map_err(|f| AwsError::Client(f.cause))?;
     let invoked = invoke_remote(
@@ -454,6 +452,70 @@ pub async fn sdk_call(
         body: vec![],
     });
     Ok((out, answer))
+}
+
+/// The Lambda actions besides Invoke that `aws-sdk:lambda:` carries out (Lambda's REST
+/// paths; the answers are already in the SDK's PascalCase shapes).
+pub const READ_ACTIONS: [&str; 6] = [
+    "ListFunctions",
+    "GetFunction",
+    "GetFunctionConfiguration",
+    "ListVersionsByFunction",
+    "ListAliases",
+    "GetAlias",
+];
+
+/// A read-only Lambda action.
+async fn read_call(
+    aws: &Aws,
+    action: &str,
+    parameters: &Value,
+) -> Result<(Value, Answer), AwsError> {
+    let text = |field: &str| parameters.get(field).and_then(Value::as_str);
+    let function = || {
+        text("FunctionName")
+            .map(encode_path)
+            .ok_or_else(|| AwsError::Client("FunctionName is required".into()))
+    };
+    let mut query: Vec<String> = Vec::new();
+    for (field, name) in [("Marker", "Marker"), ("Qualifier", "Qualifier")] {
+        if let Some(v) = text(field) {
+            query.push(format!("{name}={}", encode_path(v)));
+        }
+    }
+    if let Some(n) = parameters.get("MaxItems").and_then(Value::as_i64) {
+        query.push(format!("MaxItems={n}"));
+    }
+    let path = match action {
+        "ListFunctions" => "/2015-03-31/functions/".to_string(),
+        "GetFunction" => format!("/2015-03-31/functions/{}", function()?),
+        "GetFunctionConfiguration" => {
+            format!("/2015-03-31/functions/{}/configuration", function()?)
+        }
+        "ListVersionsByFunction" => format!("/2015-03-31/functions/{}/versions", function()?),
+        "ListAliases" => format!("/2015-03-31/functions/{}/aliases", function()?),
+        "GetAlias" => format!(
+            "/2015-03-31/functions/{}/aliases/{}",
+            function()?,
+            encode_path(text("Name").unwrap_or_default())
+        ),
+        other => {
+            return Err(AwsError::Client(format!(
+                "The action '{other}' of the service 'lambda' is not supported by the embedded engine"
+            )))
+        }
+    };
+    let path = if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", query.join("&"))
+    };
+    let answer = aws.send(LAMBDA, "GET", &path, &[], vec![]).await?;
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    if answer.status >= 300 {
+        return Err(crate::aws::json_error(&body, &answer));
+    }
+    Ok((body, answer))
 }
 
 /// How a Lambda Task names its function.

@@ -324,6 +324,19 @@ impl ServiceIntegration for Sdk {
         } else {
             parameters.clone()
         };
+        if self.api == Api::Lambda
+            && action != "invoke"
+            && !crate::lambda::READ_ACTIONS.contains(&pascal(&action).as_str())
+        {
+            return Err(failure(
+                "States.Runtime",
+                format!(
+                    "The action '{action}' of the service 'lambda' ({resource}) is not supported \
+                     by the embedded engine; supported: invoke, {}",
+                    crate::lambda::READ_ACTIONS.join(", ")
+                ),
+            ));
+        }
         let service = self.api.service();
         let (result, _) = self
             .api

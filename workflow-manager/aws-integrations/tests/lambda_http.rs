@@ -83,6 +83,12 @@ async fn lambda_through_the_invoke_api_and_local_functions() {
     let lambda = serve(
         Router::new()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+            .route(
+                "/2015-03-31/functions/{name}",
+                get(|Path(name): Path<String>| async move {
+                    axum::Json(json!({"Configuration": {"FunctionName": name, "Runtime": "python3.12"}}))
+                }),
+            )
             .with_state(calls.clone()),
     )
     .await;
@@ -160,6 +166,31 @@ async fn lambda_through_the_invoke_api_and_local_functions() {
     );
     assert!(out["missing"]["Cause"].as_str().is_some_and(|c| c
         .contains("(Service: AWSLambda; Status Code: 404; Error Code: ResourceNotFoundException")));
+
+    // aws-sdk:lambda: reads beyond Invoke; an action that is not carried out is
+    // States.Runtime, naming it.
+    let read = run(
+        &e,
+        "read",
+        json!({"Get": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:lambda:getFunction",
+                       "Parameters": {"FunctionName": "echo"}, "End": true}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        output(&read)["Configuration"]["FunctionName"],
+        json!("echo")
+    );
+    let refused = run(
+        &e,
+        "refused",
+        json!({"Delete": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:lambda:deleteFunction",
+                          "Parameters": {"FunctionName": "echo"}, "End": true}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(refused.error.as_deref(), Some("States.Runtime"));
+    assert!(refused.cause.is_some_and(|c| c.contains("'deleteFunction'")));
 }
 
 async fn echo(
