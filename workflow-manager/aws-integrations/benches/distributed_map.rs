@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use wfm_aws_integrations::{register, Aws, HttpPolicy, LocalFunctions, S3Integration};
-use wfm_engine::integrations::ServiceIntegration;
 use wfm_emulators::Emulator;
+use wfm_engine::integrations::ServiceIntegration;
 use wfm_engine::{Engine, EngineConfig};
 
 /// The peak resident set of this process (Linux's `VmHWM`), in MiB.
@@ -46,8 +46,18 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tmp");
     let e =
         Engine::open(&dir.path().join("engine.db"), EngineConfig::default(), None).expect("engine");
-    let aws = Arc::new(Aws::at_endpoint(&moto.endpoint, "us-east-1", "test", "test"));
-    register(&e, aws.clone(), LocalFunctions::default(), HttpPolicy::default());
+    let aws = Arc::new(Aws::at_endpoint(
+        &moto.endpoint,
+        "us-east-1",
+        "test",
+        "test",
+    ));
+    register(
+        &e,
+        aws.clone(),
+        LocalFunctions::default(),
+        HttpPolicy::default(),
+    );
 
     let mut csv = String::from("id,name,qty\n");
     for i in 0..items {
@@ -62,9 +72,12 @@ async fn main() {
             json!({"Bucket": "bench", "Key": "rows.csv", "Body": csv}),
         ),
     ] {
-        s3.submit(&format!("arn:aws:states:::aws-sdk:s3:{action}"), &parameters)
-            .await
-            .unwrap_or_else(|f| panic!("{action}: {}: {}", f.error, f.cause));
+        s3.submit(
+            &format!("arn:aws:states:::aws-sdk:s3:{action}"),
+            &parameters,
+        )
+        .await
+        .unwrap_or_else(|f| panic!("{action}: {}: {}", f.error, f.cause));
     }
     drop(csv);
 

@@ -499,11 +499,9 @@ async fn read_call(
             function()?,
             encode_path(text("Name").unwrap_or_default())
         ),
-        other => {
-            return Err(AwsError::Client(format!(
-                "The action '{other}' of the service 'lambda' is not supported by the embedded engine"
-            )))
-        }
+        other => return Err(AwsError::Client(format!(
+            "The action '{other}' of the service 'lambda' is not supported by the embedded engine"
+        ))),
     };
     let path = if query.is_empty() {
         path

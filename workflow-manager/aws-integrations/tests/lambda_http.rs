@@ -86,7 +86,9 @@ async fn lambda_through_the_invoke_api_and_local_functions() {
             .route(
                 "/2015-03-31/functions/{name}",
                 get(|Path(name): Path<String>| async move {
-                    axum::Json(json!({"Configuration": {"FunctionName": name, "Runtime": "python3.12"}}))
+                    axum::Json(
+                        json!({"Configuration": {"FunctionName": name, "Runtime": "python3.12"}}),
+                    )
                 }),
             )
             .with_state(calls.clone()),
@@ -190,7 +192,9 @@ async fn lambda_through_the_invoke_api_and_local_functions() {
     )
     .await;
     assert_eq!(refused.error.as_deref(), Some("States.Runtime"));
-    assert!(refused.cause.is_some_and(|c| c.contains("'deleteFunction'")));
+    assert!(refused
+        .cause
+        .is_some_and(|c| c.contains("'deleteFunction'")));
 }
 
 async fn echo(

@@ -35,6 +35,12 @@ pub enum EngineError {
     Validation(String),
     #[error("{0}")]
     StateMachineTypeNotSupported(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooManyTags(String),
     /// The engine's own database failed.
     #[error("engine storage: {0}")]
     Storage(String),
@@ -59,6 +65,9 @@ impl EngineError {
             EngineError::InvalidOutput(_) => "InvalidOutput",
             EngineError::Validation(_) => "ValidationException",
             EngineError::StateMachineTypeNotSupported(_) => "StateMachineTypeNotSupported",
+            EngineError::ResourceNotFound(_) => "ResourceNotFound",
+            EngineError::Conflict(_) => "ConflictException",
+            EngineError::TooManyTags(_) => "TooManyTags",
             EngineError::Storage(_) => "InternalError",
         }
     }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use wfm_asl::HistoryEvent;
 
+pub use api::{catalog, validation};
 pub use clock::Clock;
 pub use error::EngineError;
 
@@ -73,6 +74,8 @@ pub struct StateMachineInfo {
     pub machine_type: String,
     /// Creation time.
     pub created: DateTime<Utc>,
+    /// The definition's revision id (`revisionId`: changes with each update).
+    pub revision_id: String,
 }
 
 /// An execution as DescribeExecution shows it.

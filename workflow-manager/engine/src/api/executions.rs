@@ -41,6 +41,9 @@ impl Engine {
     ) -> Result<ExecutionInfo, EngineError> {
         let rt = &self.rt;
         rt.ensure_drivers();
+        // A version's or alias's ARN runs that version's revision of the state machine.
+        let (base_arn, pinned, qualifier) = self.resolve_start(state_machine_arn).await?;
+        let state_machine_arn = base_arn.as_str();
         // Every state machine of the database is in the runtime's cache (read at open, kept
         // on every change); its rows are read only when it is not.
         let cached = rt
@@ -81,9 +84,17 @@ impl Engine {
                 "Invalid State Machine Execution Input: '{e}'"
             ))
         })?;
-        let arn = self.arn("execution", &format!("{}:{name}", machine.name));
+        // An EXPRESS execution's ARN has AWS's form: `...:express:MACHINE:NAME:UUID`.
+        let arn = if machine.machine_type == "EXPRESS" {
+            self.arn(
+                "express",
+                &format!("{}:{name}:{}", machine.name, uuid::Uuid::new_v4()),
+            )
+        } else {
+            self.arn("execution", &format!("{}:{name}", machine.name))
+        };
         let machine_arn = state_machine_arn.to_string();
-        let revision = machine.revision;
+        let revision = pinned.unwrap_or(machine.revision);
         let compiled = match rt.compile(revision, None) {
             Ok(c) => c,
             Err(_) => {
@@ -120,6 +131,7 @@ impl Engine {
             start_ms,
             revision,
             parent: parent.clone(),
+            qualifier,
         };
         // The first round runs in a task of its own: a caller that goes away meanwhile (a
         // dropped request) cannot leave the new execution half started.

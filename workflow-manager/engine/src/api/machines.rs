@@ -14,7 +14,7 @@ use crate::runtime::{blocking, MachineEntry};
 use crate::store::StateMachineRow;
 use crate::{ActivityInfo, Engine, StateMachineInfo};
 
-fn machine_info(r: StateMachineRow) -> StateMachineInfo {
+pub(super) fn machine_info(r: StateMachineRow) -> StateMachineInfo {
     StateMachineInfo {
         arn: r.arn,
         name: r.name,
@@ -22,11 +22,12 @@ fn machine_info(r: StateMachineRow) -> StateMachineInfo {
         role_arn: r.role_arn,
         machine_type: r.machine_type,
         created: r.created,
+        revision_id: super::catalog::revision_id(r.revision),
     }
 }
 
 /// Parses, validates and prepares a definition.
-fn prepare(definition: &str) -> Result<(StateMachine, Arc<Compiled>), EngineError> {
+pub(super) fn prepare(definition: &str) -> Result<(StateMachine, Arc<Compiled>), EngineError> {
     let machine = wfm_asl::parse_definition(definition)
         .and_then(|m| wfm_asl::validate(&m).map(|()| m))
         .map_err(|e| {
@@ -60,7 +61,11 @@ fn patterns_of(service: &str, action: &str) -> Option<&'static [Pattern]> {
 
 /// Task resources Step Functions refuses: an integration pattern the service does not have,
 /// and in EXPRESS machines anything that waits (activities, `.sync`, `.waitForTaskToken`).
-fn check_tasks(machine: &StateMachine, path: &str, express: bool) -> Result<(), EngineError> {
+pub(super) fn check_tasks(
+    machine: &StateMachine,
+    path: &str,
+    express: bool,
+) -> Result<(), EngineError> {
     use wfm_asl::State;
     let invalid = |message: String| {
         EngineError::InvalidDefinition(format!(

@@ -1,10 +1,13 @@
 //! The engine's operations, as the Step Functions API has them: state machines and activities
 //! ([`machines`]), executions and their histories ([`executions`]), activity tasks
-//! ([`tasks`]). Reads and writes that wait on SQLite run on the blocking pool or the writer.
+//! ([`tasks`]), versions, aliases and tags ([`catalog`]). Reads and writes that wait on SQLite
+//! run on the blocking pool or the writer.
 
+pub mod catalog;
 mod executions;
 mod machines;
 mod tasks;
+pub mod validation;
 
 use crate::error::EngineError;
 

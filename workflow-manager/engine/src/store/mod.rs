@@ -4,6 +4,7 @@
 //! acknowledged. Reads go through a few reading connections (WAL lets them read while the
 //! writer writes); state machines and activities through the main connection.
 
+pub mod catalog;
 pub mod history;
 mod legacy;
 mod rows;

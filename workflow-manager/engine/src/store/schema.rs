@@ -11,7 +11,10 @@
 //! - `tasks`: activity tasks and service calls that are out; `timers`: what is due when.
 //!   These two are what a restart reads to know what to wait for;
 //! - `parents`: which execution's Task started an execution (a nested execution), and with
-//!   which call, so that the call finds its child again after a restart.
+//!   which call, so that the call finds its child again after a restart;
+//! - `versions` (a state machine's published versions, each a revision), `aliases` (names
+//!   routing to one or two versions by weight), `tags` (of state machines and activities),
+//!   `qualifiers` (the version and alias an execution was started through).
 
 use rusqlite::Connection;
 
@@ -142,6 +145,40 @@ CREATE INDEX parents_by_parent ON parents (parent_arn);
 PRAGMA user_version = 3;
 "#;
 
+/// Step 4: versions, aliases, tags, and the version an execution was started through.
+const TO_V4: &str = r#"
+CREATE TABLE versions (
+    state_machine_arn TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    description TEXT,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (state_machine_arn, version)
+) WITHOUT ROWID;
+CREATE TABLE aliases (
+    arn TEXT PRIMARY KEY,
+    state_machine_arn TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT,
+    routing TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX aliases_by_machine ON aliases (state_machine_arn, name);
+CREATE TABLE tags (
+    resource_arn TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (resource_arn, key)
+) WITHOUT ROWID;
+CREATE TABLE qualifiers (
+    execution INTEGER PRIMARY KEY,
+    version_arn TEXT,
+    alias_arn TEXT
+);
+PRAGMA user_version = 4;
+"#;
+
 /// Creates or upgrades the schema.
 pub fn migrate(conn: &mut Connection) -> Result<(), EngineError> {
     conn.execute_batch(V1)?;
@@ -159,6 +196,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), EngineError> {
     if applied < 3 {
         let tx = conn.transaction()?;
         tx.execute_batch(TO_V3)?;
+        tx.commit()?;
+    }
+    if applied < 4 {
+        let tx = conn.transaction()?;
+        tx.execute_batch(TO_V4)?;
         tx.commit()?;
     }
     Ok(())

@@ -26,6 +26,17 @@ pub struct NewExecution {
     pub revision: i64,
     /// The Task that started it (a nested execution).
     pub parent: Option<Parent>,
+    /// The version and alias it was started through (`None`: the state machine itself).
+    pub qualifier: Option<Qualifier>,
+}
+
+/// The version (and alias) of a state machine an execution was started through.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Qualifier {
+    /// `arn:...:stateMachine:NAME:VERSION`.
+    pub version_arn: Option<String>,
+    /// `arn:...:stateMachine:NAME:ALIAS`.
+    pub alias_arn: Option<String>,
 }
 
 /// The Task call that started a nested execution.
@@ -152,6 +163,12 @@ pub fn apply(conn: &Connection, w: &WriteSet) -> rusqlite::Result<Option<&'stati
                 "INSERT OR REPLACE INTO parents (child, parent_arn, call_key) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![n.id, p.execution_arn, p.call_key])?;
+        }
+        if let Some(q) = &n.qualifier {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO qualifiers (execution, version_arn, alias_arn) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![n.id, q.version_arn, q.alias_arn])?;
         }
     }
     history::write(conn, x, &w.history)?;

@@ -126,6 +126,13 @@ pub fn sfn_is_audited(operation: &str) -> bool {
             | "StartExecution"
             | "StartSyncExecution"
             | "StopExecution"
+            | "PublishStateMachineVersion"
+            | "DeleteStateMachineVersion"
+            | "CreateStateMachineAlias"
+            | "UpdateStateMachineAlias"
+            | "DeleteStateMachineAlias"
+            | "TagResource"
+            | "UntagResource"
     )
 }
 

@@ -25,6 +25,8 @@ use crate::app::AppState;
 use crate::auth::{self, policy, sfn::SfnRequest};
 use wfm_core::access::AuditEntry;
 
+mod catalog;
+
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
 /// A wire error: `__type` and message, with its HTTP status.
@@ -107,6 +109,8 @@ pub fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 struct CreateActivity {
     name: String,
+    #[serde(default)]
+    tags: Vec<catalog::Tag>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +149,11 @@ struct CreateStateMachine {
     role_arn: String,
     #[serde(rename = "type")]
     machine_type: Option<String>,
+    #[serde(default)]
+    tags: Vec<catalog::Tag>,
+    #[serde(default)]
+    publish: bool,
+    version_description: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -166,6 +175,9 @@ struct UpdateStateMachine {
     state_machine_arn: String,
     definition: Option<String>,
     role_arn: Option<String>,
+    #[serde(default)]
+    publish: bool,
+    version_description: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -213,6 +225,29 @@ struct GetExecutionHistory {
     next_token: Option<String>,
     #[serde(default)]
     reverse_order: bool,
+    include_execution_data: Option<bool>,
+}
+
+/// Events without their input and output (`includeExecutionData: false`).
+fn without_data(events: &mut Value) {
+    let Some(list) = events.as_array_mut() else {
+        return;
+    };
+    for e in list {
+        let Some(fields) = e.as_object_mut() else {
+            continue;
+        };
+        for (name, details) in fields.iter_mut() {
+            if !name.ends_with("EventDetails") {
+                continue;
+            }
+            if let Some(d) = details.as_object_mut() {
+                d.remove("input");
+                d.remove("output");
+                d.remove("parameters");
+            }
+        }
+    }
 }
 
 fn execution_json(e: &ExecutionInfo) -> Value {
@@ -351,6 +386,9 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         "CreateActivity" => {
             let r: CreateActivity = parse(body)?;
             let (arn, created) = engine.create_activity(&r.name)?;
+            if !r.tags.is_empty() {
+                engine.tag_resource(&arn, catalog::pairs(r.tags)).await?;
+            }
             Ok(json!({"activityArn": arn, "creationDate": epoch(created)}))
         }
         "GetActivityTask" => {
@@ -390,16 +428,35 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
                 &r.role_arn,
                 r.machine_type.as_deref().unwrap_or("STANDARD"),
             )?;
-            Ok(json!({"stateMachineArn": sm.arn, "creationDate": epoch(sm.created)}))
+            if !r.tags.is_empty() {
+                engine.tag_resource(&sm.arn, catalog::pairs(r.tags)).await?;
+            }
+            let mut v = json!({"stateMachineArn": sm.arn, "creationDate": epoch(sm.created)});
+            if r.publish {
+                let version = engine
+                    .publish_state_machine_version(&sm.arn, None, r.version_description.as_deref())
+                    .await?;
+                v["stateMachineVersionArn"] = json!(version.arn);
+            }
+            Ok(v)
         }
         "DescribeStateMachine" => {
             let r: StateMachineArn = parse(body)?;
-            let sm = engine.describe_state_machine(&r.state_machine_arn).await?;
-            Ok(json!({
+            let (sm, version) = engine
+                .describe_qualified_state_machine(&r.state_machine_arn)
+                .await?;
+            let mut v = json!({
                 "stateMachineArn": sm.arn, "name": sm.name, "status": "ACTIVE",
                 "definition": sm.definition, "roleArn": sm.role_arn, "type": sm.machine_type,
-                "creationDate": epoch(sm.created),
-            }))
+                "creationDate": epoch(sm.created), "revisionId": sm.revision_id,
+            });
+            if let Some(ver) = version {
+                v["creationDate"] = epoch(ver.created);
+                if let Some(d) = ver.description {
+                    v["description"] = json!(d);
+                }
+            }
+            Ok(v)
         }
         "StartExecution" => {
             let r: StartExecution = parse(body)?;
@@ -411,9 +468,15 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         }
         "DescribeExecution" => {
             let r: ExecutionArn = parse(body)?;
-            Ok(execution_json(
-                &engine.describe_execution(&r.execution_arn).await?,
-            ))
+            let mut v = execution_json(&engine.describe_execution(&r.execution_arn).await?);
+            let q = engine.execution_qualifier(&r.execution_arn).await?;
+            if let Some(a) = q.version_arn {
+                v["stateMachineVersionArn"] = json!(a);
+            }
+            if let Some(a) = q.alias_arn {
+                v["stateMachineAliasArn"] = json!(a);
+            }
+            Ok(v)
         }
         "StopExecution" => {
             let r: StopExecution = parse(body)?;
@@ -433,6 +496,9 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
                 )
                 .await?;
             let mut v = json!({"events": page.events});
+            if r.include_execution_data == Some(false) {
+                without_data(&mut v["events"]);
+            }
             if let Some(t) = page.next_token {
                 v["nextToken"] = json!(t);
             }
@@ -458,7 +524,15 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
                     r.role_arn.as_deref(),
                 )
                 .await?;
-            Ok(json!({"updateDate": epoch(updated)}))
+            let sm = engine.describe_state_machine(&r.state_machine_arn).await?;
+            let mut v = json!({"updateDate": epoch(updated), "revisionId": sm.revision_id});
+            if r.publish {
+                let version = engine
+                    .publish_state_machine_version(&sm.arn, None, r.version_description.as_deref())
+                    .await?;
+                v["stateMachineVersionArn"] = json!(version.arn);
+            }
+            Ok(v)
         }
         "DeleteStateMachine" => {
             let r: StateMachineArn = parse(body)?;
@@ -517,10 +591,13 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
             engine.delete_activity(&r.activity_arn).await?;
             Ok(json!({}))
         }
-        other => Err(WireError::client(
-            "UnknownOperationException",
-            format!("the operation {other} is not supported by the embedded engine"),
-        )),
+        other => match catalog::handle(engine, other, body).await {
+            Some(answer) => answer,
+            None => Err(WireError::client(
+                "UnknownOperationException",
+                format!("the operation {other} is not supported by the embedded engine"),
+            )),
+        },
     }
 }
 
