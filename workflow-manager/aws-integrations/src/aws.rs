@@ -146,6 +146,22 @@ pub const S3: Service = Service {
     generic_exception: "S3Exception",
 };
 
+/// Percent-encoding with RFC 3986's unreserved characters kept (and `/` with `keep_slash`,
+/// for S3 keys in a path).
+pub fn percent_encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b'/' if keep_slash => out.push('/'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// The configuration, and an HTTP client.
 pub struct Aws {
     config: OnceCell<SdkConfig>,

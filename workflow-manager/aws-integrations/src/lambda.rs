@@ -240,28 +240,27 @@ fn with_request_id(report: Value) -> Value {
 fn runtime_text(report: &Value) -> String {
     /// `serde_json`'s compact output with a space after each `,` and `:`.
     struct Spaced;
+    fn comma<W: ?Sized + std::io::Write>(w: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
     impl serde_json::ser::Formatter for Spaced {
         fn begin_array_value<W: ?Sized + std::io::Write>(
             &mut self,
             w: &mut W,
             first: bool,
         ) -> std::io::Result<()> {
-            if first {
-                Ok(())
-            } else {
-                w.write_all(b", ")
-            }
+            comma(w, first)
         }
         fn begin_object_key<W: ?Sized + std::io::Write>(
             &mut self,
             w: &mut W,
             first: bool,
         ) -> std::io::Result<()> {
-            if first {
-                Ok(())
-            } else {
-                w.write_all(b", ")
-            }
+            comma(w, first)
         }
         fn begin_object_value<W: ?Sized + std::io::Write>(
             &mut self,
@@ -499,9 +498,11 @@ async fn read_call(
             function()?,
             encode_path(text("Name").unwrap_or_default())
         ),
-        other => return Err(AwsError::Client(format!(
+        other => {
+            return Err(AwsError::Client(format!(
             "The action '{other}' of the service 'lambda' is not supported by the embedded engine"
-        ))),
+        )))
+        }
     };
     let path = if query.is_empty() {
         path

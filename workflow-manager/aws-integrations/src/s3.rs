@@ -445,19 +445,9 @@ fn object_path(p: &Value) -> Result<String, S3Error> {
     ))
 }
 
-/// Percent-encoding of a path part or query value (S3's unreserved set, `/` kept in keys).
+/// A path part or query value, percent-encoded (`/` kept in keys).
 fn encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b'/' if keep_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    crate::aws::percent_encode(s, keep_slash)
 }
 
 /// The CRC32 of a body as S3's checksum header carries it (base64 of the big-endian value).

@@ -151,16 +151,7 @@ async fn query_call(
 
 /// Percent-encoding of a form value (RFC 3986 unreserved characters kept).
 fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    crate::aws::percent_encode(s, false)
 }
 
 /// `sendMessage` → `SendMessage`.

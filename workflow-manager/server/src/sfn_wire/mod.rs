@@ -380,6 +380,24 @@ fn check_payload(field: &str, payload: &str) -> Result<(), WireError> {
     Ok(())
 }
 
+/// With `publish`, publishes the state machine's current revision and adds its
+/// `stateMachineVersionArn` to `answer` (CreateStateMachine's and UpdateStateMachine's).
+async fn publish_if(
+    engine: &wfm_engine::Engine,
+    publish: bool,
+    arn: &str,
+    description: Option<&str>,
+    mut answer: Value,
+) -> Result<Value, WireError> {
+    if publish {
+        let version = engine
+            .publish_state_machine_version(arn, None, description)
+            .await?;
+        answer["stateMachineVersionArn"] = json!(version.arn);
+    }
+    Ok(answer)
+}
+
 async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, WireError> {
     let engine = &app.engine;
     match operation {
@@ -431,14 +449,15 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
             if !r.tags.is_empty() {
                 engine.tag_resource(&sm.arn, catalog::pairs(r.tags)).await?;
             }
-            let mut v = json!({"stateMachineArn": sm.arn, "creationDate": epoch(sm.created)});
-            if r.publish {
-                let version = engine
-                    .publish_state_machine_version(&sm.arn, None, r.version_description.as_deref())
-                    .await?;
-                v["stateMachineVersionArn"] = json!(version.arn);
-            }
-            Ok(v)
+            let v = json!({"stateMachineArn": sm.arn, "creationDate": epoch(sm.created)});
+            publish_if(
+                engine,
+                r.publish,
+                &sm.arn,
+                r.version_description.as_deref(),
+                v,
+            )
+            .await
         }
         "DescribeStateMachine" => {
             let r: StateMachineArn = parse(body)?;
@@ -525,14 +544,15 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
                 )
                 .await?;
             let sm = engine.describe_state_machine(&r.state_machine_arn).await?;
-            let mut v = json!({"updateDate": epoch(updated), "revisionId": sm.revision_id});
-            if r.publish {
-                let version = engine
-                    .publish_state_machine_version(&sm.arn, None, r.version_description.as_deref())
-                    .await?;
-                v["stateMachineVersionArn"] = json!(version.arn);
-            }
-            Ok(v)
+            let v = json!({"updateDate": epoch(updated), "revisionId": sm.revision_id});
+            publish_if(
+                engine,
+                r.publish,
+                &sm.arn,
+                r.version_description.as_deref(),
+                v,
+            )
+            .await
         }
         "DeleteStateMachine" => {
             let r: StateMachineArn = parse(body)?;
