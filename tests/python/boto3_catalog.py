@@ -109,6 +109,32 @@ sfn.delete_state_machine_version(stateMachineVersionArn=v1)
 versions = [v["stateMachineVersionArn"] for v in sfn.list_state_machine_versions(stateMachineArn=machine)["stateMachineVersions"]]
 assert versions == [v2], versions
 
+# Version numbers are never given twice, even after the latest is deleted.
+gone = sfn.create_state_machine(name="catalog-gone", definition=definition("a"), roleArn=ROLE,
+                                publish=True, tags=[{"key": "k", "value": "v"}])
+g1 = gone["stateMachineVersionArn"]
+g2 = sfn.update_state_machine(stateMachineArn=gone["stateMachineArn"], definition=definition("b"),
+                              publish=True)["stateMachineVersionArn"]
+sfn.delete_state_machine_version(stateMachineVersionArn=g2)
+g3 = sfn.update_state_machine(stateMachineArn=gone["stateMachineArn"], definition=definition("c"),
+                              publish=True)["stateMachineVersionArn"]
+assert (g1, g2, g3) == tuple(gone["stateMachineArn"] + f":{n}" for n in (1, 2, 3)), (g1, g2, g3)
+fails("ResourceNotFound", sfn.describe_state_machine, stateMachineArn=g2)
+# "01" is not version 1.
+fails("StateMachineDoesNotExist", sfn.start_execution, stateMachineArn=gone["stateMachineArn"] + ":01")
+# A deleted state machine's versions, aliases and tags go with it.
+sfn.create_state_machine_alias(name="gone-live",
+                               routingConfiguration=[{"stateMachineVersionArn": g1, "weight": 100}])
+sfn.delete_state_machine(stateMachineArn=gone["stateMachineArn"])
+fails("StateMachineDoesNotExist", sfn.start_execution, stateMachineArn=g1)
+fails("StateMachineDoesNotExist", sfn.start_execution, stateMachineArn=gone["stateMachineArn"] + ":gone-live")
+fails("ResourceNotFound", sfn.list_tags_for_resource, resourceArn=gone["stateMachineArn"])
+# Bad tags are refused before anything is created.
+fails("TooManyTags", sfn.create_state_machine, name="catalog-badtags", definition=definition("x"),
+      roleArn=ROLE, tags=[{"key": f"k{i}", "value": "v"} for i in range(51)])
+fails("StateMachineDoesNotExist", sfn.describe_state_machine,
+      stateMachineArn=machine.replace(":catalog", ":catalog-badtags"))
+
 # Tags.
 assert sfn.list_tags_for_resource(resourceArn=machine)["tags"] == [{"key": "team", "value": "payments"}]
 sfn.tag_resource(resourceArn=machine, tags=[{"key": "env", "value": "dev"}, {"key": "team", "value": "core"}])

@@ -198,15 +198,29 @@ impl S3Integration {
             Action::CopyObject => {
                 let source = text(p, "CopySource")
                     .ok_or_else(|| S3Error::Client("CopySource is required".into()))?;
+                // `CopySource` is sent as given (URL-encoded by the caller, as the SDKs take it).
                 let a = self
                     .send(
                         "PUT",
                         &object_path(p)?,
-                        &[("x-amz-copy-source", encode(source, true))],
+                        &[("x-amz-copy-source", source.to_string())],
                         vec![],
                     )
                     .await?;
                 let root = xml(&a)?;
+                // S3 may answer a copy with 200 and an error in the body.
+                if root.name == "Error" {
+                    return Err(S3Error::Service {
+                        status: a.status,
+                        code: root
+                            .child_text("Code")
+                            .unwrap_or("InternalError")
+                            .to_string(),
+                        message: root.child_text("Message").unwrap_or_default().to_string(),
+                        request_id: root.child_text("RequestId").unwrap_or_default().to_string(),
+                        host_id: root.child_text("HostId").unwrap_or_default().to_string(),
+                    });
+                }
                 let mut out = write_headers(&a);
                 out.insert(
                     "CopyObjectResult".into(),
@@ -436,12 +450,27 @@ fn required<'a>(p: &'a Value, field: &str) -> Result<&'a str, S3Error> {
     })
 }
 
-/// `/BUCKET/KEY`, each part percent-encoded (the key's `/` kept).
+/// `/BUCKET/KEY`, each part percent-encoded (the key's `/` kept). An empty key (which would
+/// name the bucket) and `.` or `..` segments (which URLs resolve away) are refused.
 fn object_path(p: &Value) -> Result<String, S3Error> {
+    let key = required(p, "Key")?;
+    if key.is_empty() {
+        return Err(S3Error::Client(
+            "The parameter 'Key' must not be empty".into(),
+        ));
+    }
+    if key
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(S3Error::Client(format!(
+            "The key '{key}' has a '.' or '..' segment, which the embedded engine does not send"
+        )));
+    }
     Ok(format!(
         "/{}/{}",
         encode(required(p, "Bucket")?, false),
-        encode(required(p, "Key")?, true)
+        encode(key, true)
     ))
 }
 

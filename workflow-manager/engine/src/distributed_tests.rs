@@ -419,3 +419,42 @@ async fn a_restart_in_the_middle_of_a_listing_and_of_the_writes_finishes_once() 
     .expect("json");
     assert_eq!(manifest["ResultFiles"]["SUCCEEDED"][0]["Key"], json!(key));
 }
+
+#[tokio::test]
+async fn a_tolerated_failure_is_written_to_the_failed_file() {
+    let s3 = Objects::with(&[(
+        "b/items.json",
+        r#"[{"raw": "{\"n\": 1}"}, {"raw": "not json"}, {"raw": "{\"n\": 3}"}]"#,
+    )]);
+    let e = Engine::in_memory(EngineConfig::default(), None).expect("engine");
+    e.register_integration(s3.clone());
+    let def = distributed(json!({
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                       "Parameters": {"Bucket": "b", "Key": "items.json"},
+                       "ReaderConfig": {"InputType": "JSON"}},
+        // The second item's selector fails: a tolerated failure without an input.
+        "ItemSelector": {"v.$": "States.StringToJson($$.Map.Item.Value.raw)"},
+        "ToleratedFailureCount": 1,
+        "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                         "Parameters": {"Bucket": "b", "Prefix": "out"}}}));
+    let done = run(&e, "tolerated", &def, json!({})).await;
+    let out = output(&done);
+    let manifest_key = out["ResultWriterDetails"]["Key"].as_str().expect("key");
+    let manifest: Value =
+        serde_json::from_str(&s3.get(&format!("b/{manifest_key}")).expect("manifest"))
+            .expect("json");
+    let failed_key = manifest["ResultFiles"]["FAILED"][0]["Key"]
+        .as_str()
+        .expect("a FAILED file");
+    let failed: Value =
+        serde_json::from_str(&s3.get(&format!("b/{failed_key}")).expect("failed")).expect("json");
+    assert_eq!(failed.as_array().map(Vec::len), Some(1), "{failed}");
+    assert_eq!(failed[0]["Status"], json!("FAILED"));
+    assert_eq!(failed[0]["Error"], json!("States.Runtime"), "{failed}");
+    let succeeded_key = manifest["ResultFiles"]["SUCCEEDED"][0]["Key"]
+        .as_str()
+        .expect("a SUCCEEDED file");
+    let succeeded: Value =
+        serde_json::from_str(&s3.get(&format!("b/{succeeded_key}")).expect("ok")).expect("json");
+    assert_eq!(succeeded.as_array().map(Vec::len), Some(2), "{succeeded}");
+}

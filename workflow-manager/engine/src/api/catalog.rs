@@ -49,9 +49,13 @@ impl Qualified {
         let parts: Vec<&str> = arn.split(':').collect();
         if parts.len() == 8 && parts.get(5) == Some(&"stateMachine") {
             let machine = parts[..7].join(":");
-            return match parts[7].parse::<i64>() {
-                Ok(version) => Qualified::Version { machine, version },
-                Err(_) => Qualified::Alias { machine },
+            // Versions are written `1`, `2`, ... (no sign, no leading zero).
+            let q = parts[7];
+            let canonical =
+                !q.is_empty() && !q.starts_with('0') && q.bytes().all(|b| b.is_ascii_digit());
+            return match q.parse::<i64>() {
+                Ok(version) if canonical => Qualified::Version { machine, version },
+                _ => Qualified::Alias { machine },
             };
         }
         Qualified::Machine(arn.to_string())
@@ -115,6 +119,23 @@ fn alias_info(a: AliasRow) -> AliasInfo {
     }
 }
 
+/// Tags as AWS takes them: keys of 1 to 128 characters, values of at most 256, at most 50.
+pub fn check_tags(tags: &[(String, String)]) -> Result<(), EngineError> {
+    if tags.len() > MAX_TAGS {
+        return Err(EngineError::TooManyTags(format!(
+            "Too many tags: a resource may have at most {MAX_TAGS}"
+        )));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(EngineError::Validation(format!(
+                "tag keys are 1 to 128 characters and values at most 256: '{k}'"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn not_found(what: &str, arn: &str) -> EngineError {
     EngineError::ResourceNotFound(format!("Resource not found: {what} '{arn}'"))
 }
@@ -133,48 +154,40 @@ impl Engine {
                 "stateMachineArn must be a state machine's ARN, not a version's or an alias's: '{arn}'"
             )));
         }
-        let current = self.describe_state_machine(arn).await?;
-        if revision_id.is_some_and(|r| r != current.revision_id) {
-            return Err(EngineError::Conflict(format!(
-                "Failed to publish the State Machine version for revision {}. The current State \
-                 Machine revision is {}.",
-                revision_id.unwrap_or_default(),
-                current.revision_id
-            )));
-        }
         if description.is_some_and(|d| d.chars().count() > 256) {
             return Err(EngineError::Validation(
                 "description must be at most 256 characters".into(),
             ));
         }
-        let revision = self.current_revision(arn)?;
         let (a, d, now) = (
             arn.to_string(),
             description.map(str::to_string),
             self.rt.clock.now(),
         );
-        let v = blocking(&self.rt.db, move |db| {
-            db.publish_version(&a, revision, d.as_deref(), now)
+        let expected = revision_id.map(str::to_string);
+        // The revision is checked and published in one transaction.
+        let published = blocking(&self.rt.db, move |db| {
+            let accept = |current: i64| {
+                expected
+                    .as_deref()
+                    .is_none_or(|e| e == self::revision_id(current))
+            };
+            db.publish_version(&a, &accept, d.as_deref(), now)
         })
         .await?;
-        Ok(VersionInfo {
-            arn: format!("{arn}:{}", v.version),
-            description: v.description,
-            created: v.created,
-        })
-    }
-
-    fn current_revision(&self, arn: &str) -> Result<i64, EngineError> {
-        self.rt
-            .db
-            .state_machine(arn)?
-            .filter(|r| !r.deleted)
-            .map(|r| r.revision)
-            .ok_or_else(|| {
-                EngineError::StateMachineDoesNotExist(format!(
-                    "State Machine Does Not Exist: '{arn}'"
-                ))
-            })
+        match published {
+            Ok(v) => Ok(VersionInfo {
+                arn: format!("{arn}:{}", v.version),
+                description: v.description,
+                created: v.created,
+            }),
+            Err(current) => Err(EngineError::Conflict(format!(
+                "Failed to publish the State Machine version for revision {}. The current State \
+                 Machine revision is {}.",
+                revision_id.unwrap_or_default(),
+                self::revision_id(current)
+            ))),
+        }
     }
 
     /// A state machine's versions, newest first.
@@ -226,21 +239,16 @@ impl Engine {
                 "'{version_arn}' is not a state machine version's ARN"
             )));
         };
-        // Deleting a version that does not exist succeeds, as on AWS.
-        let m = machine.clone();
-        let aliases = blocking(&self.rt.db, move |db| db.aliases(&m, "", 1000)).await?;
-        if let Some(a) = aliases.into_iter().map(alias_info).find(|a| {
-            a.routing
-                .iter()
-                .any(|r| r.state_machine_version_arn == version_arn)
-        }) {
-            return Err(EngineError::Conflict(format!(
+        // Deleting a version that does not exist succeeds, as on AWS; one an alias routes to
+        // is refused (checked and deleted in one transaction).
+        let routed = blocking(&self.rt.db, move |db| db.delete_version(&machine, version)).await?;
+        match routed {
+            None => Ok(()),
+            Some(alias) => Err(EngineError::Conflict(format!(
                 "Version to be deleted must not be referenced by an alias. Current list of \
-                 aliases referencing this version: [{}]",
-                a.name
-            )));
+                 aliases referencing this version: [{alias}]"
+            ))),
         }
-        blocking(&self.rt.db, move |db| db.delete_version(&machine, version)).await
     }
 
     /// Describes a state machine, a version of it (its definition, `description`) or an
@@ -279,15 +287,13 @@ impl Engine {
         }
     }
 
-    fn check_routing(&self, machine: &str, routing: &[Route]) -> Result<(), EngineError> {
+    async fn check_routing(&self, machine: &str, routing: &[Route]) -> Result<(), EngineError> {
         if routing.is_empty() || routing.len() > 2 {
             return Err(EngineError::Validation(
                 "routingConfiguration must have one or two entries".into(),
             ));
         }
-        if routing.iter().map(|r| r.weight).sum::<u32>() != 100
-            || routing.iter().any(|r| r.weight > 100)
-        {
+        if routing.iter().map(|r| u64::from(r.weight)).sum::<u64>() != 100 {
             return Err(EngineError::Validation(
                 "the weights of routingConfiguration must add up to 100".into(),
             ));
@@ -299,18 +305,14 @@ impl Engine {
                 "routingConfiguration must name two different versions".into(),
             ));
         }
+        self.describe_state_machine(machine).await?;
         for r in routing {
             match Qualified::parse(&r.state_machine_version_arn) {
                 Qualified::Version {
                     machine: m,
                     version,
                 } if m == machine => {
-                    if self.rt.db.version(&m, version)?.is_none() {
-                        return Err(not_found(
-                            "state machine version",
-                            &r.state_machine_version_arn,
-                        ));
-                    }
+                    self.version_row(&m, version).await?;
                 }
                 _ => {
                     return Err(EngineError::Validation(format!(
@@ -344,7 +346,7 @@ impl Engine {
                     .to_string()
             })
             .unwrap_or_default();
-        self.check_routing(&machine, &routing)?;
+        self.check_routing(&machine, &routing).await?;
         let now = self.rt.clock.now();
         let row = AliasRow {
             arn: format!("{machine}:{name}"),
@@ -396,7 +398,7 @@ impl Engine {
         }
         let machine = Qualified::parse(arn).machine().to_string();
         let routing = routing.unwrap_or(current.routing);
-        self.check_routing(&machine, &routing)?;
+        self.check_routing(&machine, &routing).await?;
         let text =
             serde_json::to_string(&routing).map_err(|e| EngineError::Storage(e.to_string()))?;
         let description = description.map(str::to_string).or(current.description);
@@ -444,6 +446,7 @@ impl Engine {
         match Qualified::parse(arn) {
             Qualified::Machine(m) => Ok((m, None, None)),
             Qualified::Version { machine, version } => {
+                self.describe_state_machine(&machine).await?;
                 let v = self.version_row(&machine, version).await.map_err(|_| {
                     EngineError::StateMachineDoesNotExist(format!(
                         "State Machine Does Not Exist: '{arn}'"
@@ -459,6 +462,7 @@ impl Engine {
                 ))
             }
             Qualified::Alias { machine } => {
+                self.describe_state_machine(&machine).await?;
                 let alias = self.describe_state_machine_alias(arn).await.map_err(|_| {
                     EngineError::StateMachineDoesNotExist(format!(
                         "State Machine Does Not Exist: '{arn}'"
@@ -533,14 +537,18 @@ impl Engine {
         Ok(info)
     }
 
-    fn taggable(&self, arn: &str) -> Result<(), EngineError> {
-        let exists = match Qualified::parse(arn) {
-            Qualified::Machine(m) if m.contains(":stateMachine:") => {
-                self.rt.db.state_machine(&m)?.is_some_and(|r| !r.deleted)
-            }
-            Qualified::Machine(m) if m.contains(":activity:") => self.rt.db.activity(&m)?.is_some(),
-            _ => false,
-        };
+    async fn taggable(&self, arn: &str) -> Result<(), EngineError> {
+        let a = arn.to_string();
+        let exists = blocking(&self.rt.db, move |db| {
+            Ok(match Qualified::parse(&a) {
+                Qualified::Machine(m) if m.contains(":stateMachine:") => {
+                    db.state_machine(&m)?.is_some_and(|r| !r.deleted)
+                }
+                Qualified::Machine(m) if m.contains(":activity:") => db.activity(&m)?.is_some(),
+                _ => false,
+            })
+        })
+        .await?;
         if exists {
             Ok(())
         } else {
@@ -554,15 +562,10 @@ impl Engine {
         arn: &str,
         tags: Vec<(String, String)>,
     ) -> Result<(), EngineError> {
-        self.taggable(arn)?;
-        for (k, v) in &tags {
-            if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
-                return Err(EngineError::Validation(format!(
-                    "tag keys are 1 to 128 characters and values at most 256: '{k}'"
-                )));
-            }
-        }
-        let existing = self.list_tags_for_resource(arn).await?;
+        self.taggable(arn).await?;
+        check_tags(&tags)?;
+        let a = arn.to_string();
+        let existing = blocking(&self.rt.db, move |db| db.tags(&a)).await?;
         let mut keys: std::collections::BTreeSet<&str> =
             existing.iter().map(|(k, _)| k.as_str()).collect();
         keys.extend(tags.iter().map(|(k, _)| k.as_str()));
@@ -577,7 +580,7 @@ impl Engine {
 
     /// Removes tags of a state machine or activity by key.
     pub async fn untag_resource(&self, arn: &str, keys: Vec<String>) -> Result<(), EngineError> {
-        self.taggable(arn)?;
+        self.taggable(arn).await?;
         let a = arn.to_string();
         blocking(&self.rt.db, move |db| db.untag(&a, &keys)).await
     }
@@ -587,7 +590,7 @@ impl Engine {
         &self,
         arn: &str,
     ) -> Result<Vec<(String, String)>, EngineError> {
-        self.taggable(arn)?;
+        self.taggable(arn).await?;
         let a = arn.to_string();
         blocking(&self.rt.db, move |db| db.tags(&a)).await
     }
@@ -611,6 +614,11 @@ mod tests {
         assert_eq!(
             Qualified::parse(&format!("{m}:live")),
             Qualified::Alias { machine: m.into() }
+        );
+        assert_eq!(
+            Qualified::parse(&format!("{m}:01")),
+            Qualified::Alias { machine: m.into() },
+            "versions are written without leading zeros"
         );
         assert_ne!(revision_id(1), revision_id(2));
     }

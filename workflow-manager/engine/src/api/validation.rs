@@ -24,6 +24,17 @@ pub struct Diagnostic {
     pub location: String,
 }
 
+/// A JSON pointer's segment (`~` and `/` escaped).
+fn escaped(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// `/States/P/Branches[0]/Resource` (the Task checks' locations) →
+/// `/States/P/Branches/0/Resource`.
+fn indexed(location: &str) -> String {
+    location.replace('[', "/").replace(']', "")
+}
+
 /// `$.States.Work['a b'].Resource` → `/States/Work/a b/Resource`.
 fn pointer(path: &str) -> String {
     let rest = path.strip_prefix('$').unwrap_or(path);
@@ -38,19 +49,21 @@ fn pointer(path: &str) -> String {
                 if quoted {
                     chars.next();
                 }
+                let mut segment = String::new();
                 while let Some(&n) = chars.peek() {
                     chars.next();
                     match n {
                         '\\' if quoted => {
                             if let Some(e) = chars.next() {
-                                out.push(e);
+                                segment.push(e);
                             }
                         }
                         '\'' if quoted => {}
                         ']' => break,
-                        other => out.push(other),
+                        other => segment.push(other),
                     }
                 }
+                out.push_str(&escaped(&segment));
             }
             other => out.push(other),
         }
@@ -112,7 +125,7 @@ impl Engine {
                 .map(|(_, m)| m.trim_end_matches('\''))
                 .unwrap_or(&text);
             let (message, location) = match inner.rsplit_once(" at /") {
-                Some((m, l)) => (m.trim_end().to_string(), format!("/{l}")),
+                Some((m, l)) => (m.trim_end().to_string(), indexed(&format!("/{l}"))),
                 None => (inner.to_string(), "/".into()),
             };
             return vec![error("SCHEMA_VALIDATION_FAILED", message, location)];
@@ -127,6 +140,11 @@ mod tests {
 
     #[test]
     fn paths_become_json_pointers() {
+        assert_eq!(pointer("$.States['a/b~c']"), "/States/a~1b~0c");
+        assert_eq!(
+            indexed("/States/P/Branches[1]/States/T/Resource"),
+            "/States/P/Branches/1/States/T/Resource"
+        );
         assert_eq!(pointer("$"), "/");
         assert_eq!(pointer("$.States.Work.Resource"), "/States/Work/Resource");
         assert_eq!(pointer("$.States['a b'].Next"), "/States/a b/Next");

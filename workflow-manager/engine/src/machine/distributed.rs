@@ -192,7 +192,7 @@ impl Step<'_> {
             return Ok(false);
         };
         let Some(items) = fan.items.clone() else {
-            return Ok(false);
+            return Err(writer_error("the Map's items are missing"));
         };
         let plan = {
             let part = v.state_part(None);
@@ -208,16 +208,24 @@ impl Step<'_> {
         let Some(v) = self.view(id) else {
             return Ok(false);
         };
+        let failed: std::collections::HashSet<u32> = fan.failed_slots.iter().copied().collect();
         let children = results
             .iter()
             .enumerate()
             .map(|(slot, result)| {
                 let slot = slot as u32;
+                let failed = failed.contains(&slot);
+                // A tolerated failure may be its ItemSelector's: it has no input then.
+                let input = match states::map::iteration_input(&v, &items, slot) {
+                    Ok(input) => input,
+                    Err(_) if failed => Value::Null,
+                    Err(f) => return Err(f),
+                };
                 Ok(ChildRecord {
                     name: arns.child_name(slot),
-                    input: states::map::iteration_input(&v, &items, slot)?,
+                    input,
                     result: result.clone(),
-                    failed: fan.failed_slots.contains(&slot),
+                    failed,
                 })
             })
             .collect::<Result<Vec<_>, Failure>>()?;

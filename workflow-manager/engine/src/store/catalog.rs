@@ -71,17 +71,34 @@ const ALIAS_COLUMNS: &str =
     "arn, state_machine_arn, name, description, routing, created_ms, updated_ms";
 
 impl EngineDb {
-    /// Publishes `revision` as the state machine's next version, unless its latest version
-    /// is that revision already (then that one is returned); returns the version.
+    /// Publishes the state machine's current revision as its next version, unless its latest
+    /// version is that revision already (then that one is returned). `accept` sees the
+    /// current revision first (a caller's expected revision): `Err(current)` when it refuses.
+    /// Numbers are never given twice, even after a version is deleted.
     pub fn publish_version(
         &self,
         arn: &str,
-        revision: i64,
+        accept: &dyn Fn(i64) -> bool,
         description: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<VersionRow, EngineError> {
+    ) -> Result<Result<VersionRow, i64>, EngineError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let revision: Option<i64> = tx
+            .query_row(
+                "SELECT revision FROM state_machines WHERE arn = ?1 AND deleted = 0",
+                params![arn],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(revision) = revision else {
+            return Err(EngineError::StateMachineDoesNotExist(format!(
+                "State Machine Does Not Exist: '{arn}'"
+            )));
+        };
+        if !accept(revision) {
+            return Ok(Err(revision));
+        }
         let latest = tx
             .query_row(
                 "SELECT version, revision, description, created_ms FROM versions
@@ -90,22 +107,34 @@ impl EngineDb {
                 version_row,
             )
             .optional()?;
-        if let Some(l) = latest.as_ref().filter(|l| l.revision == revision) {
-            return Ok(l.clone());
+        if let Some(l) = latest.filter(|l| l.revision == revision) {
+            return Ok(Ok(l));
         }
-        let version = latest.map(|l| l.version + 1).unwrap_or(1);
+        let last: i64 = tx
+            .query_row(
+                "SELECT last FROM version_counters WHERE state_machine_arn = ?1",
+                params![arn],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let version = last + 1;
         tx.execute(
             "INSERT INTO versions (state_machine_arn, version, revision, description, created_ms)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![arn, version, revision, description, ms(now)],
         )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO version_counters (state_machine_arn, last) VALUES (?1, ?2)",
+            params![arn, version],
+        )?;
         tx.commit()?;
-        Ok(VersionRow {
+        Ok(Ok(VersionRow {
             version,
             revision,
             description: description.map(str::to_string),
             created: now,
-        })
+        }))
     }
 
     /// A version of a state machine.
@@ -137,13 +166,42 @@ impl EngineDb {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Deletes a version.
-    pub fn delete_version(&self, arn: &str, version: i64) -> Result<(), EngineError> {
-        self.conn().execute(
+    /// Deletes a version unless an alias routes to it: `Some(alias name)` when one does.
+    pub fn delete_version(&self, arn: &str, version: i64) -> Result<Option<String>, EngineError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let version_arn = format!("{arn}:{version}");
+        let routing_to: Option<String> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT name, routing FROM aliases WHERE state_machine_arn = ?1 ORDER BY name",
+            )?;
+            let rows = stmt.query_map(params![arn], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut found = None;
+            for row in rows {
+                let (name, routing) = row?;
+                let routes: Vec<serde_json::Value> =
+                    serde_json::from_str(&routing).unwrap_or_default();
+                if routes
+                    .iter()
+                    .any(|r| r["stateMachineVersionArn"].as_str() == Some(version_arn.as_str()))
+                {
+                    found = Some(name);
+                    break;
+                }
+            }
+            found
+        };
+        if routing_to.is_some() {
+            return Ok(routing_to);
+        }
+        tx.execute(
             "DELETE FROM versions WHERE state_machine_arn = ?1 AND version = ?2",
             params![arn, version],
         )?;
-        Ok(())
+        tx.commit()?;
+        Ok(None)
     }
 
     /// Creates an alias; `false` when one of that ARN exists.

@@ -255,11 +255,22 @@ impl EngineDb {
     }
 
     /// Marks a state machine deleted (its running executions go on).
+    /// Its versions, aliases and tags go with it (its version numbers stay used).
     pub fn delete_state_machine(&self, arn: &str) -> Result<(), EngineError> {
-        self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
             "UPDATE state_machines SET deleted = 1 WHERE arn = ?1",
             params![arn],
         )?;
+        for table in ["versions", "aliases"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE state_machine_arn = ?1"),
+                params![arn],
+            )?;
+        }
+        tx.execute("DELETE FROM tags WHERE resource_arn = ?1", params![arn])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -307,8 +318,11 @@ impl EngineDb {
 
     /// Deletes an activity.
     pub fn delete_activity(&self, arn: &str) -> Result<(), EngineError> {
-        self.conn()
-            .execute("DELETE FROM activities WHERE arn = ?1", params![arn])?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM activities WHERE arn = ?1", params![arn])?;
+        tx.execute("DELETE FROM tags WHERE resource_arn = ?1", params![arn])?;
+        tx.commit()?;
         Ok(())
     }
 

@@ -155,6 +155,10 @@ CREATE TABLE versions (
     created_ms INTEGER NOT NULL,
     PRIMARY KEY (state_machine_arn, version)
 ) WITHOUT ROWID;
+CREATE TABLE version_counters (
+    state_machine_arn TEXT PRIMARY KEY,
+    last INTEGER NOT NULL
+);
 CREATE TABLE aliases (
     arn TEXT PRIMARY KEY,
     state_machine_arn TEXT NOT NULL,

@@ -55,6 +55,9 @@ struct UpdateAlias {
     routing_configuration: Option<Vec<Route>>,
 }
 
+/// The longest definition the API takes (1 MiB of characters, as on AWS).
+const MAX_DEFINITION_CHARS: usize = 1_048_576;
+
 /// A tag as the API writes it.
 #[derive(Deserialize)]
 pub(super) struct Tag {
@@ -247,11 +250,29 @@ pub(super) async fn handle(
         "ValidateStateMachineDefinition" => {
             async {
                 let r: Validate = parse(body)?;
-                super::check_payload("definition", &r.definition)?;
-                let mut diagnostics = engine.validate_state_machine_definition(
-                    &r.definition,
-                    r.machine_type.as_deref().unwrap_or("STANDARD"),
-                );
+                if r.definition.chars().count() > MAX_DEFINITION_CHARS {
+                    return Err(WireError::client(
+                        "ValidationException",
+                        format!(
+                            "1 validation error detected: Value at 'definition' failed to satisfy \
+                             constraint: Member must have length less than or equal to \
+                             {MAX_DEFINITION_CHARS}"
+                        ),
+                    ));
+                }
+                let machine_type = r.machine_type.as_deref().unwrap_or("STANDARD");
+                if machine_type != "STANDARD" && machine_type != "EXPRESS" {
+                    return Err(WireError::client(
+                        "ValidationException",
+                        format!(
+                            "1 validation error detected: Value '{machine_type}' at 'type' failed \
+                             to satisfy constraint: Member must satisfy enum value set: \
+                             [STANDARD, EXPRESS]"
+                        ),
+                    ));
+                }
+                let mut diagnostics =
+                    engine.validate_state_machine_definition(&r.definition, machine_type);
                 let limit = r.max_results.filter(|n| *n > 0).unwrap_or(100);
                 let truncated = diagnostics.len() > limit;
                 diagnostics.truncate(limit);

@@ -403,9 +403,11 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
     match operation {
         "CreateActivity" => {
             let r: CreateActivity = parse(body)?;
+            let tags = catalog::pairs(r.tags);
+            wfm_engine::catalog::check_tags(&tags)?;
             let (arn, created) = engine.create_activity(&r.name)?;
-            if !r.tags.is_empty() {
-                engine.tag_resource(&arn, catalog::pairs(r.tags)).await?;
+            if !tags.is_empty() {
+                engine.tag_resource(&arn, tags).await?;
             }
             Ok(json!({"activityArn": arn, "creationDate": epoch(created)}))
         }
@@ -440,14 +442,16 @@ async fn handle(app: &AppState, operation: &str, body: &[u8]) -> Result<Value, W
         }
         "CreateStateMachine" => {
             let r: CreateStateMachine = parse(body)?;
+            let tags = catalog::pairs(r.tags);
+            wfm_engine::catalog::check_tags(&tags)?;
             let sm = engine.create_state_machine(
                 &r.name,
                 &r.definition,
                 &r.role_arn,
                 r.machine_type.as_deref().unwrap_or("STANDARD"),
             )?;
-            if !r.tags.is_empty() {
-                engine.tag_resource(&sm.arn, catalog::pairs(r.tags)).await?;
+            if !tags.is_empty() {
+                engine.tag_resource(&sm.arn, tags).await?;
             }
             let v = json!({"stateMachineArn": sm.arn, "creationDate": epoch(sm.created)});
             publish_if(
