@@ -115,14 +115,14 @@ async fn the_sfn_executor_runs_workflows_on_localstack_step_functions() {
     };
     let mut env = AWS_ENV.to_vec();
     env.push(("AWS_ENDPOINT_URL_SFN", &localstack.endpoint));
+    // No --account: the service learns LocalStack's from its STS.
+    env.push(("AWS_ENDPOINT_URL_STS", &localstack.endpoint));
     let server = Server::start_with_env(
         tempfile::tempdir().expect("dir"),
         "127.0.0.1:0",
         &[
             "--executor",
             "sfn",
-            "--account",
-            "000000000000",
             "--role-arn",
             "arn:aws:iam::000000000000:role/workflow-manager",
         ],
@@ -132,6 +132,10 @@ async fn the_sfn_executor_runs_workflows_on_localstack_step_functions() {
     let (status, ready) = http_get(port, "/_ready").expect("answers");
     assert_eq!(status, 200, "{ready}");
     assert!(ready.contains("stepfunctions"), "{ready}");
+    assert!(
+        server.log().contains("learned the AWS account"),
+        "the account came from STS"
+    );
 
     let api = Api::new(&server.url);
     // Started before any worker polls: the service creates the activities with the state

@@ -91,7 +91,7 @@ impl Emulator {
         command
             .args(["-m", "localstack.runtime.main"])
             .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SERVICES", "stepfunctions")
+            .env("SERVICES", "stepfunctions,sts")
             .env("EAGER_SERVICE_LOADING", "1")
             .env("DNS_ADDRESS", "0")
             .env("LOCALSTACK_VOLUME_DIR", &state)

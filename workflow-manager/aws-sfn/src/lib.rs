@@ -5,8 +5,10 @@
 //! SDK's history events into the Step Functions JSON shape the rest of the service reads.
 //!
 //! It works against AWS, LocalStack, and the embedded engine's own `/sfn` endpoint alike: the
-//! endpoint comes from the SDK configuration (`AWS_ENDPOINT_URL_SFN`).
+//! endpoint comes from the SDK configuration (`AWS_ENDPOINT_URL_SFN`). The account of its ARNs
+//! is learned ([`account`]) when it is not configured.
 
+pub mod account;
 mod history;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +31,108 @@ pub struct AwsStepFunctions {
 }
 
 impl AwsStepFunctions {
+    /// An existing state machine of a wanted name: the same definition is used as it is; a
+    /// different one is updated when the manager made the machine (its tags say so), and
+    /// refused otherwise.
+    async fn reconcile_definition(
+        &self,
+        arn: &str,
+        existing: &str,
+        wanted: &str,
+    ) -> Result<(), SfnError> {
+        let same = serde_json::from_str::<serde_json::Value>(existing).ok()
+            == serde_json::from_str::<serde_json::Value>(wanted).ok();
+        if same {
+            return Ok(());
+        }
+        let tags = self
+            .client
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(map_error)?;
+        let ours = tags.tags().iter().any(|t| t.key() == Some(MANAGED_TAG));
+        if !ours {
+            return Err(SfnError::ForeignStateMachine(format!(
+                "the state machine {arn} exists with another definition and was not made by the \
+                 workflow-manager (it has no {MANAGED_TAG} tag), so it is not changed; wanted: \
+                 {}; found: {}. Delete or rename it, or use another namespace.",
+                shortened(wanted),
+                shortened(existing)
+            )));
+        }
+        self.client
+            .update_state_machine()
+            .state_machine_arn(arn)
+            .definition(wanted)
+            .send()
+            .await
+            .map_err(map_error)?;
+        tracing::warn!(state_machine = %arn, "updated a state machine whose definition differed from its workflow definition's");
+        Ok(())
+    }
+
+    /// Creates a state machine (and the activities it names).
+    async fn create(
+        &self,
+        name: &str,
+        arn: &str,
+        definition: &StateMachine,
+        json: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), SfnError> {
+        // Activities first: a state machine may name activities no worker created yet.
+        // CreateActivity is idempotent.
+        for activity in wfm_core::conventions::activity_names(definition) {
+            self.client
+                .create_activity()
+                .name(activity)
+                .send()
+                .await
+                .map_err(map_error)?;
+        }
+        let mut request = self
+            .client
+            .create_state_machine()
+            .name(name)
+            .definition(json)
+            .role_arn(&self.role_arn);
+        for (k, v) in tags {
+            request = request.tags(Tag::builder().key(k).value(v).build());
+        }
+        match request.send().await {
+            Ok(out) => {
+                tracing::info!(
+                    state_machine = out.state_machine_arn(),
+                    "created state machine"
+                );
+                let made = out.state_machine_arn();
+                if made != arn {
+                    tracing::warn!(expected = %arn, made = %made, "state machine ARN differs from the configured region and account");
+                }
+                Ok(())
+            }
+            // Created meanwhile by another instance: its definition is checked like any
+            // existing one's.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_state_machine_already_exists()) =>
+            {
+                let existing = self
+                    .client
+                    .describe_state_machine()
+                    .state_machine_arn(arn)
+                    .send()
+                    .await
+                    .map_err(map_error)?;
+                self.reconcile_definition(arn, existing.definition(), json)
+                    .await
+            }
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
     /// A backend in `region` and `account` (for ARNs), whose state machines run as `role_arn`.
     pub fn new(
         client: aws_sdk_sfn::Client,
@@ -61,6 +165,19 @@ impl AwsStepFunctions {
             .await
             .map(|_| ())
             .map_err(map_error)
+    }
+}
+
+/// The tag the manager puts on the state machines it makes.
+const MANAGED_TAG: &str = "workflow-manager:definition";
+
+/// A definition, cut for an error message.
+fn shortened(definition: &str) -> String {
+    let cut: String = definition.chars().take(300).collect();
+    if cut.len() < definition.len() {
+        format!("{cut}...")
+    } else {
+        cut
     }
 }
 
@@ -127,63 +244,29 @@ impl StepFunctions for AwsStepFunctions {
             return Ok(arn.clone());
         }
         let arn = self.state_machine_arn(name);
-        let exists = match self
+        let found = match self
             .client
             .describe_state_machine()
             .state_machine_arn(&arn)
             .send()
             .await
         {
-            Ok(_) => true,
+            Ok(out) => Some(out.definition().to_string()),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_state_machine_does_not_exist()) =>
             {
-                false
+                None
             }
             Err(e) => return Err(map_error(e)),
         };
-        if !exists {
-            // Activities first: a state machine may name activities no worker created yet.
-            // CreateActivity is idempotent.
-            for activity in wfm_core::conventions::activity_names(definition) {
-                self.client
-                    .create_activity()
-                    .name(activity)
-                    .send()
-                    .await
-                    .map_err(map_error)?;
-            }
-            let mut definition = definition.clone();
-            wfm_core::conventions::add_default_retriers(&mut definition);
-            let json = serde_json::to_string(&definition)
-                .map_err(|e| SfnError::InvalidDefinition(e.to_string()))?;
-            let mut request = self
-                .client
-                .create_state_machine()
-                .name(name)
-                .definition(json)
-                .role_arn(&self.role_arn);
-            for (k, v) in tags {
-                request = request.tags(Tag::builder().key(k).value(v).build());
-            }
-            match request.send().await {
-                Ok(out) => {
-                    tracing::info!(
-                        state_machine = out.state_machine_arn(),
-                        "created state machine"
-                    );
-                    let made = out.state_machine_arn().to_string();
-                    if made != arn {
-                        tracing::warn!(expected = %arn, made = %made, "state machine ARN differs from the configured region and account");
-                    }
-                }
-                // Created meanwhile by another instance, with the same definition by convention.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_state_machine_already_exists()) => {}
-                Err(e) => return Err(map_error(e)),
-            }
+        let mut wanted = definition.clone();
+        wfm_core::conventions::add_default_retriers(&mut wanted);
+        let json = serde_json::to_string(&wanted)
+            .map_err(|e| SfnError::InvalidDefinition(e.to_string()))?;
+        match found {
+            Some(existing) => self.reconcile_definition(&arn, &existing, &json).await?,
+            None => self.create(name, &arn, definition, &json, tags).await?,
         }
         self.ensured
             .lock()

@@ -37,7 +37,12 @@ fn sanitize(part: &str) -> String {
         .collect()
 }
 
-/// `namespace--name--version--startAt`, sanitised and cut to Step Functions' 80 characters.
+/// The longest state machine name Step Functions takes.
+pub const MAX_STATE_MACHINE_NAME: usize = 80;
+
+/// `namespace--name--version--startAt`, sanitised. A name longer than Step Functions' 80
+/// characters keeps its first 63 and ends in `-` and 16 hex digits of the full name's MD5, so
+/// that different (namespace, name, version, StartAt) never share a state machine.
 pub fn state_machine_name(
     definition_name: &str,
     version: i64,
@@ -51,7 +56,14 @@ pub fn state_machine_name(
         version,
         sanitize(start_at)
     );
-    name.chars().take(80).collect()
+    // Sanitised names are ASCII: one byte per character.
+    if name.len() <= MAX_STATE_MACHINE_NAME {
+        return name;
+    }
+    use md5::Digest as _;
+    let digest = md5::Md5::digest(name.as_bytes());
+    let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hash}", &name[..MAX_STATE_MACHINE_NAME - 17])
 }
 
 /// The activity name a short resource name stands for in a namespace: `namespace--resource`.
@@ -504,6 +516,16 @@ mod tests {
             "prod--my-flow--3--Start-Here"
         );
         assert_eq!(state_machine_name(&"x".repeat(100), 0, "n", "s").len(), 80);
+        // Names past 80 characters that differ only at their end (the StartAt of a resume)
+        // stay different, and stable.
+        let long = "d".repeat(64);
+        let first = state_machine_name(&long, 1, "production", "Start");
+        let second = state_machine_name(&long, 1, "production", "SecondStep");
+        assert_eq!(first.len(), 80);
+        assert_eq!(second.len(), 80);
+        assert_ne!(first, second);
+        assert_eq!(first, state_machine_name(&long, 1, "production", "Start"));
+        assert!(first.starts_with("production--dddd"), "{first}");
     }
 
     #[test]

@@ -55,7 +55,9 @@ impl From<SfnError> for ManagerError {
             SfnError::InvalidDefinition(m) | SfnError::InvalidInput(m) => {
                 ManagerError::BadRequest(m)
             }
-            SfnError::ExecutionAlreadyExists(m) => ManagerError::Conflict(m),
+            SfnError::ExecutionAlreadyExists(m) | SfnError::ForeignStateMachine(m) => {
+                ManagerError::Conflict(m)
+            }
             SfnError::ExecutionDoesNotExist(m) | SfnError::Other(m) => {
                 ManagerError::Internal(format!("step functions: {m}"))
             }

@@ -21,6 +21,10 @@ pub enum SfnError {
     /// The input was rejected.
     #[error("{0}")]
     InvalidInput(String),
+    /// A state machine of the wanted name exists with another definition, and the manager did
+    /// not make it (so it is not changed).
+    #[error("{0}")]
+    ForeignStateMachine(String),
     /// The request was throttled (a quota was exceeded): try again later, more slowly.
     #[error("throttled: {0}")]
     Throttled(String),

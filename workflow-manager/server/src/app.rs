@@ -239,7 +239,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         &config.data_dir.join("engine.db"),
         EngineConfig {
             region: engine_region.clone(),
-            account: config.account.clone(),
+            account: config.account_for_arns(),
         },
         embedded.then(|| Arc::new(observer) as Arc<dyn wfm_engine::ExecutionObserver>),
     )
@@ -256,10 +256,20 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             .region()
             .map(|r| r.to_string())
             .ok_or_else(|| StartError::Aws("no region".into()))?;
+        let sfn_client = aws_sdk_sfn::Client::new(sdk);
+        // ARNs are built with the account AWS answers for, never a guessed one.
+        let account = wfm_aws_sfn::account::settle_account(
+            &aws_sdk_sts::Client::new(sdk),
+            &sfn_client,
+            config.account.as_deref(),
+        )
+        .await
+        .map_err(|e| StartError::Aws(e.to_string()))?;
+        tracing::info!(%account, "Step Functions account");
         let aws_sfn = Arc::new(wfm_aws_sfn::AwsStepFunctions::new(
-            aws_sdk_sfn::Client::new(sdk),
+            sfn_client,
             region,
-            config.account.clone(),
+            account,
             config.role_arn.clone(),
         ));
         probes.push(Box::new(SfnProbe(aws_sfn.clone())));

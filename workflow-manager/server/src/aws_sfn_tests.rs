@@ -97,7 +97,7 @@ fn remote_manager(service: &crate::Running, config: &crate::Config) -> WorkflowM
     let aws = Arc::new(wfm_aws_sfn::AwsStepFunctions::new(
         aws_sdk_sfn::Client::from_conf(sfn_config(service)),
         "us-east-1",
-        config.account.clone(),
+        config.account_for_arns(),
         config.role_arn.clone(),
     ));
     let store = Arc::new(wfm_store_sqlite::SqliteStore::in_memory().expect("store"));
@@ -118,7 +118,7 @@ async fn the_aws_sdk_backend_runs_workflows_through_an_sfn_endpoint() {
     wfm_aws_sfn::AwsStepFunctions::new(
         aws_sdk_sfn::Client::from_conf(sdk.clone()),
         "us-east-1",
-        config.account.clone(),
+        config.account_for_arns(),
         config.role_arn.clone(),
     )
     .ping()
@@ -208,7 +208,7 @@ async fn the_aws_sdk_backend_runs_workflows_through_an_sfn_endpoint() {
     let client = aws_sdk_sfn::Client::from_conf(sdk);
     let arn = format!(
         "arn:aws:states:us-east-1:{}:stateMachine:default--order-check--0--Validate",
-        config.account
+        config.account_for_arns()
     );
     let described = client
         .describe_state_machine()
@@ -333,7 +333,7 @@ async fn execution_status_events_from_sqs_get_a_workflow_synced_at_once() {
         .get_activity_task()
         .activity_arn(format!(
             "arn:aws:states:us-east-1:{}:activity:default--by-hand",
-            config.account
+            config.account_for_arns()
         ))
         .send()
         .await
@@ -443,5 +443,100 @@ async fn child_workflows_are_learned_from_the_parents_history() {
     assert_eq!(leaf.workflow_definition.name, "leaf");
     let _ = stop.send(true);
     let _ = sync.await;
+    service.stop().await;
+}
+
+/// Saves a definition of two Pass states, `First` then `SecondStep`.
+async fn save_two_pass_definition(manager: &WorkflowManager, name: &str) {
+    manager
+        .new_workflow_definition(
+            &serde_json::from_value(json!({
+                "name": name, "stateMachine": {"StartAt": "First", "States": {
+                    "First": {"Type": "Pass", "Result": {"from": "first"}, "Next": "SecondStep"},
+                    "SecondStep": {"Type": "Pass", "End": true}}}
+            }))
+            .expect("definition"),
+        )
+        .await
+        .expect("save");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_names_resume_the_right_state_and_foreign_state_machines_are_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = crate::Config::isolated(dir.path());
+    let service = crate::start(&config).await.expect("start");
+    let manager = remote_manager(&service, &config);
+    let (stop, _nudge, sync) = fast_reconcile(&manager);
+
+    // A 64-character name in `production`: its state machines' names pass 80 characters, and
+    // the one that starts at SecondStep is not the one that starts at First.
+    let long = format!("nightly-{}", "x".repeat(56));
+    save_two_pass_definition(&manager, &long).await;
+    let start = |name: &str| -> StartWorkflowRequest {
+        serde_json::from_value(json!({
+            "workflowDefinition": {"name": name, "version": -1}, "input": "{}",
+            "namespace": "production", "queue": "default"}))
+        .expect("request")
+    };
+    let first = manager.create_workflow(&start(&long)).await.expect("start");
+    let first = until_terminal(&manager, &first.id).await;
+    assert_eq!(first.status, WorkflowStatus::Succeeded, "{first:?}");
+    let resumed = manager
+        .retry_workflow(&first.id, "SecondStep", None)
+        .await
+        .expect("resume");
+    let resumed = until_terminal(&manager, &resumed.id).await;
+    assert_eq!(resumed.status, WorkflowStatus::Succeeded, "{resumed:?}");
+    let states: Vec<&str> = resumed.jobs.iter().map(|j| j.state.as_str()).collect();
+    assert_eq!(
+        states,
+        ["SecondStep"],
+        "the resume ran from SecondStep only"
+    );
+
+    // A state machine made by hand under a wanted name, with another definition: refused,
+    // naming it; the manager's own state machine with a changed definition: set right.
+    let client = aws_sdk_sfn::Client::from_conf(sfn_config(&service));
+    let wanted = wfm_core::conventions::state_machine_name("foreign", 0, "production", "First");
+    client
+        .create_state_machine()
+        .name(&wanted)
+        .definition(r#"{"StartAt": "Other", "States": {"Other": {"Type": "Succeed"}}}"#)
+        .role_arn(&config.role_arn)
+        .send()
+        .await
+        .expect("a hand-made state machine");
+    save_two_pass_definition(&manager, "foreign").await;
+    let refused = manager.create_workflow(&start("foreign")).await;
+    let message = format!("{:?}", refused.err());
+    assert!(
+        message.contains(&wanted) && message.contains("not made by the workflow-manager"),
+        "{message}"
+    );
+    let ours = wfm_core::conventions::state_machine_name(&long, 0, "production", "First");
+    let ours_arn = format!(
+        "arn:aws:states:us-east-1:{}:stateMachine:{ours}",
+        config.account_for_arns()
+    );
+    client
+        .update_state_machine()
+        .state_machine_arn(&ours_arn)
+        .definition(r#"{"StartAt": "Other", "States": {"Other": {"Type": "Succeed"}}}"#)
+        .send()
+        .await
+        .expect("changed behind the manager's back");
+    let fresh = remote_manager(&service, &config);
+    save_two_pass_definition(&fresh, &long).await;
+    let (stop_fresh, _nudge_fresh, sync_fresh) = fast_reconcile(&fresh);
+    let again = fresh.create_workflow(&start(&long)).await.expect("start");
+    let again = until_terminal(&fresh, &again.id).await;
+    let states: Vec<&str> = again.jobs.iter().map(|j| j.state.as_str()).collect();
+    assert_eq!(states, ["First", "SecondStep"], "{again:?}");
+
+    let _ = stop.send(true);
+    let _ = stop_fresh.send(true);
+    let _ = sync.await;
+    let _ = sync_fresh.await;
     service.stop().await;
 }

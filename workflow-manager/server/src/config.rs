@@ -7,6 +7,10 @@ use clap::Parser;
 
 use crate::auth::AuthMode;
 
+/// The account of ARNs when none is configured (the embedded engine's; AWS's documentation
+/// example account).
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+
 /// The workflow-manager service.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "workflow-manager", version, about)]
@@ -34,9 +38,12 @@ pub struct Config {
     /// or the profile's; `us-east-1` for the embedded engine).
     #[arg(long, env = "WFM_REGION")]
     pub region: Option<String>,
-    /// Account id used in ARNs (the AWS account of the state machines and activities).
-    #[arg(long, env = "WFM_ACCOUNT", default_value = "123456789012")]
-    pub account: String,
+    /// Account id used in ARNs (the AWS account of the state machines and activities). With
+    /// `--executor sfn` and no account, it is learned from STS `GetCallerIdentity` (or the
+    /// ARNs Step Functions lists), and one AWS contradicts stops the start; the embedded
+    /// engine uses `123456789012` by default.
+    #[arg(long, env = "WFM_ACCOUNT")]
+    pub account: Option<String>,
     /// Role the state machines run as.
     #[arg(
         long,
@@ -138,6 +145,13 @@ impl std::str::FromStr for StoreUrl {
 }
 
 impl Config {
+    /// The account of the embedded engine's ARNs (the configured one, else `123456789012`).
+    pub fn account_for_arns(&self) -> String {
+        self.account
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ACCOUNT.to_string())
+    }
+
     /// The defaults, with the SQLite files in `data_dir`, on a free loopback port, without
     /// definitions or local workers: a service of its own, for benchmarks and tests.
     pub fn isolated(data_dir: &std::path::Path) -> Self {
@@ -149,7 +163,7 @@ impl Config {
             store: None,
             executor: Executor::Embedded,
             region: None,
-            account: "123456789012".into(),
+            account: Some("123456789012".into()),
             role_arn: "arn:aws:iam::123456789012:role/workflow-manager".into(),
             activity_poll_seconds: 60,
             zombie_grace_seconds: 300,
