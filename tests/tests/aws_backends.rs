@@ -66,8 +66,10 @@ async fn the_service_keeps_its_state_in_dynamodb_and_reports_readiness() {
     let port = port_of(&server.url);
     let (status, ready) = http_get(port, "/_ready").expect("answers");
     assert_eq!(status, 200, "{ready}");
+    assert!(ready.contains("\"background\":\"ok\""), "{ready}");
     let metrics = http_get(port, "/metrics").expect("answers").1;
     for expected in [
+        "wfm_background_task_running{task=\"status-sync\"} 1",
         "wfm_workflows_started_total{definition=\"order-check\"} 1",
         "wfm_workflows_finished_total{definition=\"order-check\",status=\"succeeded\"} 1",
         "wfm_http_request_duration_seconds_count{method=\"POST\",route=\"/workflows\",status=\"200\"} 1",
@@ -132,6 +134,12 @@ async fn the_sfn_executor_runs_workflows_on_localstack_step_functions() {
     let (status, ready) = http_get(port, "/_ready").expect("answers");
     assert_eq!(status, 200, "{ready}");
     assert!(ready.contains("stepfunctions"), "{ready}");
+    assert!(ready.contains("\"background\":\"ok\""), "{ready}");
+    let metrics = http_get(port, "/metrics").expect("answers").1;
+    assert!(
+        metrics.contains("wfm_background_task_running{task=\"reconcile\"} 1"),
+        "{metrics}"
+    );
     assert!(
         server.log().contains("learned the AWS account"),
         "the account came from STS"

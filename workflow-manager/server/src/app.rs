@@ -186,16 +186,18 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
+    driver: Arc<crate::background::Driver>,
 }
 
 impl Running {
-    /// Stops the workers, then the server: it stops accepting connections and answers the
-    /// requests in flight (waiting GetActivityTask long polls answer "no task" at once; the
-    /// rest get up to 5 s); then the engine. Returns whether every request in flight was
-    /// answered within that grace period.
+    /// Stops the background tasks (up to 5 s), the workers, then the server: it stops
+    /// accepting connections and answers the requests in flight (waiting GetActivityTask long
+    /// polls answer "no task" at once; the rest get up to 5 s); then the engine. Returns
+    /// whether every request in flight was answered within that grace period.
     pub async fn stop(self) -> bool {
         self.engine.drain_polls();
         let _ = self.shutdown.send(true);
+        self.driver.stop(Duration::from_secs(5)).await;
         for w in self.workers {
             let _ = tokio::time::timeout(Duration::from_secs(15), w).await;
         }
@@ -283,8 +285,17 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         },
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let driver = crate::background::Driver::new();
+    probes.push(Box::new(crate::background::BackgroundProbe(driver.clone())));
     let queued = if embedded {
-        tokio::spawn(run_sync(manager.clone(), sync_rx));
+        let (sync_manager, mut stopping) = (manager.clone(), shutdown_rx.clone());
+        driver.spawn("status-sync", async move {
+            // A sync cut short is done again at the next start (its workflow is unfinished).
+            tokio::select! {
+                () = run_sync(sync_manager, sync_rx) => {}
+                _ = stopping.wait_for(|s| *s) => {}
+            }
+        });
         queue_unfinished(&manager, &sync_tx)
             .await
             .map_err(|e| StartError::Store(e.to_string()))?
@@ -295,15 +306,22 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             burst: config.sync_rate.max(1.0),
             ..Default::default()
         };
-        let (reconciler, _) =
-            crate::reconcile::spawn(manager.clone(), reconcile, shutdown_rx.clone());
+        let (reconciler, reconciling) =
+            crate::reconcile::start(manager.clone(), reconcile, shutdown_rx.clone());
+        driver.spawn("reconcile", async move {
+            let stats = reconciling.await;
+            tracing::info!(?stats, "reconciliation stopped");
+        });
         if let Some(queue_url) = &config.events_queue_url {
             let sdk = aws.get(config).await?;
-            crate::events::spawn(
-                aws_sdk_sqs::Client::new(sdk),
-                queue_url.clone(),
-                reconciler,
-                shutdown_rx.clone(),
+            driver.spawn(
+                "status-events",
+                crate::events::consume(
+                    aws_sdk_sqs::Client::new(sdk),
+                    queue_url.clone(),
+                    reconciler,
+                    shutdown_rx.clone(),
+                ),
             );
             tracing::info!(queue = %queue_url, "execution status events nudge the sync");
         }
@@ -421,6 +439,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         shutdown: shutdown_tx,
         server,
         workers,
+        driver,
     })
 }
 

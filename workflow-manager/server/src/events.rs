@@ -37,14 +37,24 @@ pub fn execution_name(body: &str) -> Option<String> {
         .filter(|n| !n.is_empty())
 }
 
-/// Consumes the queue until `shutdown` turns true.
+/// Consumes the queue until `shutdown` turns true, as a task of its own.
 pub fn spawn(
     client: aws_sdk_sqs::Client,
     queue_url: String,
     reconciler: Reconciler,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    tokio::spawn(consume(client, queue_url, reconciler, shutdown))
+}
+
+/// Consumes the queue until `shutdown` turns true (under the background driver).
+pub async fn consume(
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    reconciler: Reconciler,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    {
         let mut backoff = Duration::from_secs(1);
         loop {
             let receive = client
@@ -106,7 +116,7 @@ pub fn spawn(
                 }
             }
         }
-    })
+    }
 }
 
 #[cfg(test)]

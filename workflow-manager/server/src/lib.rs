@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod aws;
+pub mod background;
 pub mod config;
 pub mod embedded;
 pub mod events;

@@ -175,14 +175,28 @@ pub struct ReconcileStats {
     pub listed_as_ended: u64,
 }
 
-/// Starts the loop; it ends when `shutdown` turns true.
+/// Starts the loop as a task of its own; it ends when `shutdown` turns true.
 pub fn spawn(
     manager: WorkflowManager,
     config: ReconcileConfig,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> (Reconciler, tokio::task::JoinHandle<ReconcileStats>) {
+    let (reconciler, work) = start(manager, config, shutdown);
+    (reconciler, tokio::spawn(work))
+}
+
+/// The loop as a future to run (under the background driver); it ends when `shutdown` turns
+/// true.
+pub fn start(
+    manager: WorkflowManager,
+    config: ReconcileConfig,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> (
+    Reconciler,
+    impl std::future::Future<Output = ReconcileStats> + Send + 'static,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let handle = tokio::spawn(async move {
+    let work = async move {
         let mut state = Loop::new(config);
         let mut next_refresh = Instant::now();
         let mut next_list = Instant::now() + state.config.list_interval;
@@ -223,8 +237,8 @@ pub fn spawn(
             }
             state.after_sync(&id, result, Instant::now());
         }
-    });
-    (Reconciler { tx }, handle)
+    };
+    (Reconciler { tx }, work)
 }
 
 struct Loop {
