@@ -89,6 +89,11 @@ sfn.update_state_machine_alias(stateMachineAliasArn=alias, routingConfiguration=
     {"stateMachineVersionArn": v1, "weight": 50}, {"stateMachineVersionArn": v2, "weight": 50}])
 outputs = {json.loads(run(alias)["output"]) for _ in range(30)}
 assert outputs == {"one", "two"}, outputs
+# ListExecutions by an alias's ARN lists the executions started through it.
+through_alias = sfn.list_executions(stateMachineArn=alias, maxResults=1000)["executions"]
+assert len(through_alias) == 31, len(through_alias)
+everything = sfn.list_executions(stateMachineArn=machine, maxResults=1000)["executions"]
+assert len(everything) == 33, len(everything)
 described = sfn.describe_state_machine_alias(stateMachineAliasArn=alias)
 assert len(described["routingConfiguration"]) == 2, described
 aliases = sfn.list_state_machine_aliases(stateMachineArn=machine)["stateMachineAliases"]

@@ -243,6 +243,13 @@ impl Engine {
         max_results: Option<usize>,
         next_token: Option<&str>,
     ) -> Result<(Vec<ExecutionInfo>, Option<String>), EngineError> {
+        // A version's or alias's ARN lists the executions started through it.
+        let qualified = crate::catalog::Qualified::parse(state_machine_arn);
+        let through = match &qualified {
+            crate::catalog::Qualified::Machine(_) => None,
+            _ => Some(state_machine_arn.to_string()),
+        };
+        let state_machine_arn = qualified.machine();
         self.describe_state_machine(state_machine_arn).await?;
         if let Some(s) = status {
             if ![
@@ -272,7 +279,13 @@ impl Engine {
         };
         let (machine, status) = (state_machine_arn.to_string(), status.map(str::to_string));
         let mut rows = blocking(&self.rt.db, move |db| {
-            db.executions(&machine, status.as_deref(), before, limit + 1)
+            db.executions(
+                &machine,
+                status.as_deref(),
+                through.as_deref(),
+                before,
+                limit + 1,
+            )
         })
         .await?;
         let next = if rows.len() > limit {

@@ -394,10 +394,12 @@ impl EngineDb {
     }
 
     /// Executions of a state machine, newest first, before the key `(start_ms, arn)`.
+    /// With `through`, only those started through that version or alias ARN.
     pub fn executions(
         &self,
         state_machine_arn: &str,
         status: Option<&str>,
+        through: Option<&str>,
         before: Option<(i64, String)>,
         limit: usize,
     ) -> Result<Vec<ExecutionRow>, EngineError> {
@@ -407,10 +409,12 @@ impl EngineDb {
             "SELECT {EXECUTION_COLUMNS} FROM executions
              WHERE state_machine_arn = ?1 AND (?2 IS NULL OR status = ?2)
                AND (start_ms < ?3 OR (start_ms = ?3 AND arn < ?4))
+               AND (?6 IS NULL OR id IN (SELECT execution FROM qualifiers
+                                         WHERE version_arn = ?6 OR alias_arn = ?6))
              ORDER BY start_ms DESC, arn DESC LIMIT ?5"
         ))?;
         let rows = stmt.query_map(
-            params![state_machine_arn, status, start, arn, limit as i64],
+            params![state_machine_arn, status, start, arn, limit as i64, through],
             execution_row,
         )?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
