@@ -109,6 +109,9 @@ fn validate_state(
                     "a Task state must specify resource",
                 ));
             }
+            if let Some(c) = &task.credentials {
+                validate_credentials(c, &child_path(path, "Credentials"))?;
+            }
             validate_catchers(machine, task.catch.as_deref(), path)?;
             validate_retriers(task.retry.as_deref(), path)?;
         }
@@ -170,9 +173,51 @@ fn validate_state(
     Ok(())
 }
 
-/// A Map's `Label`: at most 40 characters, none of whitespace, brackets, wildcards,
+/// A Task's `Credentials`: an object with a `RoleArn` (a string, or a JSONata expression) or a
+/// `RoleArn.$` path, and nothing else.
+fn validate_credentials(c: &serde_json::Value, path: &str) -> Result<(), DefinitionError> {
+    let Some(fields) = c.as_object() else {
+        return Err(DefinitionError::new(path, "Credentials must be an object"));
+    };
+    let role = fields.get("RoleArn").map(|v| (v, "RoleArn"));
+    let role_path = fields.get("RoleArn.$").map(|v| (v, "RoleArn.$"));
+    let (value, name) = match (role, role_path) {
+        (Some(r), None) => r,
+        (None, Some(r)) => r,
+        (Some(_), Some(_)) => {
+            return Err(DefinitionError::new(
+                path,
+                "Credentials takes RoleArn or RoleArn.$, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(DefinitionError::new(
+                path,
+                "Credentials must have a RoleArn (or RoleArn.$)",
+            ))
+        }
+    };
+    if !value.as_str().is_some_and(|s| !s.trim().is_empty()) {
+        return Err(DefinitionError::new(
+            child_path(path, name),
+            format!("{name} must be a non-empty string"),
+        ));
+    }
+    if let Some(other) = fields.keys().find(|k| *k != "RoleArn" && *k != "RoleArn.$") {
+        return Err(DefinitionError::new(
+            child_path(path, other),
+            format!("Credentials has no field '{other}'"),
+        ));
+    }
+    Ok(())
+}
+
+/// A Map's `Label`: 1 to 40 characters, none of whitespace, brackets, wildcards,
 /// punctuation Step Functions reserves, or control characters.
 fn validate_label(label: &str, path: &str) -> Result<(), DefinitionError> {
+    if label.is_empty() {
+        return Err(DefinitionError::new(path, "Label cannot be empty"));
+    }
     if let Some(c) = label.chars().find(|c| {
         c.is_whitespace()
             || "{}[]?*\"#%\\^|~`$&,;:/<>".contains(*c)
@@ -501,6 +546,61 @@ mod tests {
             let err = check(v.clone()).expect_err(&v.to_string());
             assert_eq!(err.path, path, "{v}: {err}");
             assert!(err.message.contains(text), "{v}: {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod credentials_and_label_tests {
+    use super::*;
+    use crate::parse::parse_definition_value;
+    use serde_json::{json, Value};
+
+    fn task_with(credentials: Value) -> Result<(), DefinitionError> {
+        validate(&parse_definition_value(
+            &json!({"StartAt": "T", "States": {
+            "T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                  "Credentials": credentials, "End": true}}}),
+        )?)
+    }
+
+    fn map_labelled(label: &str) -> Result<(), DefinitionError> {
+        validate(&parse_definition_value(
+            &json!({"StartAt": "M", "States": {
+            "M": {"Type": "Map", "Label": label, "End": true, "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}}),
+        )?)
+    }
+
+    #[test]
+    fn credentials_name_one_role() {
+        task_with(json!({"RoleArn": "arn:aws:iam::1:role/r"})).expect("a role");
+        task_with(json!({"RoleArn.$": "$.role"})).expect("a role from the input");
+        for (bad, at) in [
+            (json!("arn:aws:iam::1:role/r"), "$.States.T.Credentials"),
+            (json!({}), "$.States.T.Credentials"),
+            (json!({"RoleArn": 3}), "$.States.T.Credentials.RoleArn"),
+            (
+                json!({"RoleArn": "r", "RoleArn.$": "$.r"}),
+                "$.States.T.Credentials",
+            ),
+            (
+                json!({"RoleArn": "r", "Other": 1}),
+                "$.States.T.Credentials.Other",
+            ),
+        ] {
+            let e = task_with(bad.clone()).expect_err(&bad.to_string());
+            assert_eq!(e.path, at, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn labels_are_one_to_forty_plain_characters() {
+        map_labelled("Files").expect("a label");
+        for bad in ["", "has space", "a:b", &"x".repeat(41)] {
+            let e = map_labelled(bad).expect_err(bad);
+            assert_eq!(e.path, "$.States.M.Label", "{bad}: {e}");
         }
     }
 }
