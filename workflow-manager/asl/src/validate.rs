@@ -197,7 +197,7 @@ fn validate_credentials(c: &serde_json::Value, path: &str) -> Result<(), Definit
             ))
         }
     };
-    if !value.as_str().is_some_and(|s| !s.trim().is_empty()) {
+    if value.as_str().is_none_or(|s| s.trim().is_empty()) {
         return Err(DefinitionError::new(
             child_path(path, name),
             format!("{name} must be a non-empty string"),
