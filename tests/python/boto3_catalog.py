@@ -66,7 +66,11 @@ fails("ConflictException", sfn.publish_state_machine_version, stateMachineArn=ma
 
 versions = [v["stateMachineVersionArn"] for v in sfn.list_state_machine_versions(stateMachineArn=machine)["stateMachineVersions"]]
 assert versions == [v2, v1], versions
+# A version keeps the role it was published with.
+sfn.update_state_machine(stateMachineArn=machine, roleArn=ROLE + "-new")
+assert sfn.describe_state_machine(stateMachineArn=machine)["roleArn"] == ROLE + "-new"
 d1 = sfn.describe_state_machine(stateMachineArn=v1)
+assert d1["roleArn"] == ROLE, d1
 assert json.loads(d1["definition"])["States"]["P"]["Result"] == "one", d1
 assert d1["description"] == "first", d1
 

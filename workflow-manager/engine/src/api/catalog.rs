@@ -273,6 +273,7 @@ impl Engine {
                     arn: arn.to_string(),
                     definition,
                     revision_id: revision_id(v.revision),
+                    role_arn: v.role_arn.clone(),
                     ..base
                 };
                 Ok((
@@ -437,12 +438,12 @@ impl Engine {
         blocking(&self.rt.db, move |db| db.delete_alias(&a)).await
     }
 
-    /// What a start through `arn` runs: the state machine's ARN, the revision (`None`: its
-    /// current one) and the version and alias it goes through.
+    /// What a start through `arn` runs: the state machine's ARN, the revision and role of a
+    /// version (`None`: its current ones) and the version and alias it goes through.
     pub(crate) async fn resolve_start(
         &self,
         arn: &str,
-    ) -> Result<(String, Option<i64>, Option<Qualifier>), EngineError> {
+    ) -> Result<(String, Option<(i64, String)>, Option<Qualifier>), EngineError> {
         match Qualified::parse(arn) {
             Qualified::Machine(m) => Ok((m, None, None)),
             Qualified::Version { machine, version } => {
@@ -454,7 +455,7 @@ impl Engine {
                 })?;
                 Ok((
                     machine,
-                    Some(v.revision),
+                    Some((v.revision, v.role_arn)),
                     Some(Qualifier {
                         version_arn: Some(arn.to_string()),
                         alias_arn: None,
@@ -486,7 +487,7 @@ impl Engine {
                 let v = self.version_row(&machine, version).await?;
                 Ok((
                     machine,
-                    Some(v.revision),
+                    Some((v.revision, v.role_arn)),
                     Some(Qualifier {
                         version_arn: Some(chosen),
                         alias_arn: Some(arn.to_string()),

@@ -94,7 +94,10 @@ impl Engine {
             self.arn("execution", &format!("{}:{name}", machine.name))
         };
         let machine_arn = state_machine_arn.to_string();
-        let revision = pinned.unwrap_or(machine.revision);
+        let (revision, role_arn) = match pinned {
+            Some((revision, role)) => (revision, role),
+            None => (machine.revision, machine.role_arn.clone()),
+        };
         let compiled = match rt.compile(revision, None) {
             Ok(c) => c,
             Err(_) => {
@@ -109,7 +112,7 @@ impl Engine {
             name.clone(),
             machine_arn.clone(),
             machine.name.clone(),
-            machine.role_arn.clone(),
+            role_arn,
             machine.machine_type == "EXPRESS",
             start_ms,
             input_value.clone(),

@@ -17,6 +17,8 @@ pub struct VersionRow {
     pub version: i64,
     /// The revision it runs.
     pub revision: i64,
+    /// The role its executions run as (the state machine's when it was published).
+    pub role_arn: String,
     /// Its description.
     pub description: Option<String>,
     /// When it was published.
@@ -52,6 +54,7 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRow> {
         revision: r.get(1)?,
         description: r.get(2)?,
         created: from_ms(r.get(3)?),
+        role_arn: r.get(4)?,
     })
 }
 
@@ -84,14 +87,14 @@ impl EngineDb {
     ) -> Result<Result<VersionRow, i64>, EngineError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let revision: Option<i64> = tx
+        let current: Option<(i64, String)> = tx
             .query_row(
-                "SELECT revision FROM state_machines WHERE arn = ?1 AND deleted = 0",
+                "SELECT revision, role_arn FROM state_machines WHERE arn = ?1 AND deleted = 0",
                 params![arn],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let Some(revision) = revision else {
+        let Some((revision, role_arn)) = current else {
             return Err(EngineError::StateMachineDoesNotExist(format!(
                 "State Machine Does Not Exist: '{arn}'"
             )));
@@ -101,7 +104,7 @@ impl EngineDb {
         }
         let latest = tx
             .query_row(
-                "SELECT version, revision, description, created_ms FROM versions
+                "SELECT version, revision, description, created_ms, role_arn FROM versions
                  WHERE state_machine_arn = ?1 ORDER BY version DESC LIMIT 1",
                 params![arn],
                 version_row,
@@ -120,9 +123,9 @@ impl EngineDb {
             .unwrap_or(0);
         let version = last + 1;
         tx.execute(
-            "INSERT INTO versions (state_machine_arn, version, revision, description, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![arn, version, revision, description, ms(now)],
+            "INSERT INTO versions (state_machine_arn, version, revision, description, created_ms, role_arn)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![arn, version, revision, description, ms(now), role_arn],
         )?;
         tx.execute(
             "INSERT OR REPLACE INTO version_counters (state_machine_arn, last) VALUES (?1, ?2)",
@@ -132,6 +135,7 @@ impl EngineDb {
         Ok(Ok(VersionRow {
             version,
             revision,
+            role_arn,
             description: description.map(str::to_string),
             created: now,
         }))
@@ -142,7 +146,7 @@ impl EngineDb {
         Ok(self
             .reader()
             .prepare_cached(
-                "SELECT version, revision, description, created_ms FROM versions
+                "SELECT version, revision, description, created_ms, role_arn FROM versions
                  WHERE state_machine_arn = ?1 AND version = ?2",
             )?
             .query_row(params![arn, version], version_row)
@@ -158,7 +162,7 @@ impl EngineDb {
     ) -> Result<Vec<VersionRow>, EngineError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT version, revision, description, created_ms FROM versions
+            "SELECT version, revision, description, created_ms, role_arn FROM versions
              WHERE state_machine_arn = ?1 AND (?2 = 0 OR version < ?2)
              ORDER BY version DESC LIMIT ?3",
         )?;

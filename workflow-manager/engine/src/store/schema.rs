@@ -151,6 +151,7 @@ CREATE TABLE versions (
     state_machine_arn TEXT NOT NULL,
     version INTEGER NOT NULL,
     revision INTEGER NOT NULL,
+    role_arn TEXT NOT NULL,
     description TEXT,
     created_ms INTEGER NOT NULL,
     PRIMARY KEY (state_machine_arn, version)
