@@ -328,12 +328,30 @@ async fn run(
     })
     .await;
     shot(driver, "10-repair-done").await;
-    driver
-        .goto(format!("{base}/ui/workflows/{second_failure}"))
-        .await?;
+    // The page is loaded again until it shows the flag (CI saw one load come back without
+    // it once; a flag that is never stored still fails here, after 10 s).
+    let mut resolved = false;
+    for _ in 0..20 {
+        driver
+            .goto(format!("{base}/ui/workflows/{second_failure}"))
+            .await?;
+        if driver.source().await?.contains("<dd>yes</dd>") {
+            resolved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if !resolved {
+        shot(driver, "10b-workflow-not-resolved").await;
+    }
+    let api_view = reqwest::get(format!("{base}/workflows/{second_failure}")).await;
     assert!(
-        driver.source().await?.contains("<dd>yes</dd>"),
-        "resolved by the repair"
+        resolved,
+        "resolved by the repair (the API says: {:?})",
+        match api_view {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => e.to_string(),
+        }
     );
 
     // A manual run: the input is checked as JSON before it is sent.
