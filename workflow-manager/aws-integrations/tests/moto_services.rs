@@ -429,3 +429,49 @@ async fn call_s3_get(s: &Setup, key: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+#[tokio::test]
+async fn a_distributed_map_over_100000_csv_rows_runs_every_row_once_in_batches() {
+    let Some(s) = setup() else { return };
+    let mut csv = String::from("id,qty\n");
+    for i in 0..100_000 {
+        csv.push_str(&format!("{i},{}\n", i % 7));
+    }
+    // The object is larger than an execution's input may be: it is put directly.
+    let s3 = wfm_aws_integrations::S3Integration::new(s.aws.clone());
+    for (action, parameters) in [
+        ("createBucket", json!({"Bucket": "rows"})),
+        (
+            "putObject",
+            json!({"Bucket": "rows", "Key": "rows.csv", "Body": csv}),
+        ),
+    ] {
+        wfm_engine::integrations::ServiceIntegration::submit(
+            &s3,
+            &format!("arn:aws:states:::aws-sdk:s3:{action}"),
+            &parameters,
+        )
+        .await
+        .unwrap_or_else(|f| panic!("{action}: {}: {}", f.error, f.cause));
+    }
+    let done = run(
+        &s.engine,
+        "hundred-thousand",
+        json!({"Fan": {"Type": "Map", "End": true, "MaxConcurrency": 1000,
+            "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                           "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+                           "Parameters": {"Bucket": "rows", "Key": "rows.csv"}},
+            "ItemBatcher": {"MaxItemsPerBatch": 100},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                              "StartAt": "Row", "States": {"Row": {"Type": "Pass", "End": true}}},
+            "ResultSelector": {"batches.$": "States.ArrayLength($)",
+                               "first.$": "$[0].Items[0]", "last.$": "$[999].Items[99]"}}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        output(&done),
+        json!({"batches": 1000, "first": {"id": "0", "qty": "0"},
+               "last": {"id": "99999", "qty": "4"}})
+    );
+}
