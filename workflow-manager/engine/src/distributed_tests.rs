@@ -458,3 +458,54 @@ async fn a_tolerated_failure_is_written_to_the_failed_file() {
         serde_json::from_str(&s3.get(&format!("b/{succeeded_key}")).expect("ok")).expect("json");
     assert_eq!(succeeded.as_array().map(Vec::len), Some(2), "{succeeded}");
 }
+
+async fn event_types(e: &Engine, arn: &str) -> Vec<String> {
+    e.get_execution_history(arn, Some(1000), None, false)
+        .await
+        .expect("history")
+        .events
+        .into_iter()
+        .map(|ev| ev.event_type)
+        .collect()
+}
+
+#[tokio::test]
+async fn stopping_the_execution_aborts_its_map_run() {
+    let s3 = Objects::with(&[("b/items.json", "[1, 2]")]);
+    let e = Engine::in_memory(EngineConfig::default(), None).expect("engine");
+    e.register_integration(s3.clone());
+    let def = json!({"StartAt": "Fan", "States": {"Fan": {"Type": "Map", "End": true,
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                       "Parameters": {"Bucket": "b", "Key": "items.json"},
+                       "ReaderConfig": {"InputType": "JSON"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "Long", "States": {"Long": {"Type": "Wait", "Seconds": 3600, "End": true}}}}}});
+    let sm = e
+        .create_state_machine("stopped", &def.to_string(), "r", "STANDARD")
+        .expect("sm");
+    let ex = e
+        .start_execution(&sm.arn, Some("stopped"), Some("{}"))
+        .await
+        .expect("start");
+    for _ in 0..400 {
+        if event_types(&e, &ex.execution_arn)
+            .await
+            .iter()
+            .any(|t| t == "WaitStateEntered")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    e.stop_execution(&ex.execution_arn, None, None)
+        .await
+        .expect("stop");
+    let seen = event_types(&e, &ex.execution_arn).await;
+    let n = seen.len();
+    assert!(n >= 2, "{seen:?}");
+    assert_eq!(
+        &seen[n - 2..],
+        ["MapRunAborted", "ExecutionAborted"],
+        "{seen:?}"
+    );
+}

@@ -187,6 +187,7 @@ pub enum Event {
         error: Option<String>,
         cause: Option<String>,
     },
+    MapRunAborted,
 }
 
 fn payload() -> Option<PayloadDetails> {
@@ -244,6 +245,7 @@ impl Event {
             Event::MapRunStarted { .. } => Borrowed("MapRunStarted"),
             Event::MapRunSucceeded => Borrowed("MapRunSucceeded"),
             Event::MapRunFailed { .. } => Borrowed("MapRunFailed"),
+            Event::MapRunAborted => Borrowed("MapRunAborted"),
         }
     }
 
@@ -403,7 +405,8 @@ impl Event {
             | Event::ParallelStateFailed
             | Event::MapStateSucceeded
             | Event::MapStateFailed
-            | Event::MapRunSucceeded => {}
+            | Event::MapRunSucceeded
+            | Event::MapRunAborted => {}
         }
         e
     }
@@ -578,6 +581,7 @@ impl Event {
                     .map_run_arn,
             },
             "MapRunSucceeded" => Event::MapRunSucceeded,
+            "MapRunAborted" => Event::MapRunAborted,
             "MapRunFailed" => {
                 let d = e.map_run_failed_event_details.clone().unwrap_or_default();
                 Event::MapRunFailed {

@@ -463,6 +463,17 @@ impl Step<'_> {
                 cause: None,
             },
         };
+        // A map run still going is aborted with the execution (before its last event).
+        let running_runs: Vec<FrameId> = self
+            .exec
+            .frames
+            .iter()
+            .filter(|(_, f)| matches!(&f.stage, Stage::Fanout(fan) if fan.map_run.is_some()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in running_runs {
+            self.emit(id, Event::MapRunAborted);
+        }
         self.emit_last(event);
         let frames: Vec<Frame> = std::mem::take(&mut self.exec.frames)
             .into_values()
