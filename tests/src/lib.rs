@@ -332,3 +332,37 @@ pub async fn sfn_client(endpoint: &str) -> aws_sdk_sfn::Client {
         .await;
     aws_sdk_sfn::Client::new(&config)
 }
+
+/// The Python with boto3 and the AWS CLI that scripts/test installs (`WFM_TEST_PYTHON`);
+/// `None`, after saying loudly that `test` is skipped, when it is not set.
+pub fn test_python(test: &str) -> Option<std::ffi::OsString> {
+    let python = std::env::var_os("WFM_TEST_PYTHON");
+    if python.is_none() {
+        eprintln!(
+            "\n*** SKIPPED {test}: WFM_TEST_PYTHON is not set. scripts/test installs boto3 into \
+             a virtualenv and sets it. ***\n"
+        );
+    }
+    python
+}
+
+/// `aws stepfunctions ARGS...` (the AWS CLI of `python`) against `endpoint`, signed with this
+/// key, answering JSON.
+pub async fn aws_cli_stepfunctions(
+    python: &std::ffi::OsStr,
+    endpoint: &str,
+    args: &[&str],
+    access_key_id: &str,
+    secret: &str,
+) -> std::process::Output {
+    tokio::process::Command::new(python)
+        .args(["-m", "awscli", "stepfunctions"])
+        .args(args)
+        .args(["--endpoint-url", endpoint])
+        .args(["--region", "us-east-1", "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .output()
+        .await
+        .expect("run aws cli")
+}

@@ -512,11 +512,7 @@ async fn definitions_are_loaded_once_and_survive_a_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn boto3_and_the_aws_cli_work_against_the_sfn_endpoint() {
-    let Some(python) = std::env::var_os("WFM_TEST_PYTHON") else {
-        eprintln!(
-            "\n*** SKIPPED boto3_works_against_the_sfn_endpoint: WFM_TEST_PYTHON is not set. \
-             scripts/test installs boto3 into a virtualenv and sets it. ***\n"
-        );
+    let Some(python) = wfm_e2e::test_python("boto3_works_against_the_sfn_endpoint") else {
         return;
     };
     let server = Server::start(&["--no-local-workers", "--activity-poll-seconds", "2"]);
@@ -554,11 +550,9 @@ async fn boto3_and_the_aws_cli_work_against_the_sfn_endpoint() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_auth_boto3_and_the_aws_cli_sign_with_issued_keys() {
-    let Some(python) = std::env::var_os("WFM_TEST_PYTHON") else {
-        eprintln!(
-            "\n*** SKIPPED with_auth_boto3_and_the_aws_cli_sign_with_issued_keys: WFM_TEST_PYTHON \
-             is not set. scripts/test installs boto3 into a virtualenv and sets it. ***\n"
-        );
+    let Some(python) =
+        wfm_e2e::test_python("with_auth_boto3_and_the_aws_cli_sign_with_issued_keys")
+    else {
         return;
     };
     const ADMIN: &str = "e2e-admin-secret-0123456789";
@@ -639,21 +633,14 @@ async fn aws_cli_list_state_machines(
     access_key_id: &str,
     secret: &str,
 ) -> std::process::Output {
-    tokio::process::Command::new(python)
-        .args([
-            "-m",
-            "awscli",
-            "stepfunctions",
-            "list-state-machines",
-            "--endpoint-url",
-        ])
-        .arg(server.sfn_endpoint())
-        .args(["--region", "us-east-1", "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .output()
-        .await
-        .expect("run aws cli")
+    wfm_e2e::aws_cli_stepfunctions(
+        python,
+        &server.sfn_endpoint(),
+        &["list-state-machines"],
+        access_key_id,
+        secret,
+    )
+    .await
 }
 
 #[test]

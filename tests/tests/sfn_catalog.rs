@@ -10,11 +10,7 @@ use wfm_e2e::{sfn_client, Server};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn versions_aliases_and_tags_through_boto3_and_aws_sdk_sfn_survive_a_restart() {
-    let Some(python) = std::env::var_os("WFM_TEST_PYTHON") else {
-        eprintln!(
-            "\n*** SKIPPED versions_aliases_and_tags: WFM_TEST_PYTHON is not set. \
-             scripts/test installs boto3 into a virtualenv and sets it. ***\n"
-        );
+    let Some(python) = wfm_e2e::test_python("versions_aliases_and_tags") else {
         return;
     };
     let server = Server::start(&["--no-local-workers"]);
@@ -35,25 +31,18 @@ async fn versions_aliases_and_tags_through_boto3_and_aws_sdk_sfn_survive_a_resta
     assert!(String::from_utf8_lossy(&out.stdout).contains("catalog ok"));
 
     // The AWS CLI's validate-state-machine-definition, by endpoint URL alone.
-    let cli = tokio::process::Command::new(&python)
-        .args([
-            "-m",
-            "awscli",
-            "stepfunctions",
+    let cli = wfm_e2e::aws_cli_stepfunctions(
+        &python,
+        &server.sfn_endpoint(),
+        &[
             "validate-state-machine-definition",
-        ])
-        .args([
             "--definition",
             r#"{"StartAt": "A", "States": {"A": {"Type": "Wait", "End": true}}}"#,
-        ])
-        .arg("--endpoint-url")
-        .arg(server.sfn_endpoint())
-        .args(["--region", "us-east-1", "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .output()
-        .await
-        .expect("run aws cli");
+        ],
+        "test",
+        "test",
+    )
+    .await;
     assert!(
         cli.status.success(),
         "aws cli failed: {}",

@@ -6,11 +6,13 @@
 //! `cargo bench -p wfm-aws-integrations --bench distributed_map [-- ITEMS]` (default 100,000).
 //! Needs moto (`WFM_MOTO_SERVER`, or scripts/test's `.venv-test`).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Instant;
+
+use common::{aws_at, finish};
 use serde_json::json;
-use wfm_aws_integrations::{register, Aws, HttpPolicy, LocalFunctions, S3Integration};
+use wfm_aws_integrations::{register, HttpPolicy, LocalFunctions, S3Integration};
 use wfm_emulators::Emulator;
 use wfm_engine::integrations::ServiceIntegration;
 use wfm_engine::{Engine, EngineConfig};
@@ -21,16 +23,6 @@ fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
-}
-
-async fn finish(e: &Engine, arn: &str) -> wfm_engine::ExecutionInfo {
-    loop {
-        let d = e.describe_execution(arn).await.expect("describe");
-        if d.status != "RUNNING" {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 #[tokio::main]
@@ -46,12 +38,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tmp");
     let e =
         Engine::open(&dir.path().join("engine.db"), EngineConfig::default(), None).expect("engine");
-    let aws = Arc::new(Aws::at_endpoint(
-        &moto.endpoint,
-        "us-east-1",
-        "test",
-        "test",
-    ));
+    let aws = aws_at(&moto.endpoint);
     register(
         &e,
         aws.clone(),

@@ -12,27 +12,15 @@
 //! runs, 200 children, 50 function calls). Needs moto (`WFM_MOTO_SERVER`, or scripts/test's
 //! `.venv-test`).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Instant;
+
+use common::{aws_at, finish};
 use serde_json::{json, Value};
 use wfm_aws_integrations::{register, Api, Aws, HttpPolicy, LocalFunctions};
 use wfm_emulators::Emulator;
 use wfm_engine::{Engine, EngineConfig};
-
-fn aws_at(endpoint: &str) -> Arc<Aws> {
-    Arc::new(Aws::at_endpoint(endpoint, "us-east-1", "test", "test"))
-}
-
-async fn finish(e: &Engine, arn: &str) -> wfm_engine::ExecutionInfo {
-    loop {
-        let d = e.describe_execution(arn).await.expect("describe");
-        if d.status != "RUNNING" {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -37,6 +37,13 @@ impl Objects {
         Arc::new(o)
     }
 
+    /// `count` objects of body `x`, the key of object `i` made by `key`.
+    fn numbered(count: usize, key: impl Fn(usize) -> String) -> Arc<Self> {
+        let keys: Vec<String> = (0..count).map(key).collect();
+        let objects: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "x")).collect();
+        Self::with(&objects)
+    }
+
     fn get(&self, key: &str) -> Option<String> {
         self.objects
             .lock()
@@ -245,14 +252,7 @@ async fn items_come_from_json_json_lines_and_csv_objects() {
 
 #[tokio::test]
 async fn a_listing_is_read_page_by_page_batched_and_the_results_written() {
-    let objects: Vec<(String, String)> = (0..5)
-        .map(|i| (format!("b/in/{i}.txt"), "x".to_string()))
-        .collect();
-    let refs: Vec<(&str, &str)> = objects
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let s3 = Objects::with(&refs);
+    let s3 = Objects::numbered(5, |i| format!("b/in/{i}.txt"));
     let e = Engine::in_memory(EngineConfig::default(), None).expect("engine");
     e.register_integration(s3.clone());
     let def = distributed(json!({
@@ -335,14 +335,7 @@ async fn a_listing_is_read_page_by_page_batched_and_the_results_written() {
 async fn a_restart_in_the_middle_of_a_listing_and_of_the_writes_finishes_once() {
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("engine.db");
-    let objects: Vec<(String, String)> = (0..6)
-        .map(|i| (format!("b/in/{i}"), "x".to_string()))
-        .collect();
-    let refs: Vec<(&str, &str)> = objects
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let s3 = Objects::with(&refs);
+    let s3 = Objects::numbered(6, |i| format!("b/in/{i}"));
     let def = distributed(json!({
         "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2",
                        "Parameters": {"Bucket": "b", "Prefix": "in/"}},
@@ -459,16 +452,6 @@ async fn a_tolerated_failure_is_written_to_the_failed_file() {
     assert_eq!(succeeded.as_array().map(Vec::len), Some(2), "{succeeded}");
 }
 
-async fn event_types(e: &Engine, arn: &str) -> Vec<String> {
-    e.get_execution_history(arn, Some(1000), None, false)
-        .await
-        .expect("history")
-        .events
-        .into_iter()
-        .map(|ev| ev.event_type)
-        .collect()
-}
-
 #[tokio::test]
 async fn stopping_the_execution_aborts_its_map_run() {
     let s3 = Objects::with(&[("b/items.json", "[1, 2]")]);
@@ -488,7 +471,7 @@ async fn stopping_the_execution_aborts_its_map_run() {
         .await
         .expect("start");
     for _ in 0..400 {
-        if event_types(&e, &ex.execution_arn)
+        if super::tests::history_types(&e, &ex.execution_arn)
             .await
             .iter()
             .any(|t| t == "WaitStateEntered")
@@ -500,7 +483,7 @@ async fn stopping_the_execution_aborts_its_map_run() {
     e.stop_execution(&ex.execution_arn, None, None)
         .await
         .expect("stop");
-    let seen = event_types(&e, &ex.execution_arn).await;
+    let seen = super::tests::history_types(&e, &ex.execution_arn).await;
     let n = seen.len();
     assert!(n >= 2, "{seen:?}");
     assert_eq!(

@@ -20,7 +20,7 @@ async fn wait_done(e: &Engine, arn: &str) -> ExecutionInfo {
     panic!("execution {arn} did not finish");
 }
 
-async fn history_types(e: &Engine, arn: &str) -> Vec<String> {
+pub(crate) async fn history_types(e: &Engine, arn: &str) -> Vec<String> {
     e.get_execution_history(arn, Some(1000), None, false)
         .await
         .expect("history")
