@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use wfm_engine::integrations::{IntegrationFailure, ServiceIntegration, Submitted};
 use wfm_engine::machine::compiled::Resource;
 
-use crate::aws::{Answer, Aws, AwsError, S3};
+use crate::aws::{percent_encode as encode, Answer, Aws, AwsError, S3};
 use crate::failure::{bad_parameter, failure};
 use crate::query::{parse, Element};
 
@@ -472,11 +472,6 @@ fn object_path(p: &Value) -> Result<String, S3Error> {
         encode(required(p, "Bucket")?, false),
         encode(key, true)
     ))
-}
-
-/// A path part or query value, percent-encoded (`/` kept in keys).
-fn encode(s: &str, keep_slash: bool) -> String {
-    crate::aws::percent_encode(s, keep_slash)
 }
 
 /// The CRC32 of a body as S3's checksum header carries it (base64 of the big-endian value).

@@ -5,6 +5,14 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
+/// Epoch milliseconds as the context object and the API write times
+/// (`2024-01-01T00:00:00.000Z`).
+pub fn iso_ms(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 /// The state's part of the context object.
 pub fn state_part(
     name: &str,
@@ -12,9 +20,7 @@ pub fn state_part(
     task: Option<(&str, u32)>,
     map_item: Option<Value>,
 ) -> Value {
-    let entered = DateTime::<Utc>::from_timestamp_millis(entered_ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true);
+    let entered = iso_ms(entered_ms);
     let mut part = json!({"State": {"EnteredTime": entered, "Name": name}});
     if let Some((token, retries)) = task {
         // Task states also know their token and how often they were retried.

@@ -8,6 +8,7 @@
 
 use serde_json::{json, Value};
 
+use super::context::iso_ms;
 use super::event::Event;
 use super::execution::{Fanout, FrameId, MapIo, MapIoStep, Stage};
 use super::frames::Step;
@@ -18,14 +19,6 @@ use super::{Command, Submission};
 
 /// The resource the result writer writes with.
 const PUT_OBJECT: &str = "arn:aws:states:::s3:putObject";
-
-/// Epoch milliseconds as the API's timestamps.
-fn timestamp(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
 
 /// A failed read or write, under the Map's error name (the service's cause kept).
 fn wrap(error: &str, f: Failure) -> Failure {
@@ -233,8 +226,8 @@ impl Step<'_> {
             &plan,
             &arns,
             &children,
-            &timestamp(v.frame.entered_ms),
-            &timestamp(self.now),
+            &iso_ms(v.frame.entered_ms),
+            &iso_ms(self.now),
         );
         if files.is_empty() {
             return Ok(false);

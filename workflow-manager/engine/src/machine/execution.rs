@@ -366,9 +366,7 @@ impl Meta {
         start_ms: i64,
         input: Value,
     ) -> Meta {
-        let start = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(start_ms)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let start = super::context::iso_ms(start_ms);
         let mut execution = serde_json::json!({
             "Id": arn,
             "Input": input,

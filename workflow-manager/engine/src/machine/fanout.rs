@@ -24,6 +24,8 @@ impl Step<'_> {
                 },
             ),
         };
+        // A Distributed Map's iterations are a map run.
+        let map_run = self.map_run_arns_for(id, None);
         let fan = Fanout {
             total: plan.total,
             next: 0,
@@ -36,13 +38,7 @@ impl Step<'_> {
             results: vec![None; plan.total as usize],
             items: plan.items.clone(),
             failed_slots: Vec::new(),
-            map_run: None,
-        };
-        // A Distributed Map's iterations are a map run.
-        let map_run = self.map_run_arns_for(id, None);
-        let fan = Fanout {
             map_run: map_run.as_ref().map(|a| a.id.clone()),
-            ..fan
         };
         if let Some(arns) = map_run {
             self.emit(

@@ -116,19 +116,10 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters (and `/` if `keep_slash`).
+/// SigV4's URI encoding: everything but RFC 3986's unreserved characters (and `/` if
+/// `keep_slash`), as the service's own AWS calls encode.
 fn uri_encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b'/' if keep_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    wfm_aws_integrations::aws::percent_encode(s, keep_slash)
 }
 
 fn canonical_query(uri: &Uri) -> String {

@@ -10,6 +10,7 @@ use wfm_engine::catalog::Route;
 use wfm_engine::Engine;
 
 use super::{epoch, parse, with_token, WireError};
+use crate::limits::MAX_DEFINITION_BYTES;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -54,9 +55,6 @@ struct UpdateAlias {
     description: Option<String>,
     routing_configuration: Option<Vec<Route>>,
 }
-
-/// The longest definition the API takes (1 MiB of characters, as on AWS).
-const MAX_DEFINITION_CHARS: usize = 1_048_576;
 
 /// A tag as the API writes it.
 #[derive(Deserialize)]
@@ -250,13 +248,14 @@ pub(super) async fn handle(
         "ValidateStateMachineDefinition" => {
             async {
                 let r: Validate = parse(body)?;
-                if r.definition.chars().count() > MAX_DEFINITION_CHARS {
+                // The service's 1 MiB definition limit, counted in characters as AWS does.
+                if r.definition.chars().count() > MAX_DEFINITION_BYTES {
                     return Err(WireError::client(
                         "ValidationException",
                         format!(
                             "1 validation error detected: Value at 'definition' failed to satisfy \
                              constraint: Member must have length less than or equal to \
-                             {MAX_DEFINITION_CHARS}"
+                             {MAX_DEFINITION_BYTES}"
                         ),
                     ));
                 }
